@@ -1,0 +1,293 @@
+"""The model registry (``models.toml``): read, validate strictly, resolve names.
+
+Which file is used: ``--models FILE`` > ``MARCO_MODELS`` > ``models.toml`` in
+the config dir > the one shipped with marco. Every error names the file, the
+table and the key, and unknown keys are rejected so typos cannot pass.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from .errors import ConfigError, UnknownModelError, UsageError
+from .settings import config_dir, models_dir
+
+SHIPPED_REGISTRY = Path(__file__).with_name("models.toml")
+
+_TOP_KEYS = {"default", "fallback", "models"}
+_MODEL_KEYS = {
+    "description", "aliases", "repo", "default_quant", "quants", "package", "file", "path",
+    "quant", "size", "thought_format", "stop", "system_prompt", "chat_template",
+}
+_QUANT_KEYS = {"file", "size", "bytes", "sha256"}
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class QuantFile:
+    quant: str
+    file: str
+    size: str | None = None  # human label shown by `marco models`
+    bytes: int | None = None  # exact size, checked after a download when given
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    repo: str | None = None  # Hugging Face Hub repo id
+    default_quant: str | None = None
+    quants: dict[str, QuantFile] = field(default_factory=dict)
+    package: str | None = None  # Python package that ships the file
+    file: str | None = None
+    path: str | None = None
+    quant: str | None = None
+    size: str | None = None
+    thought_format: bool = False
+    stop: tuple[str, ...] = ()
+    system_prompt: str | None = None
+    chat_template: str | None = None
+
+    @property
+    def downloadable(self) -> bool:
+        return self.repo is not None and bool(self.quants)
+
+
+@dataclass(frozen=True)
+class Registry:
+    source: Path
+    default: str
+    fallback: str | None
+    models: dict[str, ModelEntry]
+
+    def names(self) -> list[str]:
+        return list(self.models)
+
+    def lookup(self, name: str) -> ModelEntry:
+        key = name.strip().lower()
+        if key in self.models:
+            return self.models[key]
+        for entry in self.models.values():
+            if key in entry.aliases:
+                return entry
+        known = ", ".join(sorted(self.models))
+        raise UnknownModelError(f"unknown model '{name}'; known models: {known}")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model spec turned into a file: what to load and what it is."""
+
+    name: str
+    quant: str | None
+    path: Path
+    entry: ModelEntry
+    quant_file: QuantFile | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.quant}" if self.quant else self.name
+
+    @property
+    def on_disk(self) -> bool:
+        return self.path.is_file()
+
+
+def _err(path: Path, where: str, message: str) -> ConfigError:
+    return ConfigError(f"{path}: {where}: {message}")
+
+
+def _check_keys(path: Path, where: str, table: dict, allowed: set[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise _err(path, where, f"unknown key '{key}' (allowed: {', '.join(sorted(allowed))})")
+
+
+def _typed(path: Path, where: str, table: dict, key: str, kind: type | tuple, default=None):
+    if key not in table:
+        return default
+    value = table[key]
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise _err(path, f"{where}.{key}", f"expected {names}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _strings(path: Path, where: str, table: dict, key: str) -> tuple[str, ...]:
+    values = _typed(path, where, table, key, list, [])
+    for value in values:
+        if not isinstance(value, str) or not value:
+            raise _err(path, f"{where}.{key}", f"expected a list of non-empty strings, got {value!r}")
+    return tuple(values)
+
+
+def _parse_quant(path: Path, where: str, quant: str, table: object) -> QuantFile:
+    if not isinstance(table, dict):
+        raise _err(path, where, "expected a table")
+    _check_keys(path, where, table, _QUANT_KEYS)
+    file = _typed(path, where, table, "file", str)
+    if not file:
+        raise _err(path, where, "missing key 'file'")
+    size_bytes = _typed(path, where, table, "bytes", int)
+    if size_bytes is not None and size_bytes <= 0:
+        raise _err(path, f"{where}.bytes", f"must be > 0, got {size_bytes}")
+    sha = _typed(path, where, table, "sha256", str)
+    if sha is not None and not _SHA_RE.match(sha.lower()):
+        raise _err(path, f"{where}.sha256", "must be 64 hex digits")
+    return QuantFile(quant, file, _typed(path, where, table, "size", str), size_bytes, sha and sha.lower())
+
+
+def _parse_model(path: Path, name: str, table: object) -> ModelEntry:
+    where = f"[models.{name}]"
+    if not isinstance(table, dict):
+        raise _err(path, where, "expected a table")
+    if not _NAME_RE.match(name):
+        raise _err(path, where, "model names use lower-case letters, digits, '.', '_' and '-'")
+    _check_keys(path, where, table, _MODEL_KEYS)
+    quants_table = _typed(path, where, table, "quants", dict, {})
+    quants = {
+        q.upper(): _parse_quant(path, f"[models.{name}.quants.{q}]", q.upper(), t)
+        for q, t in quants_table.items()
+    }
+    entry = ModelEntry(
+        name=name,
+        description=_typed(path, where, table, "description", str, ""),
+        aliases=tuple(a.lower() for a in _strings(path, where, table, "aliases")),
+        repo=_typed(path, where, table, "repo", str),
+        default_quant=(_typed(path, where, table, "default_quant", str) or "").upper() or None,
+        quants=quants,
+        package=_typed(path, where, table, "package", str),
+        file=_typed(path, where, table, "file", str),
+        path=_typed(path, where, table, "path", str),
+        quant=_typed(path, where, table, "quant", str),
+        size=_typed(path, where, table, "size", str),
+        thought_format=_typed(path, where, table, "thought_format", bool, False),
+        stop=_strings(path, where, table, "stop"),
+        system_prompt=_typed(path, where, table, "system_prompt", str),
+        chat_template=_typed(path, where, table, "chat_template", str),
+    )
+    sources = [bool(entry.repo), bool(entry.package), bool(entry.path)]
+    if sum(sources) != 1:
+        raise _err(path, where, "give exactly one of 'repo' (with quants), 'package' (with file) or 'path'")
+    if entry.repo and not quants:
+        raise _err(path, where, "'repo' needs at least one [quants.NAME] table with a 'file'")
+    if entry.repo and entry.default_quant and entry.default_quant not in quants:
+        raise _err(path, f"{where}.default_quant", f"'{entry.default_quant}' is not among its quants ({', '.join(quants)})")
+    if entry.package and not entry.file:
+        raise _err(path, where, "'package' needs 'file' (the file's name inside the package)")
+    return entry
+
+
+def parse_registry(text: str, source: Path) -> Registry:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    _check_keys(source, "top level", data, _TOP_KEYS)
+    models_table = _typed(source, "top level", data, "models", dict, {})
+    if not models_table:
+        raise _err(source, "[models]", "no models defined")
+    models = {name: _parse_model(source, name, table) for name, table in models_table.items()}
+    seen: dict[str, str] = {}
+    for entry in models.values():
+        for alias in entry.aliases:
+            if alias in models or alias in seen:
+                raise _err(source, f"[models.{entry.name}].aliases", f"alias '{alias}' is already used")
+            seen[alias] = entry.name
+    registry = Registry(source, "", None, models)
+    default = _typed(source, "top level", data, "default", str, next(iter(models)))
+    fallback = _typed(source, "top level", data, "fallback", str)
+    for key, value in (("default", default), ("fallback", fallback)):
+        if value is not None:
+            try:
+                registry.lookup(value)
+            except UnknownModelError:
+                raise _err(source, f"top level.{key}", f"'{value}' is not a model in this file") from None
+    return Registry(source, registry.lookup(default).name, fallback and registry.lookup(fallback).name, models)
+
+
+def registry_path(override: str | os.PathLike | None = None) -> Path:
+    if override:
+        return Path(override).expanduser()
+    env = os.environ.get("MARCO_MODELS")
+    if env:
+        return Path(env).expanduser()
+    user = config_dir() / "models.toml"
+    return user if user.is_file() else SHIPPED_REGISTRY
+
+
+def load_registry(override: str | os.PathLike | None = None) -> Registry:
+    path = registry_path(override)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: model registry not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the model registry: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the model registry is not UTF-8 text") from None
+    return parse_registry(text, path)
+
+
+def package_file(package: str, file: str) -> Path:
+    """A file shipped inside an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return Path(f"<package {package} is not installed>") / file
+    return Path(next(iter(spec.submodule_search_locations))) / file
+
+
+def download_path(entry: ModelEntry, quant: QuantFile) -> Path:
+    """Where ``marco pull`` puts (and marco looks for) a hub model's file."""
+    return models_dir() / entry.name / quant.file
+
+
+def _resolve_quant(entry: ModelEntry, quant: str | None) -> QuantFile:
+    key = (quant or entry.default_quant or next(iter(entry.quants))).upper()
+    if key not in entry.quants:
+        raise UsageError(
+            f"model '{entry.name}' has no quant '{quant}'; available: {', '.join(entry.quants)}"
+        )
+    return entry.quants[key]
+
+
+def resolve_entry(entry: ModelEntry, quant: str | None = None) -> ResolvedModel:
+    if entry.repo:
+        qf = _resolve_quant(entry, quant)
+        return ResolvedModel(entry.name, qf.quant, download_path(entry, qf), entry, qf)
+    if quant and entry.quant and quant.upper() != entry.quant.upper():
+        raise UsageError(f"model '{entry.name}' comes only as {entry.quant}, not '{quant}'")
+    if entry.package:
+        return ResolvedModel(entry.name, entry.quant, package_file(entry.package, entry.file or ""), entry)
+    return ResolvedModel(entry.name, entry.quant, Path(entry.path or "").expanduser(), entry)
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.lower().endswith(".gguf") or os.sep in spec or spec.startswith(".")
+
+
+def resolve(registry: Registry, spec: str) -> ResolvedModel:
+    """``name``, ``alias``, ``name:quant`` or a path to any ``.gguf`` file."""
+    spec = spec.strip()
+    if not spec:
+        raise UsageError("the model name is empty")
+    if _looks_like_path(spec) and spec.lower() not in registry.models:
+        path = Path(spec).expanduser()
+        entry = ModelEntry(name=path.stem, path=str(path), description="local file")
+        return ResolvedModel(path.name, None, path, entry)
+    name, _, quant = spec.partition(":")
+    return resolve_entry(registry.lookup(name), quant or None)
