@@ -1,0 +1,108 @@
+"""The Typer application and the one error boundary.
+
+Commands live in ``marco_cli/commands/`` (one module each, with a
+``register(app)`` function). This is the only place that turns a
+``MarcoError`` into a one-line message and an exit code; ``--debug`` or
+``MARCO_DEBUG=1`` re-raises instead, traceback and all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from . import __version__
+from .errors import ExitCode, MarcoError
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("MARCO_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def report_error(message: str) -> None:
+    """One line on stderr; never a traceback."""
+    sys.stderr.write(f"marco: error: {message}\n")
+    sys.stderr.flush()
+
+
+class MarcoGroup(TyperGroup):
+    """Wraps every command: typed errors become one line and an exit code.
+
+    Done in the click group (not in ``main``) so ``CliRunner.invoke(app, ...)``
+    in the tests sees exactly what a user sees.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MarcoError as exc:
+            if debug_enabled():
+                raise
+            report_error(str(exc))
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            if debug_enabled():
+                raise
+            sys.stderr.write("\nmarco: interrupted\n")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except BrokenPipeError:
+            # `marco ask ... | head -1`: the reader left; that is not an error.
+            _silence_stdout()
+            raise typer.Exit(int(ExitCode.OK)) from None
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+app = typer.Typer(
+    cls=MarcoGroup,
+    name="marco",
+    help="o1-style reasoning on your own machine: Marco-o1 + Monte Carlo Tree Search over llama.cpp.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"marco {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks (also MARCO_DEBUG=1)."),
+) -> None:
+    """marco: o1-style reasoning on your own machine."""
+    if debug:
+        os.environ["MARCO_DEBUG"] = "1"
+
+
+def _register_commands() -> None:
+    from .commands import COMMANDS
+
+    for register in COMMANDS:
+        register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # Ctrl-C outside a command (e.g. during import)
+        sys.exit(int(ExitCode.INTERRUPTED))
