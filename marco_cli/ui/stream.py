@@ -28,6 +28,7 @@ class AnswerStream:
         self.wrote_answer = False
         self._state = _State.UNKNOWN
         self._buf = ""
+        self._pending_ws = ""  # trailing answer whitespace, written only if more text follows
 
     def feed(self, piece: str) -> None:
         self._buf += piece
@@ -90,7 +91,12 @@ class AnswerStream:
                 return
             if self.thought_console is not None and self._state is _State.ANSWER:
                 self.thought_console.print()
-        sys.stdout.write(text)
+        body = text.rstrip()
+        if not body:
+            self._pending_ws += text
+            return
+        sys.stdout.write(self._pending_ws + body)
+        self._pending_ws = text[len(body):]
         sys.stdout.flush()
         self.wrote_answer = True
 
