@@ -36,7 +36,11 @@ class LineProgress:
             if total > 1:
                 columns += [BarColumn(), MofNCompleteColumn(), TextColumn(what), TimeRemainingColumn()]
             columns.append(TimeElapsedColumn())
-            self._progress = Progress(*columns, console=err_console(), transient=True)
+            # redirect_stdout=False: Rich would otherwise route our stdout
+            # writes (the translations) through its stderr console while live
+            self._progress = Progress(
+                *columns, console=err_console(), transient=True, redirect_stdout=False, redirect_stderr=False
+            )
             self._task = self._progress.add_task(label, total=total)
 
     def __enter__(self) -> "LineProgress":
