@@ -263,3 +263,21 @@ def test_stats_are_counted():
     assert stats.rollouts == len(result.rollouts)
     assert stats.max_depth == max(v.depth for v in result.root.walk())
     assert stats.tokens_per_second >= 0
+
+
+def test_interrupt_between_a_rollout_and_its_reflection_leaks_nothing():
+    settings = SearchSettings(simulations=6, reflection=True, max_tokens=200)
+    reference = search(settings)[1]
+    calls, seen = 0, 0
+    for size in reference.extend_calls:  # find the batch that continues rollouts after the phrase
+        calls += 1
+        batch = reference.requests[seen : seen + size]
+        seen += size
+        if any(r.forced and not r.keep for r in batch):
+            break
+    else:
+        pytest.fail("no rollout reflected in the reference run")
+    backend = ScriptedBackend(interrupt_at_call=calls)
+    result, _ = search(settings, backend)
+    assert result.stopped_by is StoppedBy.INTERRUPTED
+    assert backend.live == 0

@@ -101,8 +101,3 @@ class Actions:
             forced=self.reflection,
             keep=False,
         )
-
-
-def thought_closed(texts: Sequence[str]) -> bool:
-    """Whether the path's text already ended the thought (no reflection after that)."""
-    return THOUGHT_CLOSE in "".join(texts)

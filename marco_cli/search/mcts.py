@@ -27,8 +27,8 @@ import numpy as np
 
 from ..backends.base import Backend, Continuation, Handle, Request, StopReason
 from ..settings import SearchSettings
-from . import uct
-from .actions import Actions, thought_closed
+from . import reflection, uct
+from .actions import Actions
 from .events import (
     Backpropagated,
     Event,
@@ -117,28 +117,12 @@ class MCTS:
         return max(0, self.settings.max_tokens - node.path_length)
 
     def owes_reflection(self, node: Node) -> bool:
-        """v1 reflection still to come on this path (and room to write it)."""
         assert self.actions is not None
-        return (
-            self.settings.reflection
-            and not node.path_reflected()
-            and self.remaining(node) > len(self.actions.reflection)
-            and not thought_closed([n.text for n in node.path()])
-        )
+        return reflection.owes_reflection(node, self.settings, len(self.actions.reflection))
 
     def wants_rethink(self, node: Node) -> bool:
-        """Dynamic reflection: this step's confidence is below ``reflect_below``."""
         assert self.actions is not None
-        threshold = self.settings.reflect_below
-        confidence = node.step_confidence
-        return (
-            threshold is not None
-            and confidence is not None
-            and confidence < threshold
-            and not node.path_reflected()
-            and self.remaining(node) > len(self.actions.reflection)
-            and not thought_closed([n.text for n in node.path()])
-        )
+        return reflection.wants_rethink(node, self.settings, len(self.actions.reflection))
 
     def add_node(self, parent: Node | None, handle: Handle | None, cont: Continuation | None = None) -> Node:
         depth = 0 if parent is None else parent.depth + 1
@@ -278,17 +262,13 @@ class MCTS:
             seed = 0 if greedy else self.seed()
             requests.append(self.actions.rollout(node.handle, self.remaining(node), seed, reflect=reflect, greedy=greedy))
         firsts = self.extend(requests)
-        again = [i for i, (c, r) in enumerate(zip(firsts, owes)) if r and c.stop is StopReason.THOUGHT_END]
-        follow_requests = []
-        for i in again:
-            handle = firsts[i].handle
-            assert handle is not None
-            left = self.remaining(nodes[i]) - len(firsts[i].tokens)
-            follow_requests.append(self.actions.after_reflection(handle, left, 0 if greedy else self.seed(), greedy=greedy))
-        follows = dict(zip(again, self.extend(follow_requests)))
+        try:
+            follows = self._after_reflection(nodes, owes, firsts, greedy)
+        finally:
+            for first in firsts:
+                self.release(first.handle)  # kept only so the reflection could follow
         endings = []
         for i, first in enumerate(firsts):
-            self.release(first.handle)  # kept only so the reflection could follow
             tokens = first.tokens
             confidences = token_confidences(first.n_forced, first.confidences)
             stop = first.stop
@@ -299,6 +279,20 @@ class MCTS:
                 stop = f.stop
             endings.append(Ending(tokens, confidences, stop))
         return endings
+
+    def _after_reflection(
+        self, nodes: Sequence[Node], owes: Sequence[bool], firsts: Sequence[Continuation], greedy: bool
+    ) -> dict[int, Continuation]:
+        """Rollouts that ended their thought get the phrase and go on (one batch)."""
+        assert self.actions is not None
+        again = [i for i, (c, r) in enumerate(zip(firsts, owes)) if r and c.stop is StopReason.THOUGHT_END]
+        requests = []
+        for i in again:
+            handle = firsts[i].handle
+            assert handle is not None
+            left = self.remaining(nodes[i]) - len(firsts[i].tokens)
+            requests.append(self.actions.after_reflection(handle, left, 0 if greedy else self.seed(), greedy=greedy))
+        return dict(zip(again, self.extend(requests)))
 
     def backpropagate(self, node: Node, value: float) -> None:
         """visits += 1 and total += v on every node from ``node`` to the root."""
