@@ -56,8 +56,13 @@ def _check_tree(result, settings: SearchSettings) -> None:
     assert 0.0 <= result.value <= 1.0
 
 
-def test_small_search_completes_with_sound_tree(backend, prompt):
-    result = run_search(backend, prompt, SETTINGS)
+@pytest.fixture(scope="module")
+def first(backend, prompt):
+    return run_search(backend, prompt, SETTINGS)
+
+
+def test_small_search_completes_with_sound_tree(first):
+    result = first
     assert result.stopped_by is StoppedBy.COMPLETED
     assert result.answer_text.strip()
     assert result.stats.simulations == SETTINGS.simulations
@@ -66,8 +71,7 @@ def test_small_search_completes_with_sound_tree(backend, prompt):
     _check_tree(result, SETTINGS)
 
 
-def test_same_seed_same_answer(backend, prompt):
-    first = run_search(backend, prompt, SETTINGS)
+def test_same_seed_same_answer(backend, prompt, first):
     second = run_search(backend, prompt, SETTINGS)
     assert first.answer_text == second.answer_text
     assert tree_to_dict(first.root, digits=4) == tree_to_dict(second.root, digits=4)

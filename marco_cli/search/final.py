@@ -54,7 +54,7 @@ def from_rollout(search: MCTS, rollout: Rollout) -> Answer:
 
 
 def partial(search: MCTS, leaf: Node | None) -> Answer:
-    """No finished path: the chosen path's text so far."""
+    """The chosen path as it stands (complete when its leaf is terminal)."""
     if leaf is None:
         return Answer(None, (), (), 0.0, False)
     tokens = tuple(leaf.path_tokens())
@@ -80,8 +80,8 @@ def choose_answer(search: MCTS, stopped_by: StoppedBy) -> Answer:
         return from_rollout(search, best) if best else partial(search, most_visited_leaf(search.root))
 
     leaf = most_visited_leaf(search.root)
-    if leaf.terminal and leaf.terminal_value is not None:
-        return Answer(leaf, tuple(leaf.path_tokens()), tuple(leaf.path_confidences()), leaf.terminal_value, True)
+    if leaf.terminal:  # the path already ended: it is the answer as it stands
+        return partial(search, leaf)
     if stopped_by is StoppedBy.COMPLETED and leaf.handle is not None and leaf is not search.root:
         try:
             return finish_greedily(search, leaf)

@@ -55,7 +55,7 @@ class Ending:
 
 
 class MCTS:
-    """State of one search. Only ``run_search`` (``__init__.py``) drives it."""
+    """State of one search. Only ``run_search`` (``run.py``) drives it."""
 
     def __init__(
         self,
