@@ -13,7 +13,6 @@ reflection phrase there instead and keep the model thinking.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..backends.base import Backend, Handle, Request, Sampling, Stop, StopReason
