@@ -73,6 +73,16 @@ def test_progress_bar_on_a_terminal_stderr_leaves_stdout_clean(tmp_path):
     assert len(lines) == 5 and lines[1] == "" and all(lines[i] for i in (0, 2, 3))
     assert "\x1b" not in out.read_text(encoding="utf-8")
 
+    # Both on one terminal: each translation is printed above the bar, on a
+    # cleared line, never glued to the end of the bar's line.
+    command = f"{sys.executable} -m marco_cli translate {' '.join(FAST)} --to fr < {src}"
+    child = pexpect.spawn("bash", ["-c", command], env=env, cwd=str(tmp_path), encoding="utf-8", timeout=300)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    for line in (lines[0], lines[2], lines[3]):
+        assert f"\x1b[2K{line}\r\n" in child.before, (line, child.before)
+
 
 def test_json_lines_in_input_order():
     result = _invoke(["--to", "en", "--json"], SOURCE)

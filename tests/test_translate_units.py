@@ -5,6 +5,7 @@ driven by a scripted backend. The real-model tests are in test_translate.py."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -298,7 +299,7 @@ def test_messages_go_above_the_progress_bar_on_a_terminal(scripted, monkeypatch)
     # CliRunner's stderr is no terminal, so Rich draws no bar here; what this
     # checks is that with the progress path on, stdout stays clean and the
     # per-line messages still reach stderr.
-    monkeypatch.setattr("marco_cli.commands.translate.is_tty", lambda stream: True)
+    monkeypatch.setattr("marco_cli.commands.translate.is_tty", lambda stream: stream is sys.stderr)
     result = _invoke(["--to", "en"], "a\nBOOM\nc\n")
     assert result.stdout == "T(a)\n\nT(c)\n"
     assert "marco: line 2: llama_decode failed" in result.stderr

@@ -115,7 +115,9 @@ def _run(translator: Translator, units: list[Unit], *, as_json: bool, show_thoug
     stream_live = show_thoughts and err_tty and todo == 1
     paragraph = translator.options.paragraph
     failed = 0
-    with LineProgress(todo, live=err_tty and not stream_live, what="blocks" if paragraph else "lines") as progress:
+    live = err_tty and not stream_live
+    what = "blocks" if paragraph else "lines"
+    with LineProgress(todo, live=live, stdout_is_terminal=is_tty(sys.stdout), what=what) as progress:
         for index, unit in enumerate(units):
             stream = AnswerStream(answer_to_stdout=False, thought_console=err_console()) if stream_live and unit.needs_model else None
             result = translator.translate(unit, on_text=stream.feed if stream else None)

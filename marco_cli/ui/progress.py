@@ -26,9 +26,16 @@ from .console import err_console
 
 
 class LineProgress:
-    def __init__(self, total: int, *, live: bool, what: str = "lines", label: str = "translating") -> None:
+    def __init__(
+        self, total: int, *, live: bool, stdout_is_terminal: bool = False, what: str = "lines", label: str = "translating"
+    ) -> None:
         """``live``: draw (caller checks that stderr is a terminal). One unit
-        gets a spinner only; several get a bar with counts and an ETA."""
+        gets a spinner only; several get a bar with counts and an ETA.
+
+        ``stdout_is_terminal``: stdout and the bar share one screen, so results
+        written to stdout are passed through Rich, which prints them above the
+        bar; otherwise they would land in the middle of the bar's line. When
+        stdout is a pipe or a file it is left strictly alone."""
         self.total = total
         self._progress: Progress | None = None
         if live and total > 0:
@@ -36,10 +43,9 @@ class LineProgress:
             if total > 1:
                 columns += [BarColumn(), MofNCompleteColumn(), TextColumn(what), TimeRemainingColumn()]
             columns.append(TimeElapsedColumn())
-            # redirect_stdout=False: Rich would otherwise route our stdout
-            # writes (the translations) through its stderr console while live
             self._progress = Progress(
-                *columns, console=err_console(), transient=True, redirect_stdout=False, redirect_stderr=False
+                *columns, console=err_console(), transient=True,
+                redirect_stdout=stdout_is_terminal, redirect_stderr=False,
             )
             self._task = self._progress.add_task(label, total=total)
 
