@@ -138,11 +138,15 @@ def tidy(answer: str, *, paragraph: bool) -> str:
     """Shape an answer for output: one line in line mode (so the output has as
     many lines as the input), no blank lines inside a block in paragraph mode
     (blank lines are what separates blocks)."""
-    answer = answer.replace("\r", "")
+    # every character some tool treats as a line break, not just "\n"
+    answer = _BREAKS.sub("\n", answer.replace("\r\n", "\n"))
     if paragraph:
         lines = [line.rstrip() for line in answer.split("\n")]
         return "\n".join(line for line in lines if line.strip()).strip()
     return re.sub(r"\s*\n\s*", " ", answer).strip()
+
+
+_BREAKS = re.compile("[\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 
 
 # -- use case ----------------------------------------------------------------

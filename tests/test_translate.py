@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,14 +75,26 @@ def test_progress_bar_on_a_terminal_stderr_leaves_stdout_clean(tmp_path):
     assert "\x1b" not in out.read_text(encoding="utf-8")
 
     # Both on one terminal: each translation is printed above the bar, on a
-    # cleared line, never glued to the end of the bar's line.
+    # cleared line, never glued to the end of the bar's line. NO_COLOR: a bar
+    # without colours.
     command = f"{sys.executable} -m marco_cli translate {' '.join(FAST)} --to fr < {src}"
+    env["NO_COLOR"] = "1"
     child = pexpect.spawn("bash", ["-c", command], env=env, cwd=str(tmp_path), encoding="utf-8", timeout=300)
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0, child.before
     for line in (lines[0], lines[2], lines[3]):
         assert f"\x1b[2K{line}\r\n" in child.before, (line, child.before)
+    assert "translating" in child.before and not re.search(r"\x1b\[[0-9;]*3[0-9]m", child.before)
+
+
+def test_no_text_on_a_terminal_is_a_usage_error(tmp_path):
+    pexpect = pytest.importorskip("pexpect")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MARCO_HOME": str(tmp_path / "home")}
+    child = pexpect.spawn(sys.executable, ["-m", "marco_cli", "translate", "--to", "en"], env=env, cwd=str(tmp_path), encoding="utf-8", timeout=60)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 2 and "no text given" in child.before
 
 
 def test_json_lines_in_input_order():

@@ -136,6 +136,8 @@ def test_split_paragraphs():
 def test_tidy():
     assert tidy("  one\n two \r\n\nthree ", paragraph=False) == "one two three"
     assert tidy("one\n\n\ntwo  \n", paragraph=True) == "one\ntwo"
+    assert tidy("a\u2028b\rc\x85d", paragraph=False) == "a b c d"
+    assert tidy("a\u2029\u2029b", paragraph=True) == "a\nb"
 
 
 # -- the command, on a scripted backend --------------------------------------
