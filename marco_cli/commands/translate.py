@@ -123,7 +123,8 @@ def _run(translator: Translator, units: list[Unit], *, as_json: bool, show_thoug
             result = translator.translate(unit, on_text=stream.feed if stream else None)
             if stream is not None:
                 stream.close()
-                err_console().print()
+                if result.thought:  # end the streamed thought's last line
+                    err_console().print()
             failed += _report(result, progress, show_thoughts and not stream_live)
             _write(result, as_json=as_json, separator=paragraph and index > 0)
             if unit.needs_model:
