@@ -5,11 +5,7 @@ The file is written as ``FILE.<tag>.incomplete`` next to its final name (same
 directory, so the last step is an atomic rename) and only renamed once its
 size and sha256 check out: a crash, Ctrl-C, a dropped connection or a full
 disk never leaves a half file under the final name, and the next pull resumes
-where this one stopped. The tag is the content's sha256 (or etag) so a file
-that changed upstream never resumes onto stale bytes.
-
-A verified file gets a small stamp (``.FILE.verified.json``: sha256, size,
-mtime) so pulling it again costs a ``stat`` instead of hashing gigabytes.
+where this one stopped. The files kept beside it are described in model_files.py.
 
 No printing here: progress goes to a callback as ``PullProgress`` events.
 """
@@ -17,19 +13,35 @@ No printing here: progress goes to a callback as ``PullProgress`` events.
 from __future__ import annotations
 
 import errno
-import glob
 import hashlib
-import json
 import os
-import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .errors import DownloadError, ModelNotFoundError, UsageError
-from .registry import QuantFile, Registry, ResolvedModel, download_path
+from .errors import DownloadError
+from .model_files import (  # re-exported: the API `marco models` and `marco rm` use
+    LocalFile,
+    downloaded_files,
+    files_to_remove,
+    hub_quant,
+    lock_path,
+    partial_path,
+    partials,
+    remove,
+    stamp_matches,
+    write_stamp,
+)
+from .registry import QuantFile, ResolvedModel
+
+if TYPE_CHECKING:
+    from .hub import RemoteFile
+
+__all__ = ["LocalFile", "Phase", "PullProgress", "downloaded_files", "files_to_remove", "pull", "remove"]
 
 _HASH_BLOCK = 8 * 1024 * 1024
 
@@ -54,17 +66,6 @@ class PullProgress:
 ProgressCallback = Callable[[PullProgress], None]
 
 
-@dataclass(frozen=True)
-class LocalFile:
-    """A file ``marco pull`` put on disk, for ``marco models``."""
-
-    name: str
-    quant: str
-    path: Path
-    size: int  # bytes on disk (so far, for a partial download)
-    state: str  # "verified", "unverified" (not pulled by marco) or "partial"
-
-
 def _ignore(_: PullProgress) -> None:
     return None
 
@@ -74,7 +75,7 @@ def pull(model: ResolvedModel, *, progress: ProgressCallback | None = None,
     """Download ``model`` (a resolved registry entry with a hub repo) unless it is
     already there and verified; returns the final path. Raises ``DownloadError``."""
     emit = progress or _ignore
-    quant = _hub_quant(model)
+    quant = hub_quant(model)
     dest = model.path
     repo = model.entry.repo or ""
     if not force and _already_verified(dest, quant.sha256, quant.bytes, emit):
@@ -87,13 +88,21 @@ def pull(model: ResolvedModel, *, progress: ProgressCallback | None = None,
     size, sha = _expected(model, quant, remote.size, remote.sha256, remote.url)
     if not force and dest.is_file() and (digest := _existing_digest(dest, size, sha, emit)):
         # There already (copied in, or pulled before stamps existed) and it checks out.
-        _write_stamp(dest, digest, remote.url, remote.commit)
+        write_stamp(dest, digest, remote.url, remote.commit)
         emit(PullProgress(Phase.PRESENT, dest.stat().st_size, size, source=str(dest)))
         return dest
+    with _exclusive(dest):
+        _download(remote, dest, size, sha, emit)
+    return dest
+
+
+def _download(remote: RemoteFile, dest: Path, size: int | None, sha: str | None,
+              emit: ProgressCallback) -> None:
+    from . import hub
 
     partial = _fresh_partial(dest, sha or remote.etag, size)
     resumed = partial.stat().st_size if partial.exists() else 0
-    _check_space(partial.parent, (size or 0) - resumed, quant.file)
+    _check_space(partial.parent, (size or 0) - resumed, dest.name)
     emit(PullProgress(Phase.DOWNLOADING, resumed, size, resumed, remote.url))
 
     def on_bytes(done: int) -> None:
@@ -109,18 +118,25 @@ def pull(model: ResolvedModel, *, progress: ProgressCallback | None = None,
 
     digest = _check_download(partial, size, sha, remote.url, emit)
     os.replace(partial, dest)
-    _write_stamp(dest, digest, remote.url, remote.commit)
+    write_stamp(dest, digest, remote.url, remote.commit)
     emit(PullProgress(Phase.DONE, dest.stat().st_size, size, resumed, str(dest)))
-    return dest
 
 
-def _hub_quant(model: ResolvedModel) -> QuantFile:
-    entry = model.entry
-    if entry.downloadable and model.quant_file is not None:
-        return model.quant_file
-    if entry.package:
-        raise UsageError(f"'{model.name}' ships inside the {entry.package} Python package; there is nothing to download")
-    raise UsageError(f"'{model.name}' is a local file ({model.path}), not a Hugging Face Hub model")
+@contextmanager
+def _exclusive(dest: Path) -> Iterator[None]:
+    """One pull per file at a time: two appending to one partial would corrupt it."""
+    from filelock import FileLock, Timeout  # a dependency of huggingface_hub
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_path(dest), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise DownloadError(f"another `marco pull` is already downloading {dest.name} into {dest.parent}") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _expected(model: ResolvedModel, quant: QuantFile, hub_size: int | None,
@@ -146,11 +162,11 @@ def _already_verified(dest: Path, sha: str | None, size: int | None, emit: Progr
     a sha256 that the file has (then it is stamped for next time)."""
     if not dest.is_file():
         return False
-    if _stamp_matches(dest, sha, size):
+    if stamp_matches(dest, sha, size):
         emit(PullProgress(Phase.PRESENT, dest.stat().st_size, size, source=str(dest)))
         return True
     if sha and _existing_digest(dest, size, sha, emit):
-        _write_stamp(dest, sha, None, None)
+        write_stamp(dest, sha, None, None)
         emit(PullProgress(Phase.PRESENT, dest.stat().st_size, size, source=str(dest)))
         return True
     return False
@@ -199,45 +215,17 @@ def _sha256_of(path: Path, emit: ProgressCallback = _ignore) -> str:
     return digest.hexdigest()
 
 
-# -- partial files, stamps, disk space ------------------------------------------------
-
-def _partials(dest: Path) -> list[Path]:
-    return sorted(dest.parent.glob(f"{glob.escape(dest.name)}.*.incomplete"))
-
+# -- partial file, disk space ---------------------------------------------------------
 
 def _fresh_partial(dest: Path, tag: str | None, size: int | None) -> Path:
     """The partial file to append to; partials of other versions are dropped."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    safe_tag = re.sub(r"[^0-9A-Za-z]", "", tag or "")[:16] or f"size{size or 0}"
-    partial = dest.with_name(f"{dest.name}.{safe_tag}.incomplete")
-    for other in _partials(dest):
+    partial = partial_path(dest, tag, size)
+    for other in partials(dest):
         if other != partial:
             other.unlink(missing_ok=True)
     if size is not None and partial.exists() and partial.stat().st_size > size:
         partial.unlink()  # longer than the file itself: not ours to resume
     return partial
-
-
-def _stamp_path(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}.verified.json")
-
-
-def _write_stamp(dest: Path, sha: str, url: str | None, commit: str | None) -> None:
-    st = dest.stat()
-    data = {"sha256": sha, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "url": url, "commit": commit}
-    tmp = _stamp_path(dest).with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, _stamp_path(dest))
-
-
-def _stamp_matches(dest: Path, sha: str | None, size: int | None) -> bool:
-    try:
-        data = json.loads(_stamp_path(dest).read_text(encoding="utf-8"))
-        st = dest.stat()
-        same_file = data["size"] == st.st_size and data["mtime_ns"] == st.st_mtime_ns
-        return bool(same_file and (sha is None or data["sha256"] == sha) and (size is None or size == st.st_size))
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
 
 
 def _free_bytes(directory: Path) -> int:
@@ -266,42 +254,3 @@ def _disk_error(exc: OSError, partial: Path, size: int | None) -> DownloadError:
 
 def _human(n: int) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
-
-
-# -- what is on disk: `marco models` and `marco rm` -------------------------------------
-
-def downloaded_files(registry: Registry) -> list[LocalFile]:
-    """Every registry file under the models dir, complete or partial."""
-    found: list[LocalFile] = []
-    for entry in registry.models.values():
-        if not entry.downloadable:
-            continue
-        for quant in entry.quants.values():
-            dest = download_path(entry, quant)
-            if dest.is_file():
-                state = "verified" if _stamp_matches(dest, quant.sha256, quant.bytes) else "unverified"
-                found.append(LocalFile(entry.name, quant.quant, dest, dest.stat().st_size, state))
-            found.extend(LocalFile(entry.name, quant.quant, p, p.stat().st_size, "partial")
-                         for p in _partials(dest) if p.is_file())
-    return found
-
-
-def files_to_remove(model: ResolvedModel) -> list[Path]:
-    """What ``marco rm`` would delete: the file, its stamp, partial downloads."""
-    _hub_quant(model)
-    dest = model.path
-    candidates = [dest, _stamp_path(dest), *_partials(dest)]
-    return [p for p in candidates if p.exists() or p.is_symlink()]
-
-
-def remove(model: ResolvedModel) -> list[Path]:
-    victims = files_to_remove(model)
-    if not victims:
-        raise ModelNotFoundError(f"{model.label} is not downloaded (nothing at {model.path})")
-    for path in victims:
-        path.unlink(missing_ok=True)
-    try:
-        model.path.parent.rmdir()  # only when it is now empty
-    except OSError:
-        pass
-    return victims

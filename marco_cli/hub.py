@@ -119,7 +119,15 @@ def fetch(remote: RemoteFile, out: BinaryIO, *, resume_from: int, on_bytes: Call
             tqdm_class=meter,  # type: ignore[arg-type]  # a callable returning a bar is accepted
         )
     except HfHubHTTPError as exc:
-        raise _error(exc, remote.repo, remote.filename, remote.url) from None
+        if remote.location == remote.url:
+            raise _error(exc, remote.repo, remote.filename, remote.url) from None
+        # The CDN refused its own signed link: they expire (about an hour), and
+        # http_get reuses it when it reconnects. A new pull asks the hub for a fresh one.
+        status = exc.response.status_code if exc.response is not None else "?"
+        raise DownloadError(
+            f"the storage behind {remote.url} refused the download link (HTTP {status}; signed links expire)",
+            hint="run the same pull again to resume",
+        ) from None
     except httpx2.HTTPError as exc:
         raise DownloadError(
             f"connection lost while downloading {remote.url}: {_first_line(exc)}",

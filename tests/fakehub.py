@@ -11,7 +11,9 @@ Two threaded HTTP servers on random ports, like huggingface.co and its LFS CDN:
 
 Knobs a test sets: ``drop_after`` (the next CDN GET sends that many bytes, then
 the connection is cut), ``corrupt`` (serve one flipped byte while announcing
-the right sha256), ``token`` (require ``Authorization: Bearer <token>``).
+the right sha256), ``refuse_ranges`` (the CDN answers 403 to a ranged GET, as
+it does once a signed link has expired), ``token`` (require
+``Authorization: Bearer <token>`` at the hub), ``pause`` (a slow CDN).
 Every request is recorded in ``requests``. Use it as a context manager; it
 always stops its servers.
 
@@ -25,6 +27,7 @@ import hashlib
 import re
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -52,6 +55,8 @@ class FakeHub:
     blobs: dict[str, bytes] = field(default_factory=dict)  # sha256 -> bytes, what the CDN serves
     drop_after: int | None = None
     corrupt: bool = False
+    refuse_ranges: bool = False  # CDN answers 403 to ranged GETs, like an expired signed link
+    pause: float = 0.0  # seconds the CDN waits between 1 MB pieces (a slow link)
     token: str | None = None
     requests: list[Request] = field(default_factory=list)
 
@@ -159,6 +164,8 @@ class _Handler(BaseHTTPRequestHandler):
         status = 200
         headers = {"Accept-Ranges": "bytes", "ETag": f'"{m["sha"]}"', "Content-Type": "application/octet-stream"}
         r = _RANGE.match(self.headers.get("Range", ""))
+        if r and self.hub.refuse_ranges:
+            return self._send(403, {"Content-Length": "0"})
         if r:
             start = int(r[1])
             if start >= len(data):
@@ -178,6 +185,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             for i in range(0, len(view), 1 << 20):
                 self.wfile.write(view[i:i + (1 << 20)])
+                if self.hub.pause:
+                    time.sleep(self.hub.pause)
             self.wfile.flush()
             if limit is not None:
                 self.connection.shutdown(socket.SHUT_RDWR)  # mid-body, as a flaky network does

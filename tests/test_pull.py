@@ -31,7 +31,7 @@ def test_full_pull_lands_verified_under_the_final_name(hub, registry_file, gguf_
     path = pull(model(registry_file), progress=events.append)
     assert path == isolated_home / "models" / "tiny-hub" / FILE
     assert sha_of(path) == gguf_sha
-    assert leftovers(path.parent) == sorted([FILE, f".{FILE}.verified.json"])
+    assert leftovers(path.parent) == sorted([FILE, f".{FILE}.verified.json", f".{FILE}.lock"])
     phases = [e.phase for e in events]
     assert phases[0] is Phase.CHECKING and phases[-1] is Phase.DONE
     assert Phase.DOWNLOADING in phases and Phase.VERIFYING in phases
@@ -84,6 +84,22 @@ def test_interrupted_pull_keeps_its_partial_and_the_next_pull_resumes(hub, regis
     assert not list(dest.parent.glob("*.incomplete"))
 
 
+def test_refused_resume_keeps_the_partial_for_the_next_pull(hub, registry_file, gguf_sha):
+    hub.drop_after = 25 * 1024 * 1024
+    hub.refuse_ranges = True  # http_get's own retry meets an "expired" signed link
+    with pytest.raises(DownloadError, match=r"refused the download link \(HTTP 403") as err:
+        pull(model(registry_file))
+    assert "run the same pull again to resume" in str(err.value)
+    dest = model(registry_file).path
+    (partial,) = dest.parent.glob("*.incomplete")
+    kept = partial.stat().st_size
+    assert kept > 0 and not dest.exists()
+
+    hub.refuse_ranges = False
+    assert sha_of(pull(model(registry_file))) == gguf_sha
+    assert hub.gets()[-1].headers.get("Range") == f"bytes={kept}-"
+
+
 def test_corrupt_download_is_deleted_and_reported(hub, registry_file):
     hub.corrupt = True
     with pytest.raises(DownloadError) as err:
@@ -91,7 +107,7 @@ def test_corrupt_download_is_deleted_and_reported(hub, registry_file):
     message = str(err.value)
     assert "sha256 mismatch" in message and "deleted" in message and hub.endpoint in message
     assert "\n" not in message
-    assert leftovers(model(registry_file).path.parent) == []
+    assert leftovers(model(registry_file).path.parent) == [f".{FILE}.lock"]
 
 
 def test_registry_pin_that_disagrees_with_the_hub_stops_before_downloading(hub, tmp_path):
@@ -167,6 +183,17 @@ def test_disk_full_mid_download_leaves_nothing_under_the_final_name(hub, registr
         pull(model(registry_file))
     assert "\n" not in str(err.value)
     assert not dest.exists()
+
+
+def test_one_pull_per_file_at_a_time(hub, registry_file):
+    from filelock import FileLock
+
+    dest = model(registry_file).path
+    dest.parent.mkdir(parents=True)
+    with FileLock(dest.parent / f".{FILE}.lock"):
+        with pytest.raises(DownloadError, match="already downloading"):
+            pull(model(registry_file))
+    assert hub.gets() == []
 
 
 def test_embedded_model_is_not_downloadable(registry_file):

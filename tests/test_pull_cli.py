@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from marco_cli.registry import load_registry
 from marco_cli.ui.pull_progress import PlainPullDisplay
 
 URL_TAIL = f"/{REPO}/resolve/main/{FILE}"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -81,7 +84,8 @@ def test_pull_survives_a_dropped_connection(hub, marco, isolated_home, gguf_sha)
 def test_pull_checksum_mismatch(hub, marco, isolated_home):
     hub.corrupt = True
     one_line_error(marco("pull", "tiny-hub"), 1, "sha256 mismatch", "the bad download was deleted", URL_TAIL)
-    assert not downloaded(isolated_home).parent.exists() or not any(downloaded(isolated_home).parent.iterdir())
+    left = [p.name for p in downloaded(isolated_home).parent.iterdir()]
+    assert left == [f".{FILE}.lock"]  # no file under the final name, no partial
 
 
 def test_pull_offline(marco, monkeypatch):
@@ -150,3 +154,33 @@ def test_plain_progress_lines():
         "marco: verifying sha256 of m:Q",
         "marco: verifying m:Q: 100% (4.00 GB of 4.00 GB)",
     ]
+
+
+def test_ctrl_c_in_a_terminal_then_pull_again_resumes(hub, registry_file, isolated_home, gguf_sha, runner):
+    """The real thing: a Rich bar in a pseudo-terminal, Ctrl-C, then `marco pull` again."""
+    pexpect = pytest.importorskip("pexpect")
+    hub.pause = 0.02  # about 2 s for the whole file: time to interrupt it
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm"}
+    child = pexpect.spawn(sys.executable, ["-m", "marco_cli", "pull", "tiny-hub", "--models", str(registry_file)],
+                          env=env, timeout=60, encoding="utf-8", dimensions=(30, 120))
+    child.expect("pulling tiny-hub:Q4_1")
+    partial_dir = downloaded(isolated_home).parent
+    for _ in range(600):  # bounded: wait until some bytes reached the partial file
+        if any(p.stat().st_size for p in partial_dir.glob("*.incomplete")):
+            break
+        child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.05)
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    shown = child.before
+    child.close()
+    assert child.exitstatus == 130, shown
+    assert "`marco pull tiny-hub` resumes it" in shown and "Traceback" not in shown
+    (partial,) = partial_dir.glob("*.incomplete")
+    kept = partial.stat().st_size
+    assert kept > 0 and not downloaded(isolated_home).exists()
+
+    hub.pause = 0.0
+    result = runner.invoke(app, ["pull", "tiny-hub", "--models", str(registry_file)])
+    assert result.exit_code == 0, result.stderr
+    assert hub.gets()[-1].headers.get("Range") == f"bytes={kept}-"
+    assert hashlib.sha256(downloaded(isolated_home).read_bytes()).hexdigest() == gguf_sha
