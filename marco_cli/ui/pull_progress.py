@@ -64,6 +64,7 @@ class RichPullDisplay:
 
     def close(self) -> None:
         if self._started:
+            self._started = False
             self._progress.stop()
 
 
