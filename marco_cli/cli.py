@@ -56,7 +56,8 @@ class MarcoGroup(TyperGroup):
             # `marco ask ... | head -1`: the reader left; that is not an error.
             _silence_stdout()
             raise typer.Exit(int(ExitCode.OK)) from None
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, typer.Exit, typer.Abort):
+            # typer >= 0.13 has its own Exit/Abort (not click's): `--help` raises one
             raise
         except Exception as exc:  # a bug of ours: still one line, never a traceback
             if debug_enabled():
