@@ -124,7 +124,6 @@ def test_rm_yes_and_its_errors(hub, marco, isolated_home):
 
 
 def test_ask_uses_the_pulled_model(hub, marco, registry_file):
-    pytest.importorskip("marco_cli.backends.llama", reason="the llama.cpp backend is not merged yet")
     # Before the pull the default (tiny-hub here, marco-o1 in the shipped registry)
     # falls back to the embedded model; checked without loading anything.
     before = choose_model(load_registry(registry_file), None)
