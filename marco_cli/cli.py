@@ -53,6 +53,10 @@ class MarcoGroup(TyperGroup):
             # `marco ask ... | head -1`: the reader left; that is not an error.
             _silence_stdout()
             raise typer.Exit(int(ExitCode.OK)) from None
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            # typer >= 0.29 vendors click: its Exit/Abort/usage errors are not
+            # click's, and --help or `raise typer.Exit(n)` must pass through
+            raise
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except Exception as exc:  # a bug of ours: still one line, never a traceback
