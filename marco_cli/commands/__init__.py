@@ -10,9 +10,10 @@ from collections.abc import Callable
 
 import typer
 
-from . import ask, models
+from . import ask, chat, models
 
 COMMANDS: list[Callable[[typer.Typer], None]] = [
     ask.register,
+    chat.register,
     models.register,
 ]
