@@ -42,7 +42,10 @@ class MarcoGroup(TyperGroup):
         except MarcoError as exc:
             if debug_enabled():
                 raise
-            report_error(str(exc))
+            if exc.exit_code == ExitCode.INTERRUPTED:
+                sys.stderr.write("\nmarco: interrupted\n")
+            else:
+                report_error(str(exc))
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             if debug_enabled():

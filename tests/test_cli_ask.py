@@ -1,0 +1,152 @@
+"""`marco ask` end to end on the real embedded model, and every error case of
+the foundation issue: one line on stderr, the right exit code, no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from marco_cli.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ["-m", "tiny", "--max-tokens", "24", "--ctx", "1024"]
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def _one_line_error(result, code: int, text: str) -> None:
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("marco: error: "), result.stderr
+    assert text in lines[-1]
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_version(runner):
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith("marco ")
+
+
+def test_ask_answers_on_stdout(runner):
+    result = runner.invoke(app, ["ask", *FAST, "What is the capital of France?"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip(), "an answer on stdout"
+    assert "\x1b[" not in result.stdout
+
+
+def test_default_model_falls_back_to_embedded_with_notice(runner):
+    result = runner.invoke(app, ["ask", "--max-tokens", "8", "Hi"])
+    assert result.exit_code == 0, result.stderr
+    assert "not downloaded; answering with the embedded smollm2-135m" in result.stderr
+    assert "marco pull marco-o1" in result.stderr
+
+
+def test_json_output(runner):
+    result = runner.invoke(app, ["ask", *FAST, "--json", "--mode", "cot", "What is 2+2?"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) >= {"question", "answer", "thought", "model", "mode", "tokens", "seconds"}
+    assert data["question"] == "What is 2+2?" and data["mode"] == "cot"
+    assert data["model"] == "smollm2-135m:Q4_1"
+    assert data["tokens"]["prompt"] > 10 and 0 < data["tokens"]["generated"] <= 24
+
+
+def test_same_seed_same_answer(runner):
+    args = ["ask", *FAST, "--temperature", "0.9", "--seed", "7", "--json", "Name a colour."]
+    first, second = runner.invoke(app, args), runner.invoke(app, args)
+    assert json.loads(first.stdout)["answer"] == json.loads(second.stdout)["answer"]
+
+
+def test_stdin_then_blank_line_then_argument(runner):
+    result = runner.invoke(app, ["ask", *FAST, "--json", "Summarise."], input="Some text.\n")
+    assert json.loads(result.stdout)["question"] == "Some text.\n\nSummarise."
+    result = runner.invoke(app, ["ask", *FAST, "--json", "-"], input="From stdin only\n")
+    assert json.loads(result.stdout)["question"] == "From stdin only\n"
+
+
+def test_show_thoughts_prints_thought_and_answer(runner):
+    result = runner.invoke(app, ["ask", *FAST, "--show-thoughts", "Why is the sky blue?"])
+    assert result.exit_code == 0 and result.stdout.strip()
+
+
+@pytest.mark.parametrize("args, stdin, code, text", [
+    (["ask", "   "], None, 2, "the question is empty"),
+    (["ask"], "", 2, "the question is empty"),
+    (["ask", "-m", "no-such-model", "hi"], None, 2, "unknown model 'no-such-model'; known models: marco-o1, smollm2-135m"),
+    (["ask", "-m", "/nonexistent/model.gguf", "hi"], None, 1, "model file not found: /nonexistent/model.gguf"),
+    (["ask", "-m", "marco-o1", "hi"], None, 1, "marco-o1:Q4_K_M is not downloaded"),
+    (["ask", "-m", "marco-o1:q3", "hi"], None, 2, "no quant 'q3'"),
+    (["ask", "-m", "tiny", "--max-tokens", "0", "hi"], None, 2, "--max-tokens must be > 0"),
+    (["ask", "-m", "tiny", "--max-tokens", "-5", "hi"], None, 2, "--max-tokens must be > 0"),
+    (["ask", "-m", "tiny", "--simulations", "0", "hi"], None, 2, "--simulations must be > 0"),
+    (["ask", "-m", "tiny", "--temperature", "-1", "hi"], None, 2, "--temperature must be >= 0"),
+    (["ask", "-m", "tiny", "--ctx", "-1", "hi"], None, 2, "--ctx must be > 0"),
+    (["ask", "-m", "tiny", "--threads", "0", "hi"], None, 2, "--threads must be > 0"),
+])
+def test_usage_errors(runner, args, stdin, code, text):
+    _one_line_error(runner.invoke(app, args, input=stdin), code, text)
+
+
+def test_invalid_utf8_on_stdin(runner):
+    result = runner.invoke(app, ["ask", "-m", "tiny"], input=b"caf\xe9 \xff\n")
+    _one_line_error(result, 2, "stdin is not valid UTF-8")
+
+
+def test_not_a_gguf(runner, tmp_path):
+    fake = tmp_path / "fake.gguf"
+    fake.write_text("this is not a model")
+    _one_line_error(runner.invoke(app, ["ask", "-m", str(fake), "hi"]), 1, "is not a GGUF model file")
+
+
+def test_corrupt_gguf(runner, tmp_path, smol_gguf):
+    broken = tmp_path / "truncated.gguf"
+    broken.write_bytes(smol_gguf.read_bytes()[:4096])
+    result = runner.invoke(app, ["ask", "-m", str(broken), "hi"])
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("marco: error: ")
+
+
+def test_broken_models_toml(runner, tmp_path):
+    bad = tmp_path / "models.toml"
+    bad.write_text("[models.x]\npath = 'a.gguf'\nbogus = 1\n")
+    _one_line_error(runner.invoke(app, ["ask", "--models", str(bad), "hi"]), 2, f"{bad}: [models.x]: unknown key 'bogus'")
+
+
+def test_prompt_longer_than_context(runner):
+    question = "word " * 3000
+    result = runner.invoke(app, ["ask", "-m", "tiny", "--ctx", "512", question])
+    _one_line_error(result, 1, "context")
+
+
+def test_debug_shows_traceback(runner):
+    result = runner.invoke(app, ["--debug", "ask", "-m", "no-such", "hi"])
+    assert result.exit_code != 0 and result.exception is not None
+
+
+def _run(args, stdin: bytes | None, home: Path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MARCO_HOME": str(home)}
+    env.pop("NO_COLOR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "marco_cli", *args], input=stdin, capture_output=True, env=env, timeout=300,
+    )
+
+
+def test_pipe_subprocess_clean_stdout(tmp_path):
+    proc = _run(["ask", *FAST], b"What is 17*23?\n", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() and b"\x1b[" not in proc.stdout and b"\x1b[" not in proc.stderr
+
+
+def test_pipe_subprocess_error_is_one_line(tmp_path):
+    proc = _run(["ask", "-m", "nope", "hi"], b"", tmp_path)
+    assert proc.returncode == 2 and proc.stdout == b""
+    assert proc.stderr.decode().strip().count("\n") == 0

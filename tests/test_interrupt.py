@@ -1,0 +1,31 @@
+"""Ctrl-C while generating, in a real pseudo-terminal: what was generated so
+far stays on screen, the exit code is 130, no traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pexpect
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_ctrl_c_mid_generation_keeps_partial_answer(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MARCO_HOME": str(tmp_path), "TERM": "xterm"}
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "marco_cli", "ask", "-m", "tiny", "--max-tokens", "4000", "--temperature", "1.0",
+         "--seed", "1", "Write a very long story about a dragon who learns to count."],
+        env=env, timeout=120, encoding="utf-8", dimensions=(40, 120),
+    )
+    child.expect(r"\w{3,}")  # the answer (or thought) is streaming
+    shown = child.before + child.after
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    shown += child.before
+    child.close()
+    assert child.exitstatus == 130, shown
+    assert "Traceback" not in shown
+    assert "interrupted" in shown
