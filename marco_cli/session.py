@@ -194,7 +194,7 @@ class ChatSession:
     def _spec(self, model: ResolvedModel) -> str:
         """What to write in the file so the model resolves again: the registry
         label, or the file's path for a model given as a path."""
-        if self.registry.models.get(model.entry.name) is model.entry:
+        if self.registry.models.get(model.entry.name) == model.entry:
             return model.label
         return str(model.path.resolve())
 
