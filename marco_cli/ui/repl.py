@@ -158,8 +158,9 @@ class Repl:
         if stream is not None:
             stream.close()
             if stream.wrote_answer:
-                sys.stdout.write("\n")
-                sys.stdout.flush()
+                if not cancelled:  # a blank line before the next prompt
+                    sys.stdout.write("\n")
+                    sys.stdout.flush()
                 return
             if cancelled:  # what was streamed (a thought) stays on screen as it is
                 return
