@@ -15,6 +15,7 @@ from ..settings import Mode, marco_home
 from ..ui.console import is_tty, notice
 from ..ui.line_input import StreamLines, TerminalLines
 from ..ui.repl import Repl
+from ..ui.slash import COMMANDS
 from . import _options as o
 
 _S = o.DEFAULT_SEARCH
@@ -85,7 +86,11 @@ def _run(session: ChatSession, save: str | None) -> int:
     """Run the loop; whatever ends it (Ctrl-D, /exit, an error, Ctrl-C in a
     pipe), the history is written and the conversation saved to ``--save``."""
     interactive = is_tty(sys.stdin)
-    lines = TerminalLines(marco_home() / HISTORY_FILE) if interactive else StreamLines(sys.stdin.buffer)
+    if interactive:
+        lines: TerminalLines | StreamLines = TerminalLines(
+            marco_home() / HISTORY_FILE, completions=[f"/{name}" for name in COMMANDS if name.isalpha()])
+    else:
+        lines = StreamLines(sys.stdin.buffer)
     try:
         status = Repl(session, lines, interactive=interactive, save_path=save).run()
     except BaseException:
@@ -95,7 +100,7 @@ def _run(session: ChatSession, save: str | None) -> int:
     return status if saved else int(ExitCode.ERROR)
 
 
-def _close(session: ChatSession, lines: object, save: str | None) -> bool:
+def _close(session: ChatSession, lines: TerminalLines | StreamLines, save: str | None) -> bool:
     """Write the history and the conversation; False when the save failed
     (reported here as one line)."""
     if isinstance(lines, TerminalLines):

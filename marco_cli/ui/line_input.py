@@ -9,7 +9,7 @@ through (Ctrl-C), so the block logic below is tested without a terminal.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -87,8 +87,9 @@ class TerminalLines:
     """``input()`` with readline: line editing, and history kept in a file
     across sessions. Without readline (Windows) it is plain ``input()``."""
 
-    def __init__(self, history_file: Path | None) -> None:
+    def __init__(self, history_file: Path | None, completions: Sequence[str] = ()) -> None:
         self.history_file = history_file
+        self.completions = sorted(completions)
         try:
             import readline
         except ImportError:  # pragma: no cover - no readline on this platform
@@ -96,6 +97,11 @@ class TerminalLines:
             return
         self._readline = readline
         readline.set_history_length(HISTORY_LENGTH)
+        if self.completions:
+            readline.set_completer(self._complete)
+            # macOS ships libedit under the readline name; it spells bindings differently
+            libedit = "libedit" in (readline.__doc__ or "")
+            readline.parse_and_bind("bind ^I rl_complete" if libedit else "tab: complete")
         if history_file is not None:
             try:
                 readline.read_history_file(str(history_file))
@@ -104,6 +110,13 @@ class TerminalLines:
 
     def __call__(self, prompt: str) -> str:
         return input(prompt)
+
+    def _complete(self, text: str, state: int) -> str | None:
+        """Tab after ``/``: the slash commands."""
+        if not text.startswith("/"):
+            return None
+        matches = [c for c in self.completions if c.startswith(text)]
+        return matches[state] if state < len(matches) else None
 
     def save_history(self) -> None:
         """Write the history; a read-only or full disk must not spoil the exit."""

@@ -85,7 +85,7 @@ class Repl:
         if isinstance(reply, str):
             self._say(reply)
         elif reply is not None and reply is not QUIT:
-            self._err.print(reply)
+            self._err.print(reply, crop=False)
         return reply
 
     # -- turns -------------------------------------------------------------
