@@ -1,0 +1,26 @@
+"""MCTS over reasoning steps, scored by the model's own token confidence
+(Marco-o1, arXiv 2411.14405). Pure Python + numpy; talks only to the
+``marco_cli.backends.base.Backend`` protocol, never to llama_cpp, rich or typer.
+
+    result = run_search(backend, prompt_tokens, settings, observer=..., should_stop=...)
+"""
+
+from . import events
+from .events import Observer, NullObserver
+from .node import NodeView, snapshot, tree_to_dict
+from .result import Rollout, SearchResult, SearchStats, StoppedBy
+from .run import run_search
+
+__all__ = [
+    "NodeView",
+    "NullObserver",
+    "Observer",
+    "Rollout",
+    "SearchResult",
+    "SearchStats",
+    "StoppedBy",
+    "events",
+    "run_search",
+    "snapshot",
+    "tree_to_dict",
+]

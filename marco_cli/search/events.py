@@ -1,0 +1,92 @@
+"""Typed events the search emits, and the observer that receives them.
+
+The search never draws or prints; a UI subscribes with an ``Observer`` (as in
+httpie's ``BaseDisplay``/``DummyDisplay``). Events are frozen and carry ids
+plus what a live view needs, never live nodes. Order within one iteration:
+NodeCreated* (ReflectionInserted) -> NodeExpanded -> RolloutScored ->
+Backpropagated (per scored node) -> IterationDone; SearchFinished last.
+Observers are called on the search thread: keep them quick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, Union, runtime_checkable
+
+from ..backends.base import StopReason
+
+if TYPE_CHECKING:
+    from .node import NodeView
+    from .result import SearchResult
+
+
+@dataclass(frozen=True)
+class NodeCreated:
+    node_id: int
+    parent_id: int | None
+    depth: int
+    text: str  # the step's text (the UI shortens it)
+    n_tokens: int
+    step_confidence: float | None
+    reflection: bool
+    terminal: bool
+    stop: StopReason | None
+
+
+@dataclass(frozen=True)
+class NodeExpanded:
+    parent_id: int
+    child_ids: tuple[int, ...]
+    merged: int  # sampled duplicates dropped
+
+
+@dataclass(frozen=True)
+class ReflectionInserted:
+    node_id: int
+
+
+@dataclass(frozen=True)
+class RolloutScored:
+    node_id: int  # where the rollout started
+    value: float
+    n_tokens: int  # tokens of the rollout continuation (0: the node itself was terminal)
+    answer_text: str  # the whole path's text, root to end of rollout
+    stop: StopReason
+
+
+@dataclass(frozen=True)
+class Backpropagated:
+    path_ids: tuple[int, ...]  # root first
+    value: float
+
+
+@dataclass(frozen=True)
+class IterationDone:
+    iteration: int  # 1-based
+    simulations: int  # leaves processed so far
+    nodes: int
+    tokens: int  # sampled tokens so far
+    elapsed: float  # seconds
+    tree: NodeView  # frozen snapshot, safe to draw from another thread
+
+
+@dataclass(frozen=True)
+class SearchFinished:
+    result: SearchResult
+
+
+Event = Union[
+    NodeCreated, NodeExpanded, ReflectionInserted, RolloutScored, Backpropagated, IterationDone, SearchFinished
+]
+
+
+@runtime_checkable
+class Observer(Protocol):
+    def on_event(self, event: Event) -> None: ...
+
+
+class NullObserver:
+    """Ignores everything: the default for tests and piped runs."""
+
+    def on_event(self, event: Event) -> None:
+        return None

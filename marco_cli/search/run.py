@@ -1,0 +1,110 @@
+"""``run_search``: the anytime loop around the four MCTS phases."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+
+from ..backends.base import Backend
+from ..settings import SearchSettings
+from .actions import Actions, reflection_tokens
+from .events import IterationDone, NullObserver, Observer, SearchFinished
+from .final import Answer, choose_answer
+from .mcts import MCTS
+from .node import Node, snapshot
+from .result import SearchResult, SearchStats, StoppedBy
+
+
+def run_search(
+    backend: Backend,
+    prompt_tokens: Sequence[int],
+    settings: SearchSettings,
+    *,
+    observer: Observer | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> SearchResult:
+    """Search for an answer to the prompt by MCTS and return the best one.
+
+    Anytime: the wall-clock ``settings.budget``, ``should_stop()`` and Ctrl-C
+    end the search between phases and still return the best answer so far.
+    On Ctrl-C the result says ``stopped_by=INTERRUPTED`` and the caller
+    re-raises / exits 130. Every KV handle the search took is released
+    before returning.
+    """
+    search = MCTS(backend, settings, observer or NullObserver(), should_stop, clock)
+    evaluated_before = backend.stats.evaluated_tokens
+    stopped_by = StoppedBy.COMPLETED
+    try:
+        try:
+            search.actions = Actions(settings, reflection_tokens(backend))
+            search.root = search.add_node(None, backend.root(list(prompt_tokens)))
+            search.announce(search.root)
+            while search.simulations < settings.simulations:
+                halt = search.halt_reason() or search.iterate()
+                if halt is not None:
+                    stopped_by = halt
+                    break
+                search.iterations += 1
+                search.emit(
+                    IterationDone(
+                        iteration=search.iterations,
+                        simulations=search.simulations,
+                        nodes=len(search.nodes),
+                        tokens=search.tokens_generated,
+                        elapsed=search.elapsed(),
+                        tree=snapshot(search.root),
+                    )
+                )
+        except KeyboardInterrupt:
+            stopped_by = StoppedBy.INTERRUPTED
+        answer = choose_answer(search, stopped_by)
+        if answer.interrupted:
+            stopped_by = StoppedBy.INTERRUPTED
+        result = _result(search, answer, stopped_by, backend.stats.evaluated_tokens - evaluated_before)
+    except BaseException:
+        # The backend may be what failed: free what we can, keep its error.
+        with contextlib.suppress(Exception):
+            _release_all(search)
+        raise
+    _release_all(search)
+    search.emit(SearchFinished(result))
+    return result
+
+
+def _release_all(search: MCTS) -> None:
+    for node in search.nodes:
+        handle, node.handle = node.handle, None
+        search.release(handle)
+
+
+def _result(search: MCTS, answer: Answer, stopped_by: StoppedBy, evaluated: int) -> SearchResult:
+    root = search.root
+    if root is None:  # never got past the prompt: an empty tree
+        root = Node(id=0, parent=None, depth=0)
+    view = snapshot(root)
+    views = {v.id: v for v in view.walk()}
+    path = tuple(views[n.id] for n in answer.leaf.path()) if answer.leaf is not None else ()
+    stats = SearchStats(
+        simulations=search.simulations,
+        rollouts=len(search.rollouts),
+        iterations=search.iterations,
+        nodes=len(search.nodes),
+        max_depth=max((n.depth for n in search.nodes), default=0),
+        tokens_generated=search.tokens_generated,
+        tokens_evaluated=evaluated,
+        seconds=search.elapsed(),
+    )
+    return SearchResult(
+        answer_text=search.backend.detokenize(answer.tokens) if answer.tokens else "",
+        tokens=answer.tokens,
+        confidences=answer.confidences,
+        path=path,
+        root=view,
+        stats=stats,
+        stopped_by=stopped_by,
+        value=answer.value,
+        complete=answer.complete,
+        rollouts=tuple(search.rollouts),
+    )
