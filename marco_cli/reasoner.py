@@ -229,7 +229,7 @@ class Reasoner:
 
         result = run_search(self.backend, tokens, settings, observer=observer)
         answer = self._answer(
-            question, result.answer_text, len(tokens), result.stats.generated_tokens, started,
+            question, result.answer_text, len(tokens), result.stats.tokens_generated, started,
             mode=Mode.MCTS, interrupted=result.stopped_by == "interrupted",
             tokens=tuple(result.tokens), confidences=tuple(result.confidences), search=result,
         )
