@@ -15,10 +15,8 @@ import sys
 from pathlib import Path
 
 import pexpect
-import pytest
 from typer.testing import CliRunner
 
-import marco_cli.search
 from marco_cli.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,7 +104,6 @@ def test_context_full_drops_oldest_turns_and_model_errors_keep_the_question(tmp_
     assert result.stdout == answers_block(saved)
 
 
-@pytest.mark.skipif(not hasattr(marco_cli.search, "run_search"), reason="needs the MCTS search (branch search)")
 def test_mcts_turn_and_tree(tmp_path):
     saved = tmp_path / "c.json"
     script = "/mode mcts\n/set simulations 2\n/set children 2\n/set max-depth 2\nWhat is 2+2?\n/tree\n/exit\n"
