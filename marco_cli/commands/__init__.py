@@ -10,10 +10,11 @@ from collections.abc import Callable
 
 import typer
 
-from . import ask, models, pull
+from . import ask, chat, models, pull
 
 COMMANDS: list[Callable[[typer.Typer], None]] = [
     ask.register,
+    chat.register,
     models.register,
     pull.register,
 ]
