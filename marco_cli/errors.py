@@ -69,3 +69,7 @@ class DownloadError(MarcoError):
 
 class BackendError(MarcoError):
     """The inference backend failed at run time."""
+
+
+class ConversationFileError(MarcoError):
+    """A chat conversation file that cannot be read, parsed or written; names the file."""

@@ -54,8 +54,36 @@ class Answer:
         if self.interrupted:
             data["interrupted"] = True
         if self.search is not None:
-            data["search"] = self.search.to_json()
+            data["search"] = search_summary(self.search)
         return data
+
+
+def search_summary(result: "SearchResult") -> dict[str, Any]:
+    """The ``search`` object of ``--json``: counters and the chosen path."""
+    stats = result.stats
+    return {
+        "simulations": stats.simulations,
+        "rollouts": stats.rollouts,
+        "nodes": stats.nodes,
+        "max_depth": stats.max_depth,
+        "tokens_generated": stats.tokens_generated,
+        "tokens_evaluated": stats.tokens_evaluated,
+        "seconds": round(stats.seconds, 3),
+        "tokens_per_second": round(stats.tokens_per_second, 1),
+        "stopped_by": result.stopped_by.value,
+        "value": round(result.value, 6),
+        "path": [
+            {
+                "text": node.text,
+                "visits": node.visits,
+                "mean_value": round(node.mean_value, 6),
+                "confidence": None if node.step_confidence is None else round(node.step_confidence, 6),
+                "tokens": node.n_tokens,
+                "reflection": node.reflection,
+            }
+            for node in result.path
+        ],
+    }
 
 
 class Interrupted(MarcoError):
@@ -147,6 +175,11 @@ class Reasoner:
             self._backend = LlamaBackend.load(self.model.path, self.runtime, name=self.model.label)
         return self._backend
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory (asking ``backend`` would load it)."""
+        return self._backend is not None
+
     def close(self) -> None:
         if self._backend is not None:
             self._backend.close()
@@ -220,12 +253,12 @@ class Reasoner:
         )
 
     def _ask_mcts(self, question, tokens, settings: SearchSettings, observer, started) -> Answer:
-        from .search import run_search
+        from .search import StoppedBy, run_search
 
         result = run_search(self.backend, tokens, settings, observer=observer)
         answer = self._answer(
             question, result.answer_text, len(tokens), result.stats.tokens_generated, started,
-            mode=Mode.MCTS, interrupted=result.stopped_by == "interrupted",
+            mode=Mode.MCTS, interrupted=result.stopped_by is StoppedBy.INTERRUPTED,
             tokens=tuple(result.tokens), confidences=tuple(result.confidences), search=result,
         )
         if answer.interrupted:

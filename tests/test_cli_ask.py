@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from marco_cli.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = ["-m", "tiny", "--max-tokens", "24", "--ctx", "1024"]
+FAST = ["-m", "tiny", "--mode", "cot", "--max-tokens", "24", "--ctx", "1024"]
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_ask_answers_on_stdout(runner):
 
 
 def test_default_model_falls_back_to_embedded_with_notice(runner):
-    result = runner.invoke(app, ["ask", "--max-tokens", "8", "Hi"])
+    result = runner.invoke(app, ["ask", "--mode", "cot", "--max-tokens", "8", "Hi"])
     assert result.exit_code == 0, result.stderr
     assert "not downloaded; answering with the embedded smollm2-135m" in result.stderr
     assert "marco pull marco-o1" in result.stderr
@@ -150,3 +150,32 @@ def test_pipe_subprocess_error_is_one_line(tmp_path):
     proc = _run(["ask", "-m", "nope", "hi"], b"", tmp_path)
     assert proc.returncode == 2 and proc.stdout == b""
     assert proc.stderr.decode().strip().count("\n") == 0
+
+
+MCTS = ["-m", "tiny", "--simulations", "3", "--children", "2", "--action", "mini-32", "--max-tokens", "64", "--ctx", "2048"]
+
+
+def test_mcts_is_the_default_and_reports_the_search(runner):
+    result = runner.invoke(app, ["ask", *MCTS, "--json", "--seed", "3", "What is 6*7?"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["mode"] == "mcts"
+    search = data["search"]
+    assert search["simulations"] == 3 and search["nodes"] >= 3 and search["stopped_by"] == "completed"
+    assert search["tokens_generated"] >= 32 and search["tokens_evaluated"] >= search["tokens_generated"]
+    assert search["path"] and all(0.0 <= step["mean_value"] <= 1.0 for step in search["path"])
+    assert all(0.0 <= step["confidence"] <= 1.0 for step in search["path"] if step["confidence"] is not None)
+    assert data["answer"].strip()
+    again = runner.invoke(app, ["ask", *MCTS, "--json", "--seed", "3", "What is 6*7?"])
+    assert json.loads(again.stdout)["answer"] == data["answer"], "same seed, same answer"
+
+
+def test_mcts_plain_output_is_answer_only(runner):
+    result = runner.invoke(app, ["ask", *MCTS, "What is 6*7?"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() and "\x1b[" not in result.stdout
+
+
+def test_help_exits_zero(runner):
+    result = runner.invoke(app, ["ask", "--help"])
+    assert result.exit_code == 0 and "--simulations" in result.stdout

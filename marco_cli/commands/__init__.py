@@ -10,10 +10,12 @@ from collections.abc import Callable
 
 import typer
 
-from . import ask, models, translate
+from . import ask, chat, models, pull, translate
 
 COMMANDS: list[Callable[[typer.Typer], None]] = [
     ask.register,
+    chat.register,
     models.register,
+    pull.register,
     translate.register,
 ]

@@ -24,7 +24,7 @@ def ask(
     question: Annotated[Optional[str], typer.Argument(help="The question; '-' or a pipe reads stdin.", show_default=False)] = None,
     model: o.ModelOpt = None,
     models_file: o.ModelsFileOpt = None,
-    mode: o.ModeOpt = Mode.COT,
+    mode: o.ModeOpt = Mode.MCTS,
     system: Annotated[Optional[str], typer.Option("--system", help="System prompt (replaces the model's default).", show_default=False)] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature [default: 0 for cot, 0.8 for mcts].", show_default=False)] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated for the answer.")] = 1024,
