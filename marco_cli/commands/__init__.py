@@ -10,11 +10,12 @@ from collections.abc import Callable
 
 import typer
 
-from . import ask, chat, models, pull
+from . import ask, chat, models, pull, serve
 
 COMMANDS: list[Callable[[typer.Typer], None]] = [
     ask.register,
     chat.register,
     models.register,
     pull.register,
+    serve.register,
 ]
