@@ -1,9 +1,11 @@
 """A scripted OpenAI-compatible completions server, as an httpx transport.
 
-``dialect="tokens"`` speaks like llama.cpp's llama-server (``/tokenize``,
-token-id prompts, streamed ``logprobs.content`` with ids and bytes);
-``dialect="text"`` like llama-cpp-python's server (``/extras/tokenize``, text
-prompts, the legacy ``tokens/token_logprobs/top_logprobs`` layout). One token
+``kind="llama-server"`` speaks like llama.cpp's server (``/tokenize`` with
+pieces, token-id prompts, streamed ``logprobs.content`` with ids and bytes);
+``kind="vllm"`` like vLLM (``/tokenize`` with ``max_model_len``, token-id
+prompts, the legacy logprobs layout with ``token_id:N`` tokens, two tokens per
+streamed event); ``kind="llama-cpp-python"`` like ``python -m llama_cpp.server``
+(``/extras/tokenize``, text prompts, the legacy layout with token text). One token
 per character (id = code point); ``<|im_end|>`` is token 1000. The "model"
 writes one of ``SCRIPTS`` after the last ``ASSISTANT:`` in the prompt (picked
 by the seed, or by what was already written), then stops.
@@ -23,9 +25,10 @@ SPECIAL = {IM_END: "<|im_end|>", 1001: "<|endoftext|>"}
 SCRIPTS = [
     "<Thought>\nFirst, 2+2.\n\nSo it is 4.\n</Thought>\n<Output>\n4\n</Output>",
     "<Thought>\nAdd two and two.\n\nFour.\n</Thought>\n<Output>\nfour\n</Output>",
-    "<Thought>\nHmm.\n\nIt is 4.\n</Thought>\n<Output>\nIt is 4\n</Output>",
+    "<Thought>\nHmm.\n\nIt is 4.\n</Thought>\n<Output>\nIt's 4\n</Output>",
 ]
 ENDING = "\n</Thought>\n<Output>\n4\n</Output>"
+EOS_CHAR = "\ue000"  # stands for <|im_end|> in the fake's output when it sends that token
 
 
 def tokenize(text: str) -> list[int]:
@@ -46,6 +49,15 @@ def detokenize(tokens: list[int]) -> str:
     return "".join(SPECIAL.get(t, chr(t)) for t in tokens)
 
 
+def tid(char: str) -> int:
+    return IM_END if char == EOS_CHAR else ord(char)
+
+
+def shown(text: str) -> str:
+    """Servers do not write special tokens into the text."""
+    return text.replace(EOS_CHAR, "")
+
+
 def logprob(position: int, seed: int) -> float:
     return -0.05 - 0.3 * ((position * 7 + seed) % 10)
 
@@ -54,14 +66,16 @@ TOPS = (-0.05, -1.0, -2.0, -3.0, -4.0)
 
 
 class FakeServer:
-    def __init__(self, dialect: str = "tokens", *, logprobs: bool = True, fail: tuple = (),
-                 delay: float = 0.0, models: tuple[str, ...] = ("fake-model",), n_ctx: int | None = None) -> None:
-        self.dialect = dialect
+    def __init__(self, kind: str = "llama-server", *, logprobs: bool = True, fail: tuple = (),
+                 delay: float = 0.0, models: tuple[str, ...] = ("fake-model",), n_ctx: int | None = None,
+                 eos_token: bool = False) -> None:
+        self.kind = kind
         self.logprobs = logprobs
         self.fail = list(fail)  # (status, headers[, message]) answers for the next completion calls
         self.delay = delay
         self.models = models
         self.n_ctx = n_ctx
+        self.eos_token = eos_token  # send the end-of-turn token itself before stopping
         self.requests: list[tuple[str, dict]] = []
         self.completions: list[dict] = []
         self.in_flight = 0
@@ -82,17 +96,22 @@ class FakeServer:
             self.headers = dict(request.headers)
         if path == "/v1/models" and request.method == "GET":
             cards = [{"id": m, "object": "model"} for m in self.models]
-            if self.n_ctx and self.dialect == "tokens":
+            if self.n_ctx and self.kind == "vllm":
                 cards = [dict(c, max_model_len=self.n_ctx) for c in cards]
             return httpx.Response(200, json={"object": "list", "data": cards})
-        if self.dialect == "tokens" and path == "/tokenize":
+        if self.kind == "llama-server" and path == "/tokenize":
             ids = tokenize(body["content"])
             return httpx.Response(200, json={"tokens": [{"id": t, "piece": detokenize([t])} for t in ids]})
-        if self.dialect == "tokens" and path == "/detokenize":
+        if self.kind == "llama-server" and path == "/detokenize":
             return httpx.Response(200, json={"content": detokenize(body["tokens"])})
-        if self.dialect == "text" and path == "/extras/tokenize":
+        if self.kind == "vllm" and path == "/tokenize":
+            ids = tokenize(body["prompt"])
+            return httpx.Response(200, json={"tokens": ids, "count": len(ids), "max_model_len": self.n_ctx or 8192})
+        if self.kind == "vllm" and path == "/detokenize":
+            return httpx.Response(200, json={"prompt": detokenize(body["tokens"])})
+        if self.kind == "llama-cpp-python" and path == "/extras/tokenize":
             return httpx.Response(200, json={"tokens": tokenize(body["input"])})
-        if self.dialect == "text" and path == "/extras/detokenize":
+        if self.kind == "llama-cpp-python" and path == "/extras/detokenize":
             return httpx.Response(200, json={"text": detokenize(body["tokens"])})
         if path == "/v1/completions":
             return self._completion(body)
@@ -123,32 +142,37 @@ class FakeServer:
 
     def _continue(self, prompt: str, seed: int) -> str:
         written = prompt.rsplit(ASSISTANT, 1)[-1] if ASSISTANT in prompt else ""
+        end = EOS_CHAR if self.eos_token else ""
         for script in SCRIPTS:
             if written and script.startswith(written):
-                return script[len(written):]
+                return script[len(written):] + end
         if not written:
-            return SCRIPTS[seed % len(SCRIPTS)]
-        return "" if "</Output>" in written else ENDING
+            return SCRIPTS[seed % len(SCRIPTS)] + end
+        return end if "</Output>" in written else ENDING + end
 
     # -- wire formats -----------------------------------------------------------
 
     def _entries(self, out: str, seed: int, start: int = 0):
         if not self.logprobs:
             return None
-        if self.dialect == "tokens":
+        if self.kind == "llama-server":
             return {"content": [
-                {"id": ord(c), "token": c, "bytes": list(c.encode()), "logprob": logprob(start + i, seed),
+                {"id": tid(c), "token": shown(c), "bytes": list(shown(c).encode()), "logprob": logprob(start + i, seed),
                  "top_logprobs": [{"id": 33 + k, "token": "x", "bytes": [120], "logprob": v} for k, v in enumerate(TOPS)]}
                 for i, c in enumerate(out)
             ]}
+        ids = self.kind == "vllm"
+        assert not ids or self.completions[-1].get("return_tokens_as_token_ids") is True
+        name = (lambda c: f"token_id:{tid(c)}") if ids else shown
+        others = [f"token_id:{33 + k}" for k in range(5)] if ids else list("abcde")
         return {
-            "tokens": list(out), "text_offset": list(range(len(out))),
+            "tokens": [name(c) for c in out], "text_offset": list(range(len(out))),
             "token_logprobs": [logprob(start + i, seed) for i in range(len(out))],
-            "top_logprobs": [dict(zip("abcde", TOPS)) | {c: logprob(start + i, seed)} for i, c in enumerate(out)],
+            "top_logprobs": [dict(zip(others, TOPS)) | {name(c): logprob(start + i, seed)} for i, c in enumerate(out)],
         }
 
     def _response(self, out: str, finish: str, seed: int) -> dict:
-        choice = {"text": out, "index": 0, "logprobs": self._entries(out, seed), "finish_reason": finish}
+        choice = {"text": shown(out), "index": 0, "logprobs": self._entries(out, seed), "finish_reason": finish}
         return {"id": "cmpl-1", "object": "text_completion", "choices": [choice]}
 
     def _stream(self, out: str, finish: str, seed: int) -> httpx.Response:
@@ -156,8 +180,10 @@ class FakeServer:
 
         class Events(httpx.SyncByteStream):
             def __iter__(self):
-                for i, c in enumerate(out):
-                    choice = {"text": c, "index": 0, "logprobs": server._entries(c, seed, i), "finish_reason": None}
+                step = 2 if server.kind == "vllm" else 1  # vLLM may put several tokens in one event
+                for i in range(0, len(out), step):
+                    text = out[i:i + step]
+                    choice = {"text": shown(text), "index": 0, "logprobs": server._entries(text, seed, i), "finish_reason": None}
                     yield f"data: {json.dumps({'choices': [choice]})}\n\n".encode()
                 done = {"text": "", "index": 0, "logprobs": None, "finish_reason": finish}
                 yield f"data: {json.dumps({'choices': [done]})}\n\ndata: [DONE]\n\n".encode()
@@ -168,11 +194,11 @@ class FakeServer:
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Events())
 
 
-def expected_confidence(position: int, seed: int, dialect: str = "tokens") -> float:
-    """Paper eq. 1 on the fake's numbers (the text dialect lists the token itself too)."""
+def expected_confidence(position: int, seed: int, kind: str = "llama-server") -> float:
+    """Paper eq. 1 on the fake's numbers (the legacy layout lists the token itself too)."""
     import math
 
     lp = logprob(position, seed)
-    top = sorted(TOPS + ((lp,) if dialect == "text" else ()), reverse=True)[:5]
+    top = sorted(TOPS + ((lp,) if kind != "llama-server" else ()), reverse=True)[:5]
     shift = max(top[0], lp)
     return min(1.0, math.exp(lp - shift) / sum(math.exp(t - shift) for t in top))

@@ -1,5 +1,5 @@
 """The remote backend against a scripted OpenAI-compatible server (no network):
-both dialects, stop rules, confidences, limits, concurrency, retries, errors,
+llama-server, vLLM and llama-cpp-python layouts, stop rules, confidences, limits, concurrency, retries, errors,
 and an MCTS search through it."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from marco_cli.settings import SearchSettings
 
 PROMPT = "USER: what is 2+2?\nASSISTANT:"
 OUTPUT_STOP = Stop("</Output>", StopReason.OUTPUT_END)
-DIALECTS = ["tokens", "text"]
+KINDS = ["llama-server", "vllm", "llama-cpp-python"]
 
 
 def connect(server: FakeServer, *, sleeps: list | None = None, transport=None, **target) -> RemoteBackend:
@@ -38,15 +38,16 @@ def request(parent, max_tokens=200, *, stops=(OUTPUT_STOP,), seed=0, keep=False,
     return Request(parent, max_tokens, stops, Sampling(temperature=0.8, top_p=0.95, seed=seed), tuple(forced), keep)
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
-def test_probe_learns_dialect_model_and_end_tokens(dialect):
-    server = FakeServer(dialect)
+@pytest.mark.parametrize("kind", KINDS)
+def test_probe_learns_dialect_model_and_end_tokens(kind):
+    server = FakeServer(kind)
     backend = connect(server)
-    assert backend.dialect is Dialect(dialect)
+    assert backend.info.metadata["flavour"] == kind
+    assert backend.dialect is (Dialect.TEXT if kind == "llama-cpp-python" else Dialect.TOKENS)
     assert backend.info.eos_tokens == (IM_END, 1001)
-    assert backend.info.n_ctx == 8192  # nothing told: marco's --ctx default
+    assert backend.info.n_ctx == 8192  # nothing told (vLLM: its max_model_len): marco's --ctx default
     assert backend.info.metadata["model"] == "fake-model"
-    assert all(body.get("model") == "fake-model" for path, body in server.requests if body)
+    assert all(body["model"] == "fake-model" for path, body in server.requests if path == "/v1/completions")
     probe = server.completions[-1]
     assert probe["logprobs"] == 5 and probe["max_tokens"] == 1
     assert backend.tokenize("a<|im_end|>") == [97, IM_END]
@@ -54,13 +55,13 @@ def test_probe_learns_dialect_model_and_end_tokens(dialect):
 
 
 def test_context_size_from_the_model_card_or_the_registry():
-    assert connect(FakeServer(n_ctx=4096)).info.n_ctx == 4096  # vLLM's max_model_len
-    assert connect(FakeServer(n_ctx=4096), n_ctx=1024).info.n_ctx == 1024
+    assert connect(FakeServer("vllm", n_ctx=4096)).info.n_ctx == 4096  # vLLM's max_model_len
+    assert connect(FakeServer("vllm", n_ctx=4096), n_ctx=1024).info.n_ctx == 1024
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
-def test_a_continuation_carries_tokens_text_and_paper_confidences(dialect):
-    server = FakeServer(dialect)
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_continuation_carries_tokens_text_and_paper_confidences(kind):
+    server = FakeServer(kind)
     backend = connect(server)
     root = backend.root(backend.tokenize(PROMPT))
     pieces = []
@@ -68,16 +69,18 @@ def test_a_continuation_carries_tokens_text_and_paper_confidences(dialect):
     assert cont.text == SCRIPTS[0] and "".join(pieces) == SCRIPTS[0]
     assert cont.tokens == tuple(tokenize(SCRIPTS[0])) and cont.stop is StopReason.OUTPUT_END
     assert len(cont.confidences) == len(cont.tokens) and cont.handle is None
-    n = CHUNK_TOKENS if dialect == "text" else len(cont.tokens)  # text: the first chunk's seed is the request's
-    assert cont.confidences[:n] == pytest.approx([expected_confidence(i, 0, dialect) for i in range(n)])
+    text = kind == "llama-cpp-python"
+    n = CHUNK_TOKENS if text else len(cont.tokens)  # text: the first chunk's seed is the request's
+    assert cont.confidences[:n] == pytest.approx([expected_confidence(i, 0, kind) for i in range(n)])
     assert all(0.0 <= c <= 1.0 for c in cont.confidences)
-    sent = server.completions[2 if dialect == "text" else 1]["prompt"]  # [0] is the connect probe
-    assert sent == (PROMPT + SCRIPTS[0][:CHUNK_TOKENS] if dialect == "text" else tokenize(PROMPT))
+    sent = server.completions[2 if text else 1]["prompt"]  # [0] is the connect probe
+    assert sent == (PROMPT + SCRIPTS[0][:CHUNK_TOKENS] if text else tokenize(PROMPT))
+    assert ("repeat_penalty" in server.completions[1]) == (kind != "vllm")
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
-def test_stop_rules_match_the_local_engine(dialect):
-    backend = connect(FakeServer(dialect))
+@pytest.mark.parametrize("kind", KINDS)
+def test_stop_rules_match_the_local_engine(kind):
+    backend = connect(FakeServer(kind))
     root = backend.root(backend.tokenize(PROMPT))
     step = (Stop("\n\n", StopReason.DELIMITER, needs_content=True), Stop("</Thought>", StopReason.THOUGHT_END), OUTPUT_STOP)
     (first,) = backend.extend([request(root, stops=step, keep=True)])
@@ -95,9 +98,9 @@ def test_stop_rules_match_the_local_engine(dialect):
     assert backend.detokenize(first.tokens + thought.tokens + after.tokens).endswith("</Output>")
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
-def test_length_eos_and_context_limits(dialect):
-    backend = connect(FakeServer(dialect), n_ctx=len(PROMPT) + 40)
+@pytest.mark.parametrize("kind", KINDS)
+def test_length_eos_and_context_limits(kind):
+    backend = connect(FakeServer(kind), n_ctx=len(PROMPT) + 40)
     root = backend.root(backend.tokenize(PROMPT))
     (short,) = backend.extend([request(root, 5)])
     assert short.stop is StopReason.LENGTH and len(short.tokens) == 5
@@ -107,14 +110,23 @@ def test_length_eos_and_context_limits(dialect):
     assert only_forced.stop is StopReason.LENGTH and only_forced.text == "ok"
     with pytest.raises(ContextOverflowError, match="context holds"):
         backend.root(backend.tokenize(PROMPT + "x" * 40))
-    big = connect(FakeServer(dialect))
+    big = connect(FakeServer(kind))
     (ended,) = big.extend([request(big.root(big.tokenize(PROMPT)), 500, stops=())])
     assert ended.stop is StopReason.EOS and ended.text == SCRIPTS[0]
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
-def test_requests_run_concurrently_and_come_back_in_order(dialect):
-    server = FakeServer(dialect, delay=0.05)
+@pytest.mark.parametrize("kind", ["llama-server", "vllm"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_end_of_turn_token_ends_the_continuation_and_is_dropped(kind, seed):
+    backend = connect(FakeServer(kind, eos_token=True))
+    (cont,) = backend.extend([request(backend.root(backend.tokenize(PROMPT)), 500, stops=(), seed=seed)])
+    assert cont.stop is StopReason.EOS and cont.text == SCRIPTS[seed]
+    assert IM_END not in cont.tokens and len(cont.confidences) == len(cont.tokens)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_requests_run_concurrently_and_come_back_in_order(kind):
+    server = FakeServer(kind, delay=0.05)
     backend = connect(server, concurrency=3)
     root = backend.root(backend.tokenize(PROMPT))
     results = backend.extend([request(root, 400, seed=i) for i in range(6)])
@@ -149,7 +161,7 @@ def test_a_server_without_logprobs_is_a_clear_error():
         connect(FakeServer(logprobs=False))
     assert "--logits_all true" in str(info.value)
     sleeps = []
-    server = FakeServer("text", fail=[(500, {}, "logprobs is not supported for models created with logits_all=False")])
+    server = FakeServer("llama-cpp-python", fail=[(500, {}, "logprobs is not supported for models created with logits_all=False")])
     with pytest.raises(NoLogprobs):
         connect(server, sleeps=sleeps)
     assert sleeps == []  # asking again would not help
@@ -203,9 +215,9 @@ def test_confidence_is_paper_eq1_over_the_top5():
     assert confidence(TokenEntry(1, b"a", "a", float("-inf"), (-1.0,))) == 0.0
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
-def test_mcts_runs_unchanged_on_the_remote_backend(dialect):
-    server = FakeServer(dialect)
+@pytest.mark.parametrize("kind", KINDS)
+def test_mcts_runs_unchanged_on_the_remote_backend(kind):
+    server = FakeServer(kind)
     backend = connect(server)
     settings = SearchSettings(simulations=4, children=2, max_tokens=120, seed=1)
     result = run_search(backend, backend.tokenize(PROMPT), settings)

@@ -70,16 +70,23 @@ class _Run:
         self.text = ContinuationText(request.stops)
         self.ids: list[int | None] = list(forced)
         self.pieces: list[bytes] = []  # TOKENS: one per token (forced first)
-        self.exact_pieces = True  # every piece is that token's bytes
+        self.exact_pieces = True  # every piece is that token's own bytes
+        self.clean = {0}  # token counts at which the pieces so far spell the text exactly
+        self.shared_event = False  # the last token shares its event's text with others
         self.entries: list[TokenEntry] = []
         for piece in forced_pieces:
             self.pieces.append(piece)
             self.text.add(piece, forced=True)
+        self.clean.add(len(forced))
 
-    def add(self, entry: TokenEntry, piece: bytes) -> StopMatch | None:
+    def add(self, entry: TokenEntry, piece: bytes, *, clean: bool = True) -> StopMatch | None:
+        """``clean``: the text so far is exactly the pieces so far (False inside
+        an event whose text covers several tokens)."""
         self.ids.append(entry.id)
         self.entries.append(entry)
         self.pieces.append(piece)
+        if clean:
+            self.clean.add(len(self.ids))
         return self.text.add(piece)
 
     def add_chunk(self, chunk: Chunk) -> StopMatch | None:
@@ -127,7 +134,7 @@ class RemoteBackend:
             n_vocab=0,  # not told by OpenAI-compatible servers; nothing here needs it
             eos_tokens=facts.eos_tokens,
             chat_template=facts.chat_template,
-            metadata={"server": target.base_url, "model": facts.model or "", "dialect": facts.dialect.value},
+            metadata={"server": target.base_url, "model": facts.model or "", "flavour": facts.flavour.value},
         )
         return cls(http, facts, info)
 
@@ -177,8 +184,9 @@ class RemoteBackend:
                 hint="use a shorter prompt, or a server with a longer context ('n_ctx' in the registry entry)",
             )
         text = self.detokenize(tokens) if self.dialect is Dialect.TEXT else None
-        self.stats.prompt_tokens += len(tokens)
-        self.stats.evaluated_tokens += len(tokens)
+        with self._lock:
+            self.stats.prompt_tokens += len(tokens)
+            self.stats.evaluated_tokens += len(tokens)
         return self._add(_State(tokens, text))
 
     def _add(self, state: _State) -> Handle:
@@ -240,8 +248,8 @@ class RemoteBackend:
         pieces = self._facts.pieces
         if all(t in pieces for t in forced):
             forced_pieces = [pieces[t] for t in forced]
-        else:  # the text on the first forced token, so the token count stays right
-            forced_pieces = [forced_text.encode("utf-8")] + [b""] * (len(forced) - 1) if forced else []
+        else:  # the text on the last forced token, so the token count stays right
+            forced_pieces = [b""] * (len(forced) - 1) + [forced_text.encode("utf-8")] if forced else []
         budget = max(0, min(request.max_tokens, room - len(forced)))
         run = _Run(index, request, state, forced, forced_text, forced_pieces, budget)
         run.exact_pieces = all(t in pieces for t in forced)
@@ -261,18 +269,14 @@ class RemoteBackend:
         body = {
             "model": self._facts.model, "prompt": prompt, "max_tokens": max_tokens,
             "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k, "seed": seed,
-            "logprobs": TOP_LOGPROBS, "stream": stream,
-            # marco's own sampler has neither: turn off the llama.cpp servers' defaults
-            "min_p": 0.0, "repeat_penalty": 1.0,
+            "logprobs": TOP_LOGPROBS, "stream": stream, **self._facts.sampling_extras(),
         }
-        if self.dialect is Dialect.TOKENS:
-            body["return_tokens_as_token_ids"] = True  # vLLM: token ids, not text
         return body
 
     def _generate_streamed(self, run: _Run, emit: TokenCallback | None) -> Continuation:
         prompt = list(run.state.tokens) + list(run.forced)
         body = self._body(run, prompt, run.budget, stream=True, seed=run.request.sampling.seed)
-        self.stats.decode_calls += 1
+        self._count_call()
         eos = set(self.info.eos_tokens)
         finish = None
         with self._http.stream("/v1/completions", body) as response:
@@ -280,19 +284,25 @@ class RemoteBackend:
                 if self._http.cancelled.is_set():
                     raise KeyboardInterrupt
                 chunk = self._checked(parse_choice(data))
-                exact = all(e.piece is not None for e in chunk.entries)
+                entries = chunk.entries
+                ended = next((k for k, e in enumerate(entries) if e.id is not None and e.id in eos), None)
+                if ended is not None:  # an end-of-turn token: the continuation ends before it
+                    entries = entries[:ended]
+                exact = all(e.piece is not None for e in entries)
                 run.exact_pieces &= exact
-                pieces = [e.piece for e in chunk.entries] if exact else (
-                    [chunk.text.encode("utf-8")] + [b""] * (len(chunk.entries) - 1))
-                for entry, piece in zip(chunk.entries, pieces):
-                    if entry.id is not None and entry.id in eos:
-                        return self._finish(run, StopReason.EOS, emit)
-                    match = run.add(entry, piece)
+                last = len(entries) - 1
+                # Without each token's bytes, the event's text goes on its last token.
+                pieces = [e.piece for e in entries] if exact else [b""] * last + [chunk.text.encode("utf-8")]
+                for k, (entry, piece) in enumerate(zip(entries, pieces)):
+                    run.shared_event = not exact and last > 0
+                    match = run.add(entry, piece, clean=exact or k == last)
                     if match is not None:
                         return self._finish(run, match.stop.reason, emit, match=match)
                     self._stream(run, emit)
                     if run.n_sampled >= run.budget:
                         return self._finish(run, run.cap_reason(), emit)
+                if ended is not None:
+                    return self._finish(run, StopReason.EOS, emit)
                 if chunk.finish is not None:
                     finish = chunk.finish
                     break
@@ -305,7 +315,7 @@ class RemoteBackend:
             want = min(CHUNK_TOKENS, run.budget - run.n_sampled)
             seed = (run.request.sampling.seed + 7919 * k) & 0x7FFFFFFF
             body = self._body(run, (run.state.text or "") + run.text.text, want, stream=False, seed=seed)
-            self.stats.decode_calls += 1
+            self._count_call()
             chunk = self._checked(parse_choice(self._http.post_json("/v1/completions", body)))
             match = run.add_chunk(chunk)
             if match is not None:
@@ -321,6 +331,10 @@ class RemoteBackend:
                 raise KeyboardInterrupt
             k += 1
 
+    def _count_call(self) -> None:
+        with self._lock:
+            self.stats.decode_calls += 1  # one completion request
+
     def _checked(self, chunk: Chunk) -> Chunk:
         if chunk.entries is None or (chunk.text and not chunk.entries):
             raise no_logprobs(self._http.base_url)
@@ -335,16 +349,21 @@ class RemoteBackend:
 
     def _finish(self, run: _Run, reason: StopReason, emit: TokenCallback | None,
                 *, match: StopMatch | None = None) -> Continuation:
-        if self.dialect is Dialect.TOKENS and all(t is not None for t in run.ids):
-            tokens, text, confidences = self._kept_exact(run, match)
+        cut = match.cut if match is not None else len(run.ids)
+        # A kept stop inside an event of several tokens: which token holds its
+        # end is unknown, so cut by characters there too.
+        blurred = match is not None and match.stop.keep and run.shared_event
+        if self.dialect is Dialect.TOKENS and all(t is not None for t in run.ids) and cut in run.clean and not blurred:
+            tokens, text, confidences = self._kept_exact(run, cut)
         else:
             tokens, text, confidences = self._kept_retokenized(run, match)
         piece = run.text.finish(text)
         if piece and emit is not None:
             emit(run.index, piece)
         n_forced = min(len(run.forced), len(tokens))
-        self.stats.generated_tokens += len(tokens) - n_forced
-        self.stats.evaluated_tokens += len(tokens)
+        with self._lock:
+            self.stats.generated_tokens += len(tokens) - n_forced
+            self.stats.evaluated_tokens += len(tokens)
         handle = None
         if run.request.keep:
             state = run.state
@@ -353,8 +372,7 @@ class RemoteBackend:
             self._remember(tokens, text)
         return Continuation(handle, tokens, text, tuple(confidences), reason, n_forced)
 
-    def _kept_exact(self, run: _Run, match: StopMatch | None):
-        cut = match.cut if match is not None else len(run.ids)
+    def _kept_exact(self, run: _Run, cut: int):
         tokens = tuple(int(t) for t in run.ids[:cut])  # type: ignore[arg-type]
         n_forced = min(len(run.forced), cut)
         if run.exact_pieces:

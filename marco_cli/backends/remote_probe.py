@@ -26,6 +26,14 @@ class Dialect(str, Enum):
     TEXT = "text"  # /extras/tokenize, /extras/detokenize; text prompts (llama-cpp-python)
 
 
+class Flavour(str, Enum):
+    """Which server it is, for the request fields only it understands."""
+
+    LLAMA_SERVER = "llama-server"
+    VLLM = "vllm"
+    LLAMA_CPP_PYTHON = "llama-cpp-python"
+
+
 def no_logprobs(base_url: str) -> NoLogprobs:
     return NoLogprobs(
         f"{base_url} does not return token logprobs from /v1/completions; "
@@ -37,7 +45,7 @@ def no_logprobs(base_url: str) -> NoLogprobs:
 @dataclass
 class ServerFacts:
     model: str | None  # the model id sent with every request
-    dialect: Dialect
+    flavour: Flavour
     concurrency: int
     n_ctx: int | None = None
     chat_template: str | None = None
@@ -45,15 +53,23 @@ class ServerFacts:
     bos: int | None = None  # TEXT: the token its tokenizer puts first, dropped
     pieces: dict[int, bytes] = field(default_factory=dict)  # token id -> exact bytes, as learned
 
+    @property
+    def dialect(self) -> Dialect:
+        return Dialect.TEXT if self.flavour is Flavour.LLAMA_CPP_PYTHON else Dialect.TOKENS
+
+    def sampling_extras(self) -> dict[str, Any]:
+        """Completion fields beyond OpenAI's that make the server sample like marco."""
+        if self.flavour is Flavour.VLLM:
+            return {"return_tokens_as_token_ids": True}  # token ids, not text (vLLM's defaults fit)
+        # llama.cpp servers filter with min-p and penalise repeats by default; marco does neither
+        return {"min_p": 0.0, "repeat_penalty": 1.0}
+
     def tokenize(self, http: Http, text: str, *, special: bool) -> list[int]:
-        if self.dialect is Dialect.TOKENS:
-            # llama-server reads content/add_special/parse_special/with_pieces,
-            # vLLM reads prompt/add_special_tokens; each ignores the other's keys.
-            body = {
-                "model": self.model, "content": text, "prompt": text, "add_special": False,
-                "add_special_tokens": False, "parse_special": special, "with_pieces": True,
-            }
+        if self.flavour is Flavour.LLAMA_SERVER:
+            body = {"content": text, "add_special": False, "parse_special": special, "with_pieces": True}
             data = http.post_json("/tokenize", body)
+        elif self.flavour is Flavour.VLLM:
+            data = http.post_json("/tokenize", {"model": self.model, "prompt": text, "add_special_tokens": False})
         else:  # llama-cpp-python always parses special tokens
             data = http.post_json("/extras/tokenize", {"model": self.model, "input": text})
         tokens = self.read_tokens(data)
@@ -110,14 +126,14 @@ def probe_server(http: Http, target: RemoteTarget) -> ServerFacts:
             f"{http.base_url} does not serve a model '{target.model}'; it serves: {', '.join(ids[:8])}",
             hint="set 'model' in the registry entry to one of those",
         )
-    facts = ServerFacts(model, _dialect(http, model), target.concurrency)
+    facts = ServerFacts(model, _flavour(http, model), target.concurrency)
     card = next((m for m in served if m["id"] == model), {})
     if isinstance(card.get("max_model_len"), int):  # vLLM
         facts.n_ctx = card["max_model_len"]
-    if facts.dialect is Dialect.TEXT:
+    if facts.flavour is Flavour.LLAMA_CPP_PYTHON:
         empty = facts.read_tokens(http.post_json("/extras/tokenize", {"model": model, "input": ""}))
         facts.bos = empty[0] if len(empty) == 1 else None
-    else:
+    elif facts.flavour is Flavour.LLAMA_SERVER:
         _read_props(http, facts)
     eos = []
     for text in _END_TEXTS:
@@ -137,12 +153,14 @@ def _served_models(http: Http) -> list[dict]:
     return [m for m in items if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
 
-def _dialect(http: Http, model: str | None) -> Dialect:
+def _flavour(http: Http, model: str | None) -> Flavour:
+    # llama-server reads "content", vLLM "prompt" (and answers with max_model_len);
+    # llama-cpp-python has neither endpoint, only /extras/tokenize.
     probes = (
-        (Dialect.TOKENS, "/tokenize", {"model": model, "content": PROBE_TEXT, "prompt": PROBE_TEXT}),
-        (Dialect.TEXT, "/extras/tokenize", {"model": model, "input": PROBE_TEXT}),
+        ("/tokenize", {"model": model, "content": PROBE_TEXT, "prompt": PROBE_TEXT}),
+        ("/extras/tokenize", {"model": model, "input": PROBE_TEXT}),
     )
-    for dialect, path, body in probes:
+    for path, body in probes:
         try:
             data = http.post_json(path, body)
         except ServerError as exc:
@@ -150,7 +168,9 @@ def _dialect(http: Http, model: str | None) -> Dialect:
                 continue
             raise
         if isinstance(data, dict) and isinstance(data.get("tokens"), list):
-            return dialect
+            if path == "/extras/tokenize":
+                return Flavour.LLAMA_CPP_PYTHON
+            return Flavour.VLLM if "max_model_len" in data else Flavour.LLAMA_SERVER
     raise BackendError(
         f"{http.base_url} has no tokenizer endpoint (/tokenize or /extras/tokenize)",
         hint="marco counts and continues token paths with the server's tokenizer: "
@@ -179,9 +199,8 @@ def _check_logprobs(http: Http, facts: ServerFacts) -> None:
     body: dict[str, Any] = {
         "model": facts.model, "max_tokens": 1, "temperature": 0.0, "logprobs": 5, "stream": False,
         "prompt": facts.tokenize(http, PROBE_TEXT, special=False) if tokens else PROBE_TEXT,
+        **facts.sampling_extras(),
     }
-    if tokens:
-        body["return_tokens_as_token_ids"] = True
     try:
         data = http.post_json("/v1/completions", body)
     except ServerError as exc:
