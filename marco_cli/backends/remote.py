@@ -32,9 +32,8 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
 
 from ..errors import BackendError, ContextOverflowError
 from ..registry import RemoteTarget
@@ -42,63 +41,13 @@ from ..settings import RuntimeSettings
 from .base import BackendStats, Continuation, Handle, ModelInfo, Request, StopReason, TokenCallback
 from .remote_http import Http
 from .remote_probe import Dialect, ServerFacts, no_logprobs, probe_server
-from .remote_wire import Chunk, TokenEntry, confidence, parse_choice, spread, sse_events
-from .stops import ContinuationText, StopMatch
+from .remote_run import Run, State, kept_exact, kept_retokenized
+from .remote_wire import Chunk, parse_choice, sse_events
+from .stops import StopMatch
 
 CHUNK_TOKENS = 32  # TEXT dialect: tokens asked for per request (the most generated past a stop)
 TOP_LOGPROBS = 5
 _MEMO_SIZE = 256
-
-
-@dataclass(frozen=True)
-class _State:
-    tokens: tuple[int, ...]
-    text: str | None  # TEXT dialect: the exact text the server is sent
-
-
-class _Run:
-    """One request while it runs: the tokens so far and the stop matcher."""
-
-    def __init__(self, index: int, request: Request, state: _State, forced: tuple[int, ...],
-                 forced_text: str, forced_pieces: list[bytes], budget: int) -> None:
-        self.index = index
-        self.request = request
-        self.state = state
-        self.forced = forced
-        self.forced_text = forced_text
-        self.budget = budget  # tokens it may sample (max_tokens, cut to the context left)
-        self.text = ContinuationText(request.stops)
-        self.ids: list[int | None] = list(forced)
-        self.pieces: list[bytes] = []  # TOKENS: one per token (forced first)
-        self.exact_pieces = True  # every piece is that token's own bytes
-        self.clean = {0}  # token counts at which the pieces so far spell the text exactly
-        self.shared_event = False  # the last token shares its event's text with others
-        self.entries: list[TokenEntry] = []
-        for piece in forced_pieces:
-            self.pieces.append(piece)
-            self.text.add(piece, forced=True)
-        self.clean.add(len(forced))
-
-    def add(self, entry: TokenEntry, piece: bytes, *, clean: bool = True) -> StopMatch | None:
-        """``clean``: the text so far is exactly the pieces so far (False inside
-        an event whose text covers several tokens)."""
-        self.ids.append(entry.id)
-        self.entries.append(entry)
-        self.pieces.append(piece)
-        if clean:
-            self.clean.add(len(self.ids))
-        return self.text.add(piece)
-
-    def add_chunk(self, chunk: Chunk) -> StopMatch | None:
-        self.entries.extend(chunk.entries or ())
-        return self.text.add(chunk.text.encode("utf-8"))
-
-    @property
-    def n_sampled(self) -> int:
-        return len(self.entries)
-
-    def cap_reason(self) -> StopReason:
-        return StopReason.LENGTH if self.n_sampled >= self.request.max_tokens else StopReason.CONTEXT
 
 
 class RemoteBackend:
@@ -107,7 +56,7 @@ class RemoteBackend:
         self._facts = facts
         self.info = info
         self.stats = BackendStats()
-        self._states: dict[Handle, _State] = {}
+        self._states: dict[Handle, State] = {}
         self._next = 1
         self._lock = threading.Lock()
         self._memo: OrderedDict[tuple[int, ...], str] = OrderedDict()  # token path -> text
@@ -187,9 +136,9 @@ class RemoteBackend:
         with self._lock:
             self.stats.prompt_tokens += len(tokens)
             self.stats.evaluated_tokens += len(tokens)
-        return self._add(_State(tokens, text))
+        return self._add(State(tokens, text))
 
-    def _add(self, state: _State) -> Handle:
+    def _add(self, state: State) -> Handle:
         with self._lock:
             handle = self._next
             self._next += 1
@@ -197,7 +146,7 @@ class RemoteBackend:
             self.stats.peak_live_sequences = max(self.stats.peak_live_sequences, len(self._states))
             return handle
 
-    def _state(self, handle: Handle) -> _State:
+    def _state(self, handle: Handle) -> State:
         with self._lock:
             state = self._states.get(handle)
         if state is None:
@@ -240,7 +189,7 @@ class RemoteBackend:
                     self.release(f.result().handle)
             raise
 
-    def _start(self, index: int, request: Request) -> _Run:
+    def _start(self, index: int, request: Request) -> Run:
         state = self._state(request.parent)
         room = self.info.n_ctx - len(state.tokens)
         forced = tuple(int(t) for t in request.forced)[: max(0, room)]
@@ -251,11 +200,11 @@ class RemoteBackend:
         else:  # the text on the last forced token, so the token count stays right
             forced_pieces = [b""] * (len(forced) - 1) + [forced_text.encode("utf-8")] if forced else []
         budget = max(0, min(request.max_tokens, room - len(forced)))
-        run = _Run(index, request, state, forced, forced_text, forced_pieces, budget)
+        run = Run(index, request, state, forced, forced_text, forced_pieces, budget)
         run.exact_pieces = all(t in pieces for t in forced)
         return run
 
-    def _execute(self, run: _Run, emit: TokenCallback | None) -> Continuation:
+    def _execute(self, run: Run, emit: TokenCallback | None) -> Continuation:
         request = run.request
         if request.max_tokens <= 0 or run.budget <= 0 or len(run.forced) < len(request.forced):
             full = len(run.forced) < len(request.forced) or (request.max_tokens > 0 and run.budget <= 0)
@@ -264,7 +213,7 @@ class RemoteBackend:
             return self._generate_streamed(run, emit)
         return self._generate_chunked(run, emit)
 
-    def _body(self, run: _Run, prompt: list[int] | str, max_tokens: int, *, stream: bool, seed: int) -> dict:
+    def _body(self, run: Run, prompt: list[int] | str, max_tokens: int, *, stream: bool, seed: int) -> dict:
         s = run.request.sampling
         body = {
             "model": self._facts.model, "prompt": prompt, "max_tokens": max_tokens,
@@ -273,7 +222,7 @@ class RemoteBackend:
         }
         return body
 
-    def _generate_streamed(self, run: _Run, emit: TokenCallback | None) -> Continuation:
+    def _generate_streamed(self, run: Run, emit: TokenCallback | None) -> Continuation:
         prompt = list(run.state.tokens) + list(run.forced)
         body = self._body(run, prompt, run.budget, stream=True, seed=run.request.sampling.seed)
         self._count_call()
@@ -309,7 +258,7 @@ class RemoteBackend:
         # "length" before our budget: the server's own context ran out
         return self._finish(run, StopReason.CONTEXT if finish == "length" else StopReason.EOS, emit)
 
-    def _generate_chunked(self, run: _Run, emit: TokenCallback | None) -> Continuation:
+    def _generate_chunked(self, run: Run, emit: TokenCallback | None) -> Continuation:
         k = 0
         while True:
             want = min(CHUNK_TOKENS, run.budget - run.n_sampled)
@@ -340,23 +289,24 @@ class RemoteBackend:
             raise no_logprobs(self._http.base_url)
         return chunk
 
-    def _stream(self, run: _Run, emit: TokenCallback | None) -> None:
+    def _stream(self, run: Run, emit: TokenCallback | None) -> None:
         piece = run.text.streamable()
         if piece and emit is not None:
             emit(run.index, piece)
 
     # -- finishing -------------------------------------------------------------
 
-    def _finish(self, run: _Run, reason: StopReason, emit: TokenCallback | None,
+    def _finish(self, run: Run, reason: StopReason, emit: TokenCallback | None,
                 *, match: StopMatch | None = None) -> Continuation:
         cut = match.cut if match is not None else len(run.ids)
         # A kept stop inside an event of several tokens: which token holds its
         # end is unknown, so cut by characters there too.
         blurred = match is not None and match.stop.keep and run.shared_event
         if self.dialect is Dialect.TOKENS and all(t is not None for t in run.ids) and cut in run.clean and not blurred:
-            tokens, text, confidences = self._kept_exact(run, cut)
+            tokens, text, confidences = kept_exact(run, cut, self._facts.pieces)
         else:
-            tokens, text, confidences = self._kept_retokenized(run, match)
+            retokenize = lambda text: self._facts.tokenize(self._http, text, special=True)  # noqa: E731
+            tokens, text, confidences = kept_retokenized(run, match, retokenize, by_pieces=self.dialect is Dialect.TOKENS)
         piece = run.text.finish(text)
         if piece and emit is not None:
             emit(run.index, piece)
@@ -367,38 +317,10 @@ class RemoteBackend:
         handle = None
         if run.request.keep:
             state = run.state
-            handle = self._add(_State(state.tokens + tokens, None if state.text is None else state.text + text))
+            handle = self._add(State(state.tokens + tokens, None if state.text is None else state.text + text))
         if tokens:
             self._remember(tokens, text)
         return Continuation(handle, tokens, text, tuple(confidences), reason, n_forced)
-
-    def _kept_exact(self, run: _Run, cut: int):
-        tokens = tuple(int(t) for t in run.ids[:cut])  # type: ignore[arg-type]
-        n_forced = min(len(run.forced), cut)
-        if run.exact_pieces:
-            for token, piece in zip(tokens, run.pieces):
-                self._facts.pieces.setdefault(token, piece)
-        text = b"".join(run.pieces[:cut]).decode("utf-8", errors="replace")
-        return tokens, text, [confidence(e) for e in run.entries[: cut - n_forced]]
-
-    def _kept_retokenized(self, run: _Run, match: StopMatch | None):
-        """The server's tokens are text: keep the text up to the stop, let the
-        server tokenize it, and spread the confidences over those tokens."""
-        full = run.text.text
-        start = len(run.forced_text)
-        end = len(full)
-        if match is not None:
-            end = match.start + (len(match.stop.text) if match.stop.keep else 0)
-        sampled = full[start:max(start, end)]
-        new = self._facts.tokenize(self._http, sampled, special=True) if sampled else []
-        covered, n_keep = 0, 0
-        for entry in run.entries:  # entries whose text starts inside the kept text
-            if covered >= len(sampled):
-                break
-            covered += len(entry.text) or 1
-            n_keep += 1
-        values = [confidence(e) for e in run.entries[:n_keep]]
-        return run.forced + tuple(new), run.forced_text + sampled, spread(values, len(new))
 
 
 def _serialized(on_token: TokenCallback | None) -> TokenCallback | None:
