@@ -21,6 +21,10 @@ Two dialects, found by probing the server once:
   unstreamed, with the stops checked between chunks; the kept text is
   re-tokenised by the server, and confidences are mapped onto those tokens.
 
+``extend`` runs its requests on a thread pool, at most ``concurrency`` (from
+the registry entry) in flight; ``remote_http`` retries busy servers and turns
+every failure into a one-line ``BackendError``.
+
 Log-probabilities: llama-server, vLLM (default ``logprobs-mode``) and
 llama-cpp-python report them from the raw logits, before temperature and
 top-k/top-p, as the paper's eq. 1 wants. A server that reports them after

@@ -55,7 +55,9 @@ def confidence(entry: TokenEntry) -> float:
     The five largest log-probabilities the server listed form the normaliser
     (llama-cpp-python and vLLM add the sampled token to the list when it is not
     among the top 5; it is then the smallest and drops out). The softmax
-    normaliser over the vocabulary cancels, as with raw logits locally."""
+    normaliser over the vocabulary cancels, as with raw logits locally.
+    llama-cpp-python keys its list by token text, so two candidates with the
+    same text count once: the normaliser is then a little small."""
     top = sorted((t for t in entry.top if math.isfinite(t)), reverse=True)[:TOP_CONFIDENCE]
     if not math.isfinite(entry.logprob) or not top:
         return 0.0
