@@ -10,12 +10,13 @@ from collections.abc import Callable
 
 import typer
 
-from . import ask, chat, models, pull, translate
+from . import ask, chat, models, pull, serve, translate
 
 COMMANDS: list[Callable[[typer.Typer], None]] = [
     ask.register,
     chat.register,
     models.register,
     pull.register,
+    serve.register,
     translate.register,
 ]
