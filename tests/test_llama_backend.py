@@ -1,5 +1,8 @@
 """The llama.cpp backend on the real SmolLM2 GGUF: loading, tokens, and the tree engine.
 
+One thread everywhere: on a busy machine ggml's spinning thread barriers make
+two threads several times slower than one.
+
 Reference decodes use llama-cpp-python's high-level ``Llama`` with flash
 attention (as the engine), so a shared-KV continuation must match token for
 token. Tests check behaviour, never timings.
@@ -27,7 +30,7 @@ def chat(backend: LlamaBackend, text: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def backend(smol_gguf) -> LlamaBackend:
-    b = LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=4096, n_threads=2), name="smol")
+    b = LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=4096, n_threads=1), name="smol")
     yield b
     b.close()
 
@@ -41,7 +44,7 @@ def fresh(smol_gguf) -> LlamaBackend:
     freed holes get reused the sums round differently (~1e-3 on logits) and a
     greedy near-tie may flip. The shared module backend has many such holes.
     """
-    b = LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=2048, n_threads=2), name="smol")
+    b = LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=2048, n_threads=1), name="smol")
     yield b
     b.close()
 
@@ -50,7 +53,7 @@ def fresh(smol_gguf) -> LlamaBackend:
 def reference(smol_gguf):
     from llama_cpp import Llama
 
-    llm = Llama(str(smol_gguf), n_ctx=1024, n_threads=2, flash_attn=True, logits_all=True, verbose=False)
+    llm = Llama(str(smol_gguf), n_ctx=1024, n_threads=1, flash_attn=True, logits_all=True, verbose=False)
 
     def greedy(tokens: list[int], n: int) -> list[int]:
         llm.reset()
@@ -76,21 +79,21 @@ def prompt(backend) -> list[int]:
 def test_missing_file(tmp_path):
     path = tmp_path / "nope.gguf"
     with pytest.raises(ModelNotFoundError, match="model file not found: .*nope.gguf"):
-        LlamaBackend.load(path, RuntimeSettings(), name="x")
+        LlamaBackend.load(path, RuntimeSettings(n_threads=1), name="x")
 
 
 def test_not_a_gguf_file(tmp_path):
     path = tmp_path / "model.gguf"
     path.write_bytes(b"<html>not a model</html>")
     with pytest.raises(ModelLoadError, match="is not a GGUF model file"):
-        LlamaBackend.load(path, RuntimeSettings(), name="x")
+        LlamaBackend.load(path, RuntimeSettings(n_threads=1), name="x")
 
 
 def test_truncated_file_is_one_clean_line_and_quiet(tmp_path, smol_gguf, capfd):
     path = tmp_path / "cut.gguf"
     path.write_bytes(smol_gguf.read_bytes()[: 2_000_000])
     with pytest.raises(ModelLoadError) as err:
-        LlamaBackend.load(path, RuntimeSettings(), name="x")
+        LlamaBackend.load(path, RuntimeSettings(n_threads=1), name="x")
     assert "\n" not in str(err.value) and str(path) in str(err.value)
     assert capfd.readouterr().err == ""  # llama.cpp's C-level log stays silent
 
@@ -107,7 +110,7 @@ def test_info(backend, smol_gguf):
 
 
 def test_quantized_kv_cache_generates(smol_gguf, prompt):
-    runtime = RuntimeSettings(n_ctx=512, kv_cache=KVCacheType.Q8_0)
+    runtime = RuntimeSettings(n_ctx=512, kv_cache=KVCacheType.Q8_0, n_threads=1)
     with LlamaBackend.load(smol_gguf, runtime, name="smol") as b:
         res = b.extend([Request(b.root(prompt), 8, sampling=GREEDY)])[0]
     assert len(res.tokens) == 8
@@ -268,12 +271,12 @@ def test_pending_token_decoded_once_for_all_children(backend, prompt):
     assert evaluated == 1 + generated - 3  # the shared pending token; each last token stays pending
 
 
-def test_root_reuses_a_cached_prefix(backend, prompt):
-    backend.root(prompt)
-    before = backend.stats.prompt_tokens
-    longer = prompt + backend.tokenize("Sure. <|im_end|>\n<|im_start|>user\nAnd why is it red at sunset?")
-    backend.root(longer)
-    assert backend.stats.prompt_tokens - before == len(longer) - len(prompt)
+def test_root_reuses_a_cached_prefix(fresh, prompt):
+    fresh.root(prompt)
+    before = fresh.stats.prompt_tokens
+    longer = prompt + fresh.tokenize("Sure. <|im_end|>\n<|im_start|>user\nAnd why is it red at sunset?")
+    fresh.root(longer)
+    assert fresh.stats.prompt_tokens - before == len(longer) - len(prompt)
 
 
 # -- context limits and eviction -----------------------------------------------
@@ -281,7 +284,7 @@ def test_root_reuses_a_cached_prefix(backend, prompt):
 
 @pytest.fixture(scope="module")
 def small(smol_gguf) -> LlamaBackend:
-    b = LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=256, n_threads=2), name="smol")
+    b = LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=256, n_threads=1), name="smol")
     yield b
     b.close()
 
@@ -305,33 +308,42 @@ def test_context_stop(small):
         assert again.stop is StopReason.CONTEXT and again.tokens == ()
 
 
-def _tree_walk(b: LlamaBackend, prompt: list[int]) -> list[tuple[int, ...]]:
-    """A fixed sequence of expansions that jumps between branches."""
-    root = b.root(prompt)
-    out, frontier = [], [root]
-    for step in range(6):
-        parent = frontier[(step * 2) % len(frontier)]
-        kids = b.extend([Request(parent, 10, sampling=Sampling(seed=10 * step + k)) for k in range(3)])
-        out += [r.tokens for r in kids]
-        frontier += [r.handle for r in kids]
-    # Back to the very first children (evicted by now in a small engine).
-    # Sampled, not greedy: cells rebuilt elsewhere in the cache round slightly
-    # differently (see ``fresh``), which could flip a greedy near-tie.
-    for k, h in enumerate(frontier[1:4]):
-        out.append(b.extend([Request(h, 10, sampling=Sampling(seed=100 + k))])[0].tokens)
+def _chain(b: LlamaBackend, prompt: list[int]) -> list[tuple[int, ...]]:
+    """Greedy chain root -> n1 -> ... -> n5, then back to every earlier node."""
+    handles, out = [b.root(prompt)], []
+    for _ in range(5):
+        res = b.extend([Request(handles[-1], 8, sampling=GREEDY)])[0]
+        handles.append(res.handle)
+        out.append(res.tokens)
+    for h in handles[:-1]:
+        out.append(b.extend([Request(h, 8, sampling=GREEDY)])[0].tokens)
     return out
 
 
-def test_eviction_by_sequence_limit_gives_the_same_tokens(smol_gguf, backend, prompt):
-    expected = _tree_walk(backend, prompt)
-    with LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=4096), name="s", max_sequences=4) as tiny:
-        assert _tree_walk(tiny, prompt) == expected
-        assert tiny.stats.peak_live_sequences <= 4
+def test_eviction_by_sequence_limit_gives_the_same_greedy_tokens(smol_gguf, fresh, prompt):
+    expected = _chain(fresh, prompt)
+    with LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=2048, n_threads=1), name="s", max_sequences=2) as tiny:
+        assert _chain(tiny, prompt) == expected
+        assert tiny.stats.peak_live_sequences <= 2
 
 
-def test_eviction_by_full_cache_gives_the_same_tokens(smol_gguf, backend, prompt):
-    expected = _tree_walk(backend, prompt)
-    # 256 cells: the prompt plus a few branches; older branches must make room.
-    with LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=256), name="s") as tiny:
-        assert _tree_walk(tiny, prompt) == expected
+def test_eviction_by_full_cache_rebuilds_the_same_states(smol_gguf, prompt):
+    # 256 cells hold the prompt and about 9 of the 18 branches: the older
+    # ones must make room and be rebuilt when they are visited again.
+    with LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=256, n_threads=1), name="s") as tiny:
+        frontier = [tiny.root(prompt)]
+        for step in range(6):
+            parent = frontier[(step * 2) % len(frontier)]
+            kids = tiny.extend([Request(parent, 24, sampling=Sampling(seed=10 * step + k)) for k in range(3)])
+            assert [len(r.tokens) for r in kids] == [24] * 3 or any(r.stop is StopReason.EOS for r in kids)
+            frontier += [r.handle for r in kids]
+        paths = [tiny.engine.kv.get(h).path for h in frontier]
+        got = [tiny.engine.next_logits(h) for h in frontier]
         assert tiny.stats.rebuilt_tokens > 0
+    with LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=2048, n_threads=1), name="s") as big:
+        want = [big.engine.next_logits(big.root(path)) for path in paths]
+    # Freed cells get reused out of position order and flash attention then sums
+    # in another order (see ``fresh``): logits agree up to rounding noise (~1),
+    # while a wrong or shifted context differs by far more (> 10).
+    for g, w in zip(got, want):
+        assert np.abs(g - w).max() < 2.5

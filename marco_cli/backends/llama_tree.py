@@ -122,6 +122,20 @@ class TreeEngine:
     def release(self, handle: Handle) -> None:
         self._kv.release(handle)
 
+    def next_logits(self, handle: Handle) -> np.ndarray:
+        """Raw logits for the token after ``handle``'s state, leaving the state as
+        it is (its pending token is decoded into a scratch sequence)."""
+        kv = self._kv
+        kv.clock += 1
+        self.stats.rebuilt_tokens += kv.materialize(handle, ())
+        node = kv.get(handle)
+        node.last_used = kv.clock
+        scratch = kv.fork(node.seq, (handle,))
+        try:
+            return kv.decode([(node.path[-1], len(node.path) - 1, (scratch,), True)], (handle,))[0]
+        finally:
+            kv.free_seq(scratch)
+
     def close(self) -> None:
         self._kv.close()
 
