@@ -272,11 +272,19 @@ def test_pending_token_decoded_once_for_all_children(backend, prompt):
 
 
 def test_root_reuses_a_cached_prefix(fresh, prompt):
-    fresh.root(prompt)
+    first = fresh.root(prompt)
     before = fresh.stats.prompt_tokens
     longer = prompt + fresh.tokenize("Sure. <|im_end|>\n<|im_start|>user\nAnd why is it red at sunset?")
     fresh.root(longer)
     assert fresh.stats.prompt_tokens - before == len(longer) - len(prompt)
+    # Released roots (the previous chat turn) keep their cells for reuse.
+    second = fresh.root(longer)
+    fresh.release(first)
+    fresh.release(second)
+    suffix = fresh.tokenize(" Something else entirely.")
+    before = fresh.stats.prompt_tokens
+    fresh.root(prompt + suffix)
+    assert fresh.stats.prompt_tokens - before == len(suffix) - 1
 
 
 # -- context limits and eviction -----------------------------------------------

@@ -33,6 +33,9 @@ REBUILD_CHUNK = 32
 decoding them one by one, 64 or more take another kernel path and differ by
 up to ~1 logit downstream. Rebuilt cells then equal the evicted ones."""
 
+RETAINED: Handle = 0
+"""Node-table key of the last released root (never a handle given out)."""
+
 Entry = tuple[int, int, Sequence[int], bool]
 """One batch entry: (token, position, sequence ids, want logits)."""
 
@@ -90,16 +93,24 @@ class KVStore:
         return handle
 
     def get(self, handle: Handle) -> Node:
-        node = self.nodes.get(handle)
+        node = self.nodes.get(handle) if handle != RETAINED else None
         if node is None:
             raise BackendError(f"unknown or released model state {handle}")
         return node
 
     def release(self, handle: Handle) -> None:
-        node = self.nodes.pop(handle, None)
-        if node is not None and node.seq is not None:
-            self.free_seq(node.seq)
-            node.seq = None
+        node = self.nodes.pop(handle, None) if handle != RETAINED else None
+        if node is None or node.seq is None:
+            return
+        if len(node.path) == node.prompt_len:
+            # A released root keeps its cells, evictable like any LRU node, so
+            # the next root (the next chat turn) can reuse its prefix.
+            old = self.nodes.pop(RETAINED, None)
+            if old is not None:
+                self.evict(old)
+            self.nodes[RETAINED] = node
+        else:
+            self.evict(node)
 
     # -- sequence ids ------------------------------------------------------
 
