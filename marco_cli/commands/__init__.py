@@ -10,9 +10,10 @@ from collections.abc import Callable
 
 import typer
 
-from . import ask, models
+from . import ask, models, replay
 
 COMMANDS: list[Callable[[typer.Typer], None]] = [
     ask.register,
     models.register,
+    replay.register,
 ]
