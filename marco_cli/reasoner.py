@@ -175,6 +175,11 @@ class Reasoner:
             self._backend = LlamaBackend.load(self.model.path, self.runtime, name=self.model.label)
         return self._backend
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory (asking ``backend`` would load it)."""
+        return self._backend is not None
+
     def close(self) -> None:
         if self._backend is not None:
             self._backend.close()

@@ -10,10 +10,13 @@ from collections.abc import Callable
 
 import typer
 
-from . import ask, models, replay
+from . import ask, chat, models, pull, replay, translate
 
 COMMANDS: list[Callable[[typer.Typer], None]] = [
     ask.register,
+    chat.register,
     models.register,
+    pull.register,
     replay.register,
+    translate.register,
 ]

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..model_files import downloaded_files
 from ..registry import Registry, ResolvedModel, load_registry, resolve_entry
 from ..ui.console import is_tty, out_console
 from . import _options as o
@@ -32,6 +33,11 @@ def _size(model: ResolvedModel) -> str:
     return (model.quant_file.size if model.quant_file else model.entry.size) or "?"
 
 
+def _state(model: ResolvedModel, states: dict[tuple[str, str], str]) -> str:
+    """yes / no; for hub files: verified, unverified (not stamped by a pull) or partial."""
+    return states.get((model.name, model.quant or ""), "yes" if model.on_disk else "no")
+
+
 def gpu_line() -> str:
     try:
         from ..backends.llama import gpu_offload_supported
@@ -51,11 +57,15 @@ def models(
     """List known models: quantizations, sizes, and which are on disk."""
     registry = load_registry(models_file)
     rows = _rows(registry)
+    states: dict[tuple[str, str], str] = {}
+    for f in downloaded_files(registry):  # a complete file outranks a leftover partial
+        if states.get((f.name, f.quant)) in (None, "partial"):
+            states[(f.name, f.quant)] = f.state
     if as_json:
         data = [
             {
                 "name": m.name, "aliases": list(m.entry.aliases), "quant": m.quant, "size": _size(m),
-                "on_disk": m.on_disk, "path": str(m.path), "default": d,
+                "on_disk": m.on_disk, "state": _state(m, states), "path": str(m.path), "default": d,
             }
             for m, d in rows
         ]
@@ -68,7 +78,7 @@ def models(
         name = model.name + (" *" if is_default else "")
         table.add_row(
             name, ", ".join(model.entry.aliases), model.quant or "", _size(model),
-            "yes" if model.on_disk else "no", str(model.path),
+            _state(model, states), str(model.path),
         )
     console = out_console()
     if not is_tty(sys.stdout):
