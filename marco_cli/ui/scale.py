@@ -13,9 +13,11 @@ from rich.color import Color, blend_rgb
 from rich.color_triplet import ColorTriplet
 from rich.style import Style
 
-_RED = ColorTriplet(215, 48, 39)
-_YELLOW = ColorTriplet(230, 200, 40)
-_GREEN = ColorTriplet(40, 170, 80)
+# Saturated anchors, so that terminals with 16 or 256 colours (rich downgrades
+# to the nearest) still step red -> yellow -> green instead of greys and whites.
+_RED = ColorTriplet(220, 0, 0)
+_YELLOW = ColorTriplet(220, 200, 0)
+_GREEN = ColorTriplet(0, 190, 0)
 
 
 def confidence_color(value: float) -> Color:
