@@ -254,3 +254,28 @@ def test_live_view_is_inert_off_a_terminal():
     with LiveSearchView(console, simulations=3) as view:
         run_search(backend, backend.tokenize(PROMPT), SearchSettings(simulations=3), observer=view)
     assert not view.enabled and console.file.getvalue() == ""
+
+
+# -- what `ask` wires up ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("live,terminal,save,expect", [
+    (True, True, False, ["LiveSearchView"]),
+    (False, True, False, None),  # --no-live
+    (True, False, False, None),  # stderr piped: nothing animated
+    (True, False, True, ["TreeRecorder"]),  # piped but --save-tree: record only
+    (True, True, True, ["LiveSearchView", "TreeRecorder"]),
+])
+def test_search_display_observers(monkeypatch, tmp_path, live, terminal, save, expect):
+    from marco_cli.commands import _display
+    from marco_cli.settings import Mode
+
+    monkeypatch.setattr(_display, "err_console", lambda: Console(file=io.StringIO(), force_terminal=terminal))
+    display = _display.SearchDisplay(mode=Mode.MCTS, settings=SearchSettings(), question="q", live=live,
+                                     save_to=tmp_path / "t.json" if save else None)
+    with display.observe() as observer:
+        names = None if observer is None else [type(o).__name__ for o in observer.observers]
+    assert names == expect
+    cot = _display.SearchDisplay(mode=Mode.COT, settings=SearchSettings(), question="q")
+    with cot.observe() as observer:
+        assert observer is None  # a chain of thought has no search to draw

@@ -1,16 +1,12 @@
 """What a command shows around an MCTS search, and what it keeps of it: the
-live tree on a stderr terminal, the final view, ``--save-tree`` and the
-``--confidence`` heatmap. Shared by ``ask`` and ``chat`` so both behave alike.
+live tree on a stderr terminal, the final view and ``--save-tree``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-from rich.text import Text
 
 from ..errors import TreeSaveError
 from ..reasoner import Answer
@@ -18,7 +14,6 @@ from ..search import Observer, ObserverGroup
 from ..settings import Mode, SearchSettings
 from ..treefile import TreeRecorder, options_dict, save_tree
 from ..ui.console import err_console
-from ..ui.heatmap import answer_heatmap, token_pieces
 from ..ui.live import LiveSearchView
 from ..ui.tree_view import snippet
 
@@ -80,20 +75,3 @@ class SearchDisplay:
         except TreeSaveError as exc:
             return exc
         return None
-
-
-def confidence_view(answer: Answer, detokenize: Callable[[Sequence[int]], str], *, thought: bool) -> Text:
-    """The answer as a token-confidence heatmap (plain text when no tokens survived)."""
-    if not answer.tokens:
-        return Text(answer.answer)
-    pieces = token_pieces(detokenize, answer.tokens)
-    return answer_heatmap(pieces, answer.confidences, thought=thought)
-
-
-def confidence_json(answer: Answer, detokenize: Callable[[Sequence[int]], str]) -> list[dict[str, Any]]:
-    """``[{"piece": "4", "c": 0.93}, ...]`` for ``--json --confidence``."""
-    pieces = token_pieces(detokenize, answer.tokens)
-    return [
-        {"piece": p, "c": None if c is None else round(c, 6)}
-        for p, c in zip(pieces, answer.confidences)
-    ]

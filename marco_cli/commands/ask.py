@@ -14,9 +14,10 @@ from ..reasoner import Answer, Interrupted, Reasoner, choose_model
 from ..registry import load_registry
 from ..settings import GenerationSettings, Mode, SearchSettings
 from ..ui.console import err_console, is_tty, notice, out_console
+from ..ui.heatmap import confidence_json, confidence_view
 from ..ui.stream import AnswerStream
 from . import _options as o
-from ._display import SearchDisplay, confidence_json, confidence_view
+from ._display import SearchDisplay
 from ._io import read_input
 
 _S = o.DEFAULT_SEARCH

@@ -11,17 +11,23 @@ exactly the plain text.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
 from ..prompts import parse_output
 from .scale import confidence_style
 
+if TYPE_CHECKING:
+    from ..reasoner import Answer
+
+Detokenize = Callable[[Sequence[int]], str]
+
 _REPLACEMENT = "\ufffd"
 _MAX_PENDING = 4  # a UTF-8 character spans at most 4 byte-level tokens
 
 
-def token_pieces(detokenize: Callable[[Sequence[int]], str], tokens: Sequence[int]) -> list[str]:
+def token_pieces(detokenize: Detokenize, tokens: Sequence[int]) -> list[str]:
     """One text piece per token; joined they give ``detokenize(tokens)`` (up to
     characters the tokenizer itself cannot decode)."""
     pieces: list[str] = []
@@ -86,6 +92,24 @@ def answer_heatmap(
     else:
         head = _slice(pieces, confidences, thought_at, thought_at + len(parsed.thought))
     return Text("\n\n").join([head, answer])
+
+
+def confidence_view(answer: "Answer", detokenize: Detokenize, *, thought: bool = False) -> Text:
+    """An ``Answer`` as a heatmap (``--confidence`` in ask and chat); plain
+    text when no tokens survived (e.g. Ctrl-C before the first one)."""
+    if not answer.tokens:
+        return Text(answer.answer)
+    pieces = token_pieces(detokenize, answer.tokens)
+    return answer_heatmap(pieces, answer.confidences, thought=thought)
+
+
+def confidence_json(answer: "Answer", detokenize: Detokenize) -> list[dict[str, Any]]:
+    """``[{"piece": "4", "c": 0.93}, ...]`` for ``--json --confidence``."""
+    pieces = token_pieces(detokenize, answer.tokens)
+    return [
+        {"piece": p, "c": None if c is None else round(c, 6)}
+        for p, c in zip(pieces, answer.confidences)
+    ]
 
 
 def legend() -> Text:
