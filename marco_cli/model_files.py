@@ -43,6 +43,8 @@ def hub_quant(model: ResolvedModel) -> QuantFile:
         return model.quant_file
     if entry.package:
         raise UsageError(f"'{model.name}' ships inside the {entry.package} Python package; there is nothing to download")
+    if entry.base_url:
+        raise UsageError(f"'{model.name}' runs on a server ({entry.base_url}); there is nothing to download")
     raise UsageError(f"'{model.name}' is a local file ({model.path}), not a Hugging Face Hub model")
 
 

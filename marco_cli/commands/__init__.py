@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import typer
 
-from . import ask, chat, models, pull, replay, translate
+from . import ask, chat, models, pull, replay, serve, translate
 
 COMMANDS: list[Callable[[typer.Typer], None]] = [
     ask.register,
@@ -18,5 +18,6 @@ COMMANDS: list[Callable[[typer.Typer], None]] = [
     models.register,
     pull.register,
     replay.register,
+    serve.register,
     translate.register,
 ]

@@ -15,6 +15,7 @@ _SEARCH = "MCTS search"
 _VIEW = "Display"
 
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", envvar="MARCO_MODEL", help="Model name, alias, NAME:QUANT or path to a .gguf file.", show_default=False)]
+BackendOpt = Annotated[Optional[str], typer.Option("--backend", envvar="MARCO_BACKEND", help="Run the model on an OpenAI-compatible server at this URL (vLLM, llama-server); its API key from MARCO_API_KEY.", show_default=False, rich_help_panel=_RUNTIME)]
 ModelsFileOpt = Annotated[Optional[str], typer.Option("--models", envvar="MARCO_MODELS", help="Model registry file to use instead of the shipped models.toml.", show_default=False)]
 CtxOpt = Annotated[int, typer.Option("--ctx", help="KV-cache size in tokens (shared by the whole search tree).", rich_help_panel=_RUNTIME)]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads [default: all cores].", show_default=False, rich_help_panel=_RUNTIME)]

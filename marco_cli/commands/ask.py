@@ -28,6 +28,7 @@ def ask(
     question: Annotated[Optional[str], typer.Argument(help="The question; '-' or a pipe reads stdin.", show_default=False)] = None,
     model: o.ModelOpt = None,
     models_file: o.ModelsFileOpt = None,
+    backend: o.BackendOpt = None,
     mode: o.ModeOpt = Mode.MCTS,
     system: Annotated[Optional[str], typer.Option("--system", help="System prompt (replaces the model's default).", show_default=False)] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature [default: 0 for cot, 0.8 for mcts].", show_default=False)] = None,
@@ -70,7 +71,7 @@ def ask(
     if save_tree is not None and mode is not Mode.MCTS:
         raise UsageError("--save-tree needs --mode mcts (a chain of thought has no tree)")
     text = read_input(question)
-    choice = choose_model(load_registry(models_file), model)
+    choice = choose_model(load_registry(models_file), model, backend=backend)
     if choice.notice:
         notice(choice.notice)
     reasoner = Reasoner(choice.model, runtime)

@@ -28,6 +28,8 @@ def _rows(registry: Registry) -> list[tuple[ResolvedModel, bool]]:
 
 
 def _size(model: ResolvedModel) -> str:
+    if model.remote is not None:
+        return "-"
     if model.on_disk:
         return f"{model.path.stat().st_size / 1e9:.2f} GB"
     return (model.quant_file.size if model.quant_file else model.entry.size) or "?"
@@ -35,7 +37,13 @@ def _size(model: ResolvedModel) -> str:
 
 def _state(model: ResolvedModel, states: dict[tuple[str, str], str]) -> str:
     """yes / no; for hub files: verified, unverified (not stamped by a pull) or partial."""
+    if model.remote is not None:
+        return "remote"
     return states.get((model.name, model.quant or ""), "yes" if model.on_disk else "no")
+
+
+def _where(model: ResolvedModel) -> str:
+    return model.remote.base_url if model.remote is not None else str(model.path)
 
 
 def gpu_line() -> str:
@@ -65,7 +73,7 @@ def models(
         data = [
             {
                 "name": m.name, "aliases": list(m.entry.aliases), "quant": m.quant, "size": _size(m),
-                "on_disk": m.on_disk, "state": _state(m, states), "path": str(m.path), "default": d,
+                "on_disk": m.on_disk, "state": _state(m, states), "path": _where(m), "default": d,
             }
             for m, d in rows
         ]
@@ -78,7 +86,7 @@ def models(
         name = model.name + (" *" if is_default else "")
         table.add_row(
             name, ", ".join(model.entry.aliases), model.quant or "", _size(model),
-            _state(model, states), str(model.path),
+            _state(model, states), _where(model),
         )
     console = out_console()
     if not is_tty(sys.stdout):
