@@ -10,13 +10,14 @@ from collections.abc import Callable
 
 import typer
 
-from . import ask, chat, models, pull, serve, translate
+from . import ask, chat, models, pull, replay, serve, translate
 
 COMMANDS: list[Callable[[typer.Typer], None]] = [
     ask.register,
     chat.register,
     models.register,
     pull.register,
+    replay.register,
     serve.register,
     translate.register,
 ]

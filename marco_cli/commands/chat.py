@@ -50,6 +50,7 @@ def chat(
     n_gpu_layers: o.GpuLayersOpt = None,
     kv_cache: o.KVCacheOpt = _R.kv_cache,
     verbose: o.VerboseOpt = False,
+    confidence: o.ConfidenceOpt = False,
 ) -> None:
     """Talk with the model, turn after turn: /help lists the commands.
 
@@ -71,7 +72,7 @@ def chat(
         resume=resume, overrides=overrides, mode=mode if _given(ctx, "mode") or not resume else None,
         notify=notice,
     )
-    status = _run(session, save)
+    status = _run(session, save, confidence)
     if status:
         raise typer.Exit(status)
 
@@ -82,7 +83,7 @@ def _given(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
-def _run(session: ChatSession, save: str | None) -> int:
+def _run(session: ChatSession, save: str | None, confidence: bool = False) -> int:
     """Run the loop; whatever ends it (Ctrl-D, /exit, an error, Ctrl-C in a
     pipe), the history is written and the conversation saved to ``--save``."""
     interactive = is_tty(sys.stdin)
@@ -92,7 +93,7 @@ def _run(session: ChatSession, save: str | None) -> int:
     else:
         lines = StreamLines(sys.stdin.buffer)
     try:
-        status = Repl(session, lines, interactive=interactive, save_path=save).run()
+        status = Repl(session, lines, interactive=interactive, save_path=save, confidence=confidence).run()
     except BaseException:
         _close(session, lines, save)  # a failed save must not hide what ended the session
         raise

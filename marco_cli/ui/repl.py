@@ -16,12 +16,13 @@ import sys
 from collections.abc import Iterator
 
 from ..errors import InputError, MarcoError
-from ..reasoner import Interrupted
+from ..reasoner import Answer, Interrupted
 from ..session import ChatSession
 from ..settings import Mode
-from .console import err_console, is_tty
+from .console import err_console, is_tty, out_console
 from .line_input import CONTINUATION, PROMPT, ReadLine, read_input
-from .search_status import SearchStatus
+from .heatmap import confidence_view
+from .live import LiveSearchView
 from .slash import QUIT, SlashContext, dispatch
 from .stream import AnswerStream
 
@@ -31,8 +32,9 @@ QUIT_HINT = "(use /exit or Ctrl-D to quit)"
 
 class Repl:
     def __init__(self, session: ChatSession, read_line: ReadLine, *, interactive: bool,
-                 save_path: str | None = None) -> None:
+                 save_path: str | None = None, confidence: bool = False) -> None:
         self.session = session
+        self.confidence = confidence  # --confidence: answers as a token-confidence heatmap
         self.read_line = read_line
         self.interactive = interactive
         self.context = SlashContext(save_path, loading=self._loading)
@@ -111,7 +113,10 @@ class Repl:
             self._error(exc)
             self._autosave()  # the question is kept in the conversation, with the error
             return
-        self._show_answer(answer.answer, stream)
+        if self.confidence and is_tty(sys.stdout):
+            self._show_heatmap(answer, stream)
+        else:
+            self._show_answer(answer.answer, stream)
         self._autosave()
 
     def _autosave(self) -> None:
@@ -134,16 +139,19 @@ class Repl:
         out_tty, err_tty = is_tty(sys.stdout), is_tty(sys.stderr)
         if not (out_tty or err_tty):
             return None
-        return AnswerStream(answer_to_stdout=out_tty, thought_console=self._err if err_tty else None)
+        answer_live = out_tty and not self.confidence  # the heatmap is drawn once the answer is whole
+        return AnswerStream(answer_to_stdout=answer_live, thought_console=self._err if err_tty else None)
 
     @contextlib.contextmanager
-    def _search_status(self) -> Iterator[SearchStatus | None]:
+    def _search_status(self) -> Iterator[LiveSearchView | None]:
+        """The live search tree on a stderr terminal, cleared when the turn
+        ends (``/tree`` draws it again)."""
         settings = self.session.settings
         if not (self.interactive and settings.mode is Mode.MCTS and is_tty(sys.stderr)):
             yield None
             return
-        with SearchStatus(self._err, settings.search.simulations) as status:
-            yield status
+        with LiveSearchView(self._err, simulations=settings.search.simulations, final=False) as view:
+            yield view
 
     @contextlib.contextmanager
     def _loading(self, label: str) -> Iterator[None]:
@@ -168,6 +176,13 @@ class Repl:
         if text or not cancelled:
             sys.stdout.write(text + "\n\n")
             sys.stdout.flush()
+
+    def _show_heatmap(self, answer: Answer, stream: AnswerStream | None) -> None:
+        if stream is not None:
+            stream.close()
+        out_console().print(confidence_view(answer, self.session.reasoner.backend.detokenize))
+        sys.stdout.write("\n")
+        sys.stdout.flush()
 
     def _cancelled(self, stream: AnswerStream | None = None) -> None:
         # a thought cut short leaves the cursor mid-line

@@ -11,17 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
-from rich.console import RenderableType
-from rich.text import Text
-from rich.tree import Tree
+from rich.console import Group, RenderableType
 
 from ..chat_settings import KEYS
 from ..errors import UsageError
 from ..session import ChatSession, Loading
 from ..settings import Mode
+from .summary import render_summary
+from .tree_view import render_tree
 
 if TYPE_CHECKING:
-    from ..search import NodeView, SearchResult
+    from ..search import SearchResult
 
 
 class _Quit:
@@ -188,24 +188,7 @@ def _shorten(text: str, width: int) -> str:
 
 
 def render_search(result: SearchResult) -> RenderableType:
-    """The search tree, drawn by the live tree UI when it is installed
-    (``ui/tree.py``), else as a plain outline of steps with visits and values."""
-    try:
-        from .tree import render_tree  # type: ignore[import-not-found]
-    except ImportError:
-        return _outline(result.root)
-    return render_tree(result.root)
-
-
-def _outline(root: NodeView) -> Tree:
-    def label(node: NodeView) -> Text:  # Text, not markup: model text may hold brackets
-        text = _shorten(node.text, 60) if node.text else "(prompt)" if node.parent_id is None else "(empty)"
-        return Text(f"{text}  (visits {node.visits}, value {node.mean_value:.2f})")
-
-    def add(tree: Tree, node: NodeView) -> None:
-        for child in node.children:
-            add(tree.add(label(child)), child)
-
-    tree = Tree(label(root))
-    add(tree, root)
-    return tree
+    """The last search again: the whole tree, the chosen path emphasised
+    (``»``), and its summary panel."""
+    tree = render_tree(result.root, best_path=[node.id for node in result.path])
+    return Group(tree, render_summary(result))
