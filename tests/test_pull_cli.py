@@ -129,11 +129,11 @@ def test_ask_uses_the_pulled_model(hub, marco, registry_file):
     before = choose_model(load_registry(registry_file), None)
     assert before.model.name == "smollm2-135m" and "marco pull tiny-hub" in (before.notice or "")
     assert marco("pull", "tiny-hub").exit_code == 0
-    after = marco("ask", "--json", "--max-tokens", "8", "--ctx", "1024", "Hi")
+    after = marco("ask", "--mode", "cot", "--json", "--max-tokens", "8", "--ctx", "1024", "Hi")
     assert after.exit_code == 0, after.stderr
     assert json.loads(after.stdout)["model"] == "tiny-hub:Q4_1"
     assert "embedded" not in after.stderr
-    named = marco("ask", "-m", "tiny-hub", "--max-tokens", "8", "--ctx", "1024", "What is 2+2?")
+    named = marco("ask", "-m", "tiny-hub", "--mode", "cot", "--max-tokens", "8", "--ctx", "1024", "What is 2+2?")
     assert named.exit_code == 0, named.stderr
     assert named.stdout.strip()
 
