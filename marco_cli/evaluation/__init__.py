@@ -1,0 +1,5 @@
+"""Benchmarks and preference data: ``marco eval`` (CoT against MCTS on
+MGSM/GSM8K-style files) and DPO pairs from search trees (``marco export-dpo``).
+
+No terminal I/O here; the CLI and tests drive these use cases.
+"""
