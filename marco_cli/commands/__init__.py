@@ -10,9 +10,10 @@ from collections.abc import Callable
 
 import typer
 
-from . import ask, models
+from . import ask, export_dpo, models
 
 COMMANDS: list[Callable[[typer.Typer], None]] = [
     ask.register,
     models.register,
+    export_dpo.register,
 ]

@@ -1,0 +1,212 @@
+"""Preference pairs from search trees: a hand-built tree with known answers,
+a scripted-backend search (in memory and through the saved-tree adapter),
+and ``marco export-dpo``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from marco_cli.cli import app
+from marco_cli.evaluation.dpo import (
+    FINISHED_STOPS,
+    CompletePath,
+    TreeRecord,
+    common_ancestor,
+    make_pairs,
+    rank_pairs,
+    record_from_search,
+    tree_index,
+)
+from marco_cli.evaluation.dpo_io import TreeFileError, record_from_dict
+from marco_cli.search import NodeView, run_search, tree_to_dict
+from marco_cli.settings import SearchSettings
+from scripted_backend import ScriptedBackend
+
+FIELDS = {"prompt", "chosen", "rejected", "question_id", "shared_prefix_tokens", "chosen_value", "rejected_value", "source"}
+
+
+def nv(ident, parent, tokens, *children):
+    return NodeView(ident, parent, 0, "", tuple(tokens), (), 0, 0.0, 0.0, None, 0, False, False, None, tuple(children))
+
+
+#   0 ── 1 (2 tokens) ── 3 (1 token)
+#   │                └─ 4 (2 tokens)
+#   └─ 2 (1 token)
+ROOT = nv(0, None, [], nv(1, 0, [1, 2], nv(3, 1, [3]), nv(4, 1, [4, 5])), nv(2, 0, [6]))
+A = CompletePath(3, (1, 2, 3, 7), "<Output>7</Output>", 0.9, "output_end")
+B = CompletePath(4, (1, 2, 4, 5, 8), "<Output>8</Output>", 0.5, "output_end")
+C = CompletePath(2, (6, 9), "so it is 7", 0.4, "eos")
+D = CompletePath(1, (1, 2, 10), "still thinking about", 0.95, "length")
+
+
+def record(reference=None, paths=(A, B, C, D)):
+    parents, prefix = tree_index(ROOT)
+    return TreeRecord("q1", "What?", "PROMPT", reference, parents, prefix, tuple(paths), "hand")
+
+
+def test_tree_index_and_common_ancestor():
+    parents, prefix = tree_index(ROOT)
+    assert prefix == {0: 0, 1: 2, 3: 3, 4: 4, 2: 1}
+    assert common_ancestor(parents, 3, 4) == 1
+    assert common_ancestor(parents, 3, 2) == 0
+    assert common_ancestor(parents, 1, 4) == 1  # a node is its own ancestor
+
+
+def test_known_answer_correct_beats_wrong():
+    pairs = make_pairs(record(reference="7"))
+    got = [(p.chosen.node_id, p.rejected.node_id, p.ancestor, p.shared_prefix_tokens) for p in pairs]
+    # by value gap: A-B .4, A-D -.05, C-B -.1, C-D -.55
+    assert got == [(3, 4, 1, 2), (3, 1, 1, 2), (2, 4, 0, 0), (2, 1, 0, 0)]
+    data = pairs[0].to_json()
+    assert FIELDS <= set(data)
+    assert (data["chosen_value"], data["rejected_value"], data["prompt"]) == (0.9, 0.5, "PROMPT")
+    assert (data["chosen_answer"], data["rejected_answer"], data["reference"]) == ("7", "8", "7")
+
+
+def test_unknown_answer_finished_then_value():
+    pairs = make_pairs(record())
+    got = {(p.chosen.node_id, p.rejected.node_id) for p in pairs}
+    # D has the highest value but was cut off by the token cap: it never wins
+    assert got == {(3, 4), (3, 2), (3, 1), (4, 2), (4, 1), (2, 1)}
+    assert [round(p.gap, 2) for p in pairs][:2] == [0.5, 0.4]
+
+
+def test_no_pairs_when_every_path_has_the_same_grade():
+    assert make_pairs(record(reference="7", paths=(A, C))) == []
+    assert make_pairs(record(reference="5")) == []
+
+
+def test_dedupe_and_cap():
+    twin = CompletePath(4, (1, 2, 4, 5, 9), B.text, 0.3, "output_end")  # same text as B
+    pairs = make_pairs(record(reference="7", paths=(A, B, twin, C)))
+    assert len(pairs) == 2  # A>B, C>B: the twin adds nothing
+    capped = rank_pairs(pairs + pairs, max_pairs=1)
+    assert [(p.chosen.node_id, p.rejected.node_id) for p in capped] == [(3, 4)]
+
+
+# -- a real search tree (scripted backend) ---------------------------------------
+
+SETTINGS = SearchSettings(simulations=6, children=3, max_depth=4, max_tokens=120, seed=3)
+
+
+@pytest.fixture(scope="module")
+def searched():
+    backend = ScriptedBackend()
+    result = run_search(backend, backend.tokenize("Question: add two and three\n"), SETTINGS)
+    return backend, result
+
+
+def ancestors(parents, node):
+    chain = []
+    while node is not None:
+        chain.append(node)
+        node = parents[node]
+    return chain
+
+
+def _check_pairs(pairs, record_):
+    """Sides differ, both start with the shared prefix, whose length is the
+    common ancestor's path length, and the ancestor is the deepest shared node."""
+    assert pairs
+    for pair in pairs:
+        n = pair.shared_prefix_tokens
+        assert pair.chosen.text != pair.rejected.text
+        assert pair.chosen.tokens[:n] == pair.rejected.tokens[:n]
+        assert n == record_.prefix_tokens[pair.ancestor]
+        shared = set(ancestors(record_.parents, pair.chosen.node_id)) & set(ancestors(record_.parents, pair.rejected.node_id))
+        assert pair.ancestor in shared
+        assert all(record_.prefix_tokens[a] <= n for a in shared)
+
+
+def test_pairs_from_a_search_in_memory(searched):
+    backend, result = searched
+    rec = record_from_search(result, question_id="q", question="add", prompt="P", reference=None,
+                             source="test", detokenize=backend.detokenize)
+    assert len(rec.paths) == len(result.rollouts)
+    pairs = make_pairs(rec)
+    _check_pairs(pairs, rec)
+    for pair in pairs:
+        rank = lambda p: (p.stop in FINISHED_STOPS, p.value)  # noqa: E731
+        assert rank(pair.chosen) > rank(pair.rejected)
+    assert any(p.shared_prefix_tokens > 0 for p in pairs)  # siblings deeper than the root exist
+    graded = make_pairs(rec, grade=lambda text: "five" in text.rsplit("<Output>", 1)[-1])
+    _check_pairs(graded, rec)
+    assert all("five" in p.chosen.text.rsplit("<Output>", 1)[-1] for p in graded)
+
+
+def saved_tree(backend, result, question="add two and three"):
+    """The shape --save-tree writes (question, tree_to_dict nodes, completed rollouts)."""
+    return {
+        "version": 1,
+        "question": question,
+        "tree": tree_to_dict(result.root),
+        "rollouts": [
+            {"node_id": r.node_id, "tokens": list(r.tokens), "text": backend.detokenize(r.tokens),
+             "value": r.value, "stop": r.stop.value, "n_rollout_tokens": r.n_rollout_tokens}
+            for r in result.rollouts
+        ],
+    }
+
+
+def test_saved_tree_adapter_gives_the_same_pairs(searched):
+    backend, result = searched
+    memory = record_from_search(result, question_id="q", question="add two and three", prompt="add two and three",
+                                reference=None, source="s", detokenize=backend.detokenize)
+    loaded = record_from_dict({**saved_tree(backend, result), "question_id": "q"}, "s")
+    strip = lambda pairs: [{k: v for k, v in p.to_json().items()} for p in pairs]  # noqa: E731
+    assert strip(make_pairs(loaded)) == strip(make_pairs(memory))
+
+
+def test_saved_tree_errors_name_the_file(searched):
+    backend, result = searched
+    good = saved_tree(backend, result)
+    for broken, message in [
+        ({**good, "question": None}, "no 'question'"),
+        ({**good, "tree": None}, "no 'tree'"),
+        ({k: v for k, v in good.items() if k != "rollouts"}, "no 'rollouts'"),
+        ({**good, "rollouts": [{"node_id": 999, "value": 0.5}]}, "rollouts[0]: needs 'node_id'"),
+        ({**good, "rollouts": [{"node_id": 0, "value": "high"}]}, "rollouts[0]: needs a numeric 'value'"),
+    ]:
+        with pytest.raises(TreeFileError, match=r"t\.json.*" + message.replace("[", r"\[").replace("]", r"\]")):
+            record_from_dict(broken, "t.json")
+
+
+def test_export_dpo_command(searched, tmp_path):
+    backend, result = searched
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps(saved_tree(backend, result)))
+    second.write_text(json.dumps(saved_tree(backend, result)))  # the same tree twice: deduplicated
+    out = tmp_path / "pairs.jsonl"
+    runner = CliRunner()
+    one = runner.invoke(app, ["export-dpo", str(first), "-o", str(out)])
+    assert one.exit_code == 0, one.stderr
+    n_one = len(out.read_text().splitlines())
+    both = runner.invoke(app, ["export-dpo", str(first), str(second), "-o", str(out)])
+    assert both.exit_code == 0 and len(out.read_text().splitlines()) == n_one > 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(FIELDS <= set(r) and r["chosen"] != r["rejected"] for r in rows)
+    assert [r["chosen_value"] - r["rejected_value"] for r in rows] == sorted(
+        (r["chosen_value"] - r["rejected_value"] for r in rows), reverse=True)
+    capped = runner.invoke(app, ["export-dpo", str(first), str(second), "--max-pairs-per-question", "2"])
+    assert capped.exit_code == 0 and len(capped.stdout.splitlines()) == 2  # stdout without -o
+    assert "2 pairs from 2 trees" in capped.stderr
+    bad = runner.invoke(app, ["export-dpo", str(tmp_path / "missing.json")])
+    assert bad.exit_code == 2 and "tree file not found" in bad.stderr
+
+
+def test_export_dpo_grades_with_a_dataset(tmp_path):
+    tree = tmp_path / "t.json"
+    rollouts = [{"node_id": p.node_id, "tokens": list(p.tokens), "text": p.text, "value": p.value, "stop": p.stop}
+                for p in (A, B, C, D)]
+    tree.write_text(json.dumps({"question": "What?", "tree": tree_to_dict(ROOT), "rollouts": rollouts}))
+    data = tmp_path / "d.tsv"
+    data.write_text("What?\t7\n")
+    result = CliRunner().invoke(app, ["export-dpo", str(tree), "--dataset", str(data)])
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["chosen_answer"], r["rejected_answer"], r["shared_prefix_tokens"]) for r in rows] == [
+        ("7", "8", 2), ("7", None, 2), ("7", "8", 0), ("7", None, 0)]
+    assert {r["reference"] for r in rows} == {"7"}
