@@ -10,10 +10,11 @@ from collections.abc import Callable
 
 import typer
 
-from . import ask, export_dpo, models
+from . import ask, eval, export_dpo, models
 
 COMMANDS: list[Callable[[typer.Typer], None]] = [
     ask.register,
     models.register,
+    eval.register,
     export_dpo.register,
 ]
