@@ -23,6 +23,7 @@ from marco_cli.evaluation.dpo import (
 from marco_cli.evaluation.dpo_io import TreeFileError, record_from_dict
 from marco_cli.search import NodeView, run_search, tree_to_dict
 from marco_cli.settings import SearchSettings
+from saved_tree import saved_tree
 from scripted_backend import ScriptedBackend
 
 FIELDS = {"prompt", "chosen", "rejected", "question_id", "shared_prefix_tokens", "chosen_value", "rejected_value", "source"}
@@ -137,38 +138,38 @@ def test_pairs_from_a_search_in_memory(searched):
     assert all("five" in p.chosen.text.rsplit("<Output>", 1)[-1] for p in graded)
 
 
-def saved_tree(backend, result, question="add two and three"):
-    """The shape --save-tree writes (question, tree_to_dict nodes, completed rollouts)."""
-    return {
-        "version": 1,
-        "question": question,
-        "tree": tree_to_dict(result.root),
-        "rollouts": [
-            {"node_id": r.node_id, "tokens": list(r.tokens), "text": backend.detokenize(r.tokens),
-             "value": r.value, "stop": r.stop.value, "n_rollout_tokens": r.n_rollout_tokens}
-            for r in result.rollouts
-        ],
-    }
-
-
 def test_saved_tree_adapter_gives_the_same_pairs(searched):
     backend, result = searched
     memory = record_from_search(result, question_id="q", question="add two and three", prompt="add two and three",
                                 reference=None, source="s", detokenize=backend.detokenize)
-    loaded = record_from_dict({**saved_tree(backend, result), "question_id": "q"}, "s")
-    strip = lambda pairs: [{k: v for k, v in p.to_json().items()} for p in pairs]  # noqa: E731
+    loaded = record_from_dict({**saved_tree(result, backend.detokenize, "add two and three"), "question_id": "q"}, "s")
+    strip = lambda pairs: [{k: v for k, v in p.to_json().items() if k != "chosen_value" and k != "rejected_value"}  # noqa: E731
+                           for p in pairs]  # the file rounds values to 6 digits
     assert strip(make_pairs(loaded)) == strip(make_pairs(memory))
+
+
+def test_saved_tree_without_rollout_texts(searched):
+    backend, result = searched
+    data = saved_tree(result, backend.detokenize, "q", texts=False)
+    ended_at_node = [r for r in data["rollouts"] if r["n_rollout_tokens"] == 0]
+    assert ended_at_node  # terminal nodes: the path's text is the nodes' texts
+    record = record_from_dict({**data, "rollouts": ended_at_node}, "t.json")
+    assert [p.text for p in record.paths] == [backend.detokenize(r["tokens"]) for r in ended_at_node]
+    with pytest.raises(TreeFileError, match="its 'text' was not recorded"):
+        record_from_dict(data, "t.json")
 
 
 def test_saved_tree_errors_name_the_file(searched):
     backend, result = searched
-    good = saved_tree(backend, result)
+    good = saved_tree(result, backend.detokenize, "q")
     for broken, message in [
+        ({**good, "format": "other"}, "not a marco search tree"),
+        ({**good, "version": 2}, "version 2 is newer than this marco reads"),
         ({**good, "question": None}, "no 'question'"),
         ({**good, "tree": None}, "no 'tree'"),
         ({k: v for k, v in good.items() if k != "rollouts"}, "no 'rollouts'"),
-        ({**good, "rollouts": [{"node_id": 999, "value": 0.5}]}, "rollouts[0]: needs 'node_id'"),
-        ({**good, "rollouts": [{"node_id": 0, "value": "high"}]}, "rollouts[0]: needs a numeric 'value'"),
+        ({**good, "rollouts": [{"node": 999, "value": 0.5}]}, "rollout 0: needs 'node'"),
+        ({**good, "rollouts": [{"node": 0, "value": "high"}]}, "rollout 0: needs a numeric 'value'"),
     ]:
         with pytest.raises(TreeFileError, match=r"t\.json.*" + message.replace("[", r"\[").replace("]", r"\]")):
             record_from_dict(broken, "t.json")
@@ -177,8 +178,8 @@ def test_saved_tree_errors_name_the_file(searched):
 def test_export_dpo_command(searched, tmp_path):
     backend, result = searched
     first, second = tmp_path / "a.json", tmp_path / "b.json"
-    first.write_text(json.dumps(saved_tree(backend, result)))
-    second.write_text(json.dumps(saved_tree(backend, result)))  # the same tree twice: deduplicated
+    first.write_text(json.dumps(saved_tree(result, backend.detokenize, "add two and three")))
+    second.write_text(json.dumps(saved_tree(result, backend.detokenize, "add two and three")))  # twice: deduplicated
     out = tmp_path / "pairs.jsonl"
     runner = CliRunner()
     one = runner.invoke(app, ["export-dpo", str(first), "-o", str(out)])
@@ -199,7 +200,7 @@ def test_export_dpo_command(searched, tmp_path):
 
 def test_export_dpo_grades_with_a_dataset(tmp_path):
     tree = tmp_path / "t.json"
-    rollouts = [{"node_id": p.node_id, "tokens": list(p.tokens), "text": p.text, "value": p.value, "stop": p.stop}
+    rollouts = [{"node": p.node_id, "tokens": list(p.tokens), "text": p.text, "value": p.value, "stop": p.stop}
                 for p in (A, B, C, D)]
     tree.write_text(json.dumps({"question": "What?", "tree": tree_to_dict(ROOT), "rollouts": rollouts}))
     data = tmp_path / "d.tsv"

@@ -12,8 +12,8 @@ from marco_cli.cli import app
 from marco_cli.evaluation.dpo import make_pairs, record_from_search
 from marco_cli.reasoner import Reasoner, choose_model
 from marco_cli.registry import load_registry
-from marco_cli.search import tree_to_dict
 from marco_cli.settings import Mode, RuntimeSettings, SearchSettings
+from saved_tree import saved_tree
 
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 SETTINGS = SearchSettings(simulations=2, children=2, max_tokens=48, seed=5)
@@ -22,7 +22,8 @@ FIELDS = {"prompt", "chosen", "rejected", "question_id", "shared_prefix_tokens",
 
 @pytest.fixture(scope="module")
 def searched():
-    reasoner = Reasoner(choose_model(load_registry(None), "tiny").model, RuntimeSettings(n_ctx=2048))
+    # one thread: quick even when other jobs hold the cores (more threads spin-wait)
+    reasoner = Reasoner(choose_model(load_registry(None), "tiny").model, RuntimeSettings(n_ctx=2048, n_threads=1))
     answer = reasoner.ask(QUESTION, mode=Mode.MCTS, search=SETTINGS)
     backend = reasoner.backend
     record = record_from_search(
@@ -61,12 +62,7 @@ def test_pairs_share_a_prefix_consistent_with_the_tree(searched):
 def test_export_dpo_from_a_saved_real_tree(searched, tmp_path):
     result, record, backend = searched
     tree = tmp_path / "tree.json"
-    tree.write_text(json.dumps({
-        "question": QUESTION,
-        "tree": tree_to_dict(result.root),
-        "rollouts": [{"node_id": r.node_id, "tokens": list(r.tokens), "text": backend.detokenize(r.tokens),
-                      "value": r.value, "stop": r.stop.value} for r in result.rollouts],
-    }), encoding="utf-8")
+    tree.write_text(json.dumps(saved_tree(result, backend.detokenize, QUESTION)), encoding="utf-8")
     out = tmp_path / "pairs.jsonl"
     cli = CliRunner().invoke(app, ["export-dpo", str(tree), "-o", str(out)])
     assert cli.exit_code == 0, cli.stderr

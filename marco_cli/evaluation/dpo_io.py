@@ -1,8 +1,12 @@
 """DPO pairs in and out: saved search trees (``--save-tree`` files) to
 ``TreeRecord``, and the ``marco eval --dpo-out`` collector.
 
-The saved-tree reader is a thin adapter over the dict; the pairing itself
-(``dpo.py``) never sees a file format.
+The saved-tree reader is a thin adapter over the dict of schema version 1
+(``docs/tree-schema.md`` on the ui branch: ``question``, ``tree`` in
+``tree_to_dict`` form, ``rollouts`` with ``node``, ``tokens``, ``text``,
+``value``, ``stop``); the pairing itself (``dpo.py``) never sees a file
+format. A saved tree does not hold the chat-formatted prompt, so pairs from
+files carry the question as ``prompt``.
 """
 
 from __future__ import annotations
@@ -39,13 +43,21 @@ def load_tree_json(path: Path) -> dict[str, Any]:
     return data
 
 
+TREE_FORMAT, TREE_VERSION = "marco-tree", 1
+
+
 def record_from_dict(data: dict[str, Any], source: str, *, reference: str | None = None) -> TreeRecord:
-    """Adapter from a saved tree: ``question``, the ``tree`` (or ``root``) in
-    ``tree_to_dict`` form, and ``rollouts`` (node_id, tokens, text, value, stop)."""
+    """Adapter from a saved tree (schema v1). ``reference`` (a canonical number)
+    grades the paths; without it they are ranked by value."""
+    if data.get("format", TREE_FORMAT) != TREE_FORMAT:
+        raise TreeFileError(f"{source}: not a marco search tree (format {data.get('format')!r})")
+    version = data.get("version", TREE_VERSION)
+    if not isinstance(version, int) or version > TREE_VERSION:
+        raise TreeFileError(f"{source}: tree file version {version!r} is newer than this marco reads; upgrade marco")
     question = data.get("question")
     if not isinstance(question, str) or not question:
         raise TreeFileError(f"{source}: no 'question' in the saved tree")
-    root = data.get("tree", data.get("root"))
+    root = data.get("tree")
     if not isinstance(root, dict):
         raise TreeFileError(f"{source}: no 'tree' in the saved tree")
     parents: dict[int, int | None] = {}
@@ -53,12 +65,11 @@ def record_from_dict(data: dict[str, Any], source: str, *, reference: str | None
     texts: dict[int, str] = {}
     _index(root, None, 0, "", parents, prefix, texts, source)
     paths = tuple(_path(r, i, parents, texts, source) for i, r in enumerate(_rollouts(data, source)))
-    if reference is None:
-        given = data.get("reference", data.get("answer"))
-        reference = reference_answer(str(given)) if isinstance(given, (str, int, float)) else None
-    qid = data.get("question_id") or data.get("id") or hashlib.sha1(question.encode()).hexdigest()[:12]
-    prompt = data.get("prompt") if isinstance(data.get("prompt"), str) else question
-    return TreeRecord(str(qid), question, prompt, reference, parents, prefix, paths, source)
+    if reference is None and isinstance(data.get("reference"), (str, int, float)):
+        reference = reference_answer(str(data["reference"]))  # not in schema v1; a script may add it
+    # The same question gets the same id in every file, so --max-pairs-per-question spans files.
+    qid = data.get("question_id") or hashlib.sha1(question.encode("utf-8")).hexdigest()[:12]
+    return TreeRecord(str(qid), question, question, reference, parents, prefix, paths, source)
 
 
 def _index(node: Any, parent: int | None, above: int, text_above: str, parents, prefix, texts, source) -> None:
@@ -81,9 +92,10 @@ def _rollouts(data: dict[str, Any], source: str) -> list[Any]:
 
 
 def _path(raw: Any, index: int, parents, texts, source: str) -> CompletePath:
-    where = f"{source}: rollouts[{index}]"
-    if not isinstance(raw, dict) or not isinstance(raw.get("node_id"), int) or raw["node_id"] not in parents:
-        raise TreeFileError(f"{where}: needs 'node_id' of a node in the tree")
+    where = f"{source}: rollout {index}"
+    node = raw.get("node") if isinstance(raw, dict) else None
+    if not isinstance(node, int) or isinstance(node, bool) or node not in parents:
+        raise TreeFileError(f"{where}: needs 'node', the id of a node in the tree")
     value = raw.get("value")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TreeFileError(f"{where}: needs a numeric 'value'")
@@ -91,9 +103,9 @@ def _path(raw: Any, index: int, parents, texts, source: str) -> CompletePath:
     text = raw.get("text")
     if not isinstance(text, str):
         if raw.get("n_rollout_tokens", 0):  # text past the node exists only as tokens
-            raise TreeFileError(f"{where}: no 'text'; save the tree with a newer marco")
-        text = texts[raw["node_id"]]
-    return CompletePath(raw["node_id"], tokens, text, float(value), str(raw.get("stop", "")))
+            raise TreeFileError(f"{where}: its 'text' was not recorded, and the tokens past node {node} cannot be read without the model")
+        text = texts[node]  # the path ends at the node: its text is the nodes' texts
+    return CompletePath(node, tokens, text, float(value), str(raw.get("stop", "")))
 
 
 class DpoCollector:
