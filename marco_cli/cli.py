@@ -56,8 +56,11 @@ class MarcoGroup(TyperGroup):
             # `marco ask ... | head -1`: the reader left; that is not an error.
             _silence_stdout()
             raise typer.Exit(int(ExitCode.OK)) from None
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, typer.Exit, typer.Abort):
-            # typer >= 0.13 has its own Exit/Abort (not click's): `--help` raises one
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort,
+                typer.Exit, typer.Abort, typer.TyperException):
+            # typer >= 0.13 has its own Exit/Abort (not click's): `--help` raises one;
+            # typer 0.29 vendors click, so its usage errors (bad option value,
+            # unknown option) are TyperExceptions, which typer reports with exit 2
             raise
         except Exception as exc:  # a bug of ours: still one line, never a traceback
             if debug_enabled():

@@ -69,3 +69,16 @@ class DownloadError(MarcoError):
 
 class BackendError(MarcoError):
     """The inference backend failed at run time."""
+
+
+class ConversationFileError(MarcoError):
+    """A chat conversation file that cannot be read, parsed or written; names the file."""
+
+
+class TreeFileError(UsageError):
+    """A saved search tree (``marco replay FILE``) that cannot be read; the
+    message names the file and what is wrong with it."""
+
+
+class TreeSaveError(MarcoError):
+    """``--save-tree`` could not write its file (the old file, if any, is kept)."""

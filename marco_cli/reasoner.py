@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .backends.base import Backend, Request, Sampling, Stop, StopReason
 from .errors import ContextOverflowError, ExitCode, MarcoError, ModelNotFoundError, UsageError
 from .prompts import OUTPUT_CLOSE, Message, build_messages, parse_output, render_chat
-from .registry import Registry, ResolvedModel, resolve
+from .registry import Registry, ResolvedModel, resolve, with_backend
 from .settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
 
 if TYPE_CHECKING:
@@ -102,16 +102,19 @@ class ModelChoice:
     notice: str | None = None  # one line for stderr, e.g. "using the embedded model"
 
 
-def choose_model(registry: Registry, spec: str | None) -> ModelChoice:
+def choose_model(registry: Registry, spec: str | None, *, backend: str | None = None) -> ModelChoice:
     """``--model`` > ``MARCO_MODEL`` > registry default (the caller passes the
     first two as ``spec``). When the default is not on disk, run on the
-    registry's fallback (the embedded model) and say so; never download."""
+    registry's fallback (the embedded model) and say so; never download.
+    ``backend`` (``--backend URL``) runs the chosen model on that server."""
+    if backend:
+        return ModelChoice(with_backend(resolve(registry, spec or registry.default), backend))
     if spec:
         model = resolve(registry, spec)
         _require_on_disk(model)
         return ModelChoice(model)
     model = resolve(registry, registry.default)
-    if model.on_disk or not registry.fallback or registry.fallback == model.name:
+    if model.available or not registry.fallback or registry.fallback == model.name:
         _require_on_disk(model)
         return ModelChoice(model)
     fallback = resolve(registry, registry.fallback)
@@ -124,7 +127,7 @@ def choose_model(registry: Registry, spec: str | None) -> ModelChoice:
 
 
 def _require_on_disk(model: ResolvedModel) -> None:
-    if model.on_disk:
+    if model.available:
         return
     if model.entry.downloadable:
         raise ModelNotFoundError(
@@ -170,10 +173,20 @@ class Reasoner:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            from .backends.llama import LlamaBackend  # heavy import, only when needed
+            if self.model.remote is not None:
+                from .backends.remote import RemoteBackend
 
-            self._backend = LlamaBackend.load(self.model.path, self.runtime, name=self.model.label)
+                self._backend = RemoteBackend.connect(self.model.remote, self.runtime, name=self.model.label)
+            else:
+                from .backends.llama import LlamaBackend  # heavy import, only when needed
+
+                self._backend = LlamaBackend.load(self.model.path, self.runtime, name=self.model.label)
         return self._backend
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory (asking ``backend`` would load it)."""
+        return self._backend is not None
 
     def close(self) -> None:
         if self._backend is not None:
@@ -218,13 +231,15 @@ class Reasoner:
         history: tuple[Message, ...] = (),
         on_text: Callable[[str], None] | None = None,
         observer: "Observer | None" = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> Answer:
+        """``should_stop`` ends a search early (anytime: the best answer so far)."""
         question = check_question(question)
         generation = generation or GenerationSettings()
         started = time.perf_counter()
         tokens = self.prompt_tokens(question, system=generation.system, history=history)
         if mode is Mode.MCTS:
-            return self._ask_mcts(question, tokens, search or SearchSettings(), observer, started)
+            return self._ask_mcts(question, tokens, search or SearchSettings(), observer, started, should_stop)
         return self._ask_cot(question, tokens, generation, on_text, started)
 
     def _ask_cot(self, question, tokens, gen: GenerationSettings, on_text, started) -> Answer:
@@ -254,10 +269,10 @@ class Reasoner:
             tokens=cont.tokens, confidences=cont.confidences,
         )
 
-    def _ask_mcts(self, question, tokens, settings: SearchSettings, observer, started) -> Answer:
+    def _ask_mcts(self, question, tokens, settings: SearchSettings, observer, started, should_stop=None) -> Answer:
         from .search import StoppedBy, run_search
 
-        result = run_search(self.backend, tokens, settings, observer=observer)
+        result = run_search(self.backend, tokens, settings, observer=observer, should_stop=should_stop)
         answer = self._answer(
             question, result.answer_text, len(tokens), result.stats.tokens_generated, started,
             mode=Mode.MCTS, interrupted=result.stopped_by is StoppedBy.INTERRUPTED,

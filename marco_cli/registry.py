@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 try:
@@ -27,10 +27,15 @@ _TOP_KEYS = {"default", "fallback", "models"}
 _MODEL_KEYS = {
     "description", "aliases", "repo", "default_quant", "quants", "package", "file", "path",
     "quant", "size", "thought_format", "stop", "system_prompt", "chat_template",
+    "base_url", "model", "api_key_env", "n_ctx", "concurrency", "timeout",
 }
+_REMOTE_ONLY = ("model", "api_key_env", "n_ctx", "concurrency", "timeout")
 _QUANT_KEYS = {"file", "size", "bytes", "sha256"}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DEFAULT_CONCURRENCY = 4
+DEFAULT_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -59,10 +64,38 @@ class ModelEntry:
     stop: tuple[str, ...] = ()
     system_prompt: str | None = None
     chat_template: str | None = None
+    base_url: str | None = None  # an OpenAI-compatible server runs this model
+    model: str | None = None  # the server's model id
+    api_key_env: str | None = None
+    n_ctx: int | None = None
+    concurrency: int | None = None
+    timeout: float | None = None
 
     @property
     def downloadable(self) -> bool:
         return self.repo is not None and bool(self.quants)
+
+    @property
+    def remote(self) -> RemoteTarget | None:
+        if not self.base_url:
+            return None
+        return RemoteTarget(
+            self.base_url, self.model, self.api_key_env, self.n_ctx,
+            self.concurrency or DEFAULT_CONCURRENCY, self.timeout or DEFAULT_TIMEOUT,
+        )
+
+
+@dataclass(frozen=True)
+class RemoteTarget:
+    """Where a remote model runs: an OpenAI-compatible server (vLLM, llama-server,
+    llama-cpp-python's server). ``model`` None: the first model the server lists."""
+
+    base_url: str  # scheme://host[:port][/prefix], without a trailing /v1
+    model: str | None = None
+    api_key_env: str | None = None  # variable holding the API key; None: MARCO_API_KEY if set
+    n_ctx: int | None = None  # None: ask the server, else --ctx
+    concurrency: int = DEFAULT_CONCURRENCY  # requests in flight at once
+    timeout: float = DEFAULT_TIMEOUT  # seconds to wait for a response (or the next token)
 
 
 @dataclass(frozen=True)
@@ -95,6 +128,7 @@ class ResolvedModel:
     path: Path
     entry: ModelEntry
     quant_file: QuantFile | None = None
+    remote: RemoteTarget | None = None  # set: runs on that server, ``path`` means nothing
 
     @property
     def label(self) -> str:
@@ -102,7 +136,12 @@ class ResolvedModel:
 
     @property
     def on_disk(self) -> bool:
-        return self.path.is_file()
+        return self.remote is None and self.path.is_file()
+
+    @property
+    def available(self) -> bool:
+        """Whether it can answer without a download: on disk, or on a server."""
+        return self.remote is not None or self.on_disk
 
 
 def _err(path: Path, where: str, message: str) -> ConfigError:
@@ -177,10 +216,18 @@ def _parse_model(path: Path, name: str, table: object) -> ModelEntry:
         stop=_strings(path, where, table, "stop"),
         system_prompt=_typed(path, where, table, "system_prompt", str),
         chat_template=_typed(path, where, table, "chat_template", str),
+        **_remote_keys(path, where, table),
     )
-    sources = [bool(entry.repo), bool(entry.package), bool(entry.path)]
+    sources = [bool(entry.repo), bool(entry.package), bool(entry.path), bool(entry.base_url)]
     if sum(sources) != 1:
-        raise _err(path, where, "give exactly one of 'repo' (with quants), 'package' (with file) or 'path'")
+        raise _err(
+            path, where,
+            "give exactly one of 'repo' (with quants), 'package' (with file), 'path' or 'base_url' (a server)",
+        )
+    if not entry.base_url:
+        for key in _REMOTE_ONLY:
+            if key in table:
+                raise _err(path, f"{where}.{key}", "only a remote model (one with 'base_url') takes this key")
     if entry.repo and not quants:
         raise _err(path, where, "'repo' needs at least one [quants.NAME] table with a 'file'")
     if entry.repo and entry.default_quant and entry.default_quant not in quants:
@@ -188,6 +235,46 @@ def _parse_model(path: Path, name: str, table: object) -> ModelEntry:
     if entry.package and not entry.file:
         raise _err(path, where, "'package' needs 'file' (the file's name inside the package)")
     return entry
+
+
+def normalize_base_url(url: str) -> str:
+    """``http://host:8000``, ``http://host:8000/`` and ``http://host:8000/v1`` (what
+    OpenAI clients call the base URL) all name the same server. Raises ValueError."""
+    url = url.strip().rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
+        raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:8080")
+    if any(c.isspace() for c in url):
+        raise ValueError("must not contain spaces")
+    return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
+def _remote_keys(path: Path, where: str, table: dict) -> dict:
+    base_url = _typed(path, where, table, "base_url", str)
+    if base_url is not None:
+        try:
+            base_url = normalize_base_url(base_url)
+        except ValueError as exc:
+            raise _err(path, f"{where}.base_url", f"{exc}, got {table['base_url']!r}") from None
+    model = _typed(path, where, table, "model", str)
+    if model is not None and not model.strip():
+        raise _err(path, f"{where}.model", "must not be empty")
+    key_env = _typed(path, where, table, "api_key_env", str)
+    if key_env is not None and not _ENV_RE.match(key_env):
+        raise _err(path, f"{where}.api_key_env", f"expected the name of an environment variable, got {key_env!r}")
+    n_ctx = _typed(path, where, table, "n_ctx", int)
+    if n_ctx is not None and n_ctx < 256:
+        raise _err(path, f"{where}.n_ctx", f"must be at least 256, got {n_ctx}")
+    concurrency = _typed(path, where, table, "concurrency", int)
+    if concurrency is not None and not 1 <= concurrency <= 256:
+        raise _err(path, f"{where}.concurrency", f"must be between 1 and 256, got {concurrency}")
+    timeout = _typed(path, where, table, "timeout", (int, float))
+    if timeout is not None and timeout <= 0:
+        raise _err(path, f"{where}.timeout", f"must be > 0 seconds, got {timeout}")
+    return {
+        "base_url": base_url, "model": model, "api_key_env": key_env, "n_ctx": n_ctx,
+        "concurrency": concurrency, "timeout": None if timeout is None else float(timeout),
+    }
 
 
 def parse_registry(text: str, source: Path) -> Registry:
@@ -266,6 +353,10 @@ def _resolve_quant(entry: ModelEntry, quant: str | None) -> QuantFile:
 
 
 def resolve_entry(entry: ModelEntry, quant: str | None = None) -> ResolvedModel:
+    if entry.base_url:
+        if quant:
+            raise UsageError(f"model '{entry.name}' runs on a server ({entry.base_url}); it has no quant '{quant}'")
+        return ResolvedModel(entry.name, None, Path("remote") / entry.name, entry, remote=entry.remote)
     if entry.repo:
         qf = _resolve_quant(entry, quant)
         return ResolvedModel(entry.name, qf.quant, download_path(entry, qf), entry, qf)
@@ -274,6 +365,26 @@ def resolve_entry(entry: ModelEntry, quant: str | None = None) -> ResolvedModel:
     if entry.package:
         return ResolvedModel(entry.name, entry.quant, package_file(entry.package, entry.file or ""), entry)
     return ResolvedModel(entry.name, entry.quant, Path(entry.path or "").expanduser(), entry)
+
+
+def with_backend(model: ResolvedModel, base_url: str) -> ResolvedModel:
+    """``--backend URL``: run ``model`` (its prompt format, stops, system prompt)
+    on that server instead. The server's model id is the entry's ``model`` when
+    it is a remote entry, else the first model the server lists."""
+    try:
+        url = normalize_base_url(base_url)
+    except ValueError as exc:
+        raise UsageError(f"--backend {exc}, got {base_url!r}") from None
+    old = model.remote
+    target = RemoteTarget(
+        url,
+        old.model if old else None,
+        old.api_key_env if old else None,
+        old.n_ctx if old else None,
+        old.concurrency if old else DEFAULT_CONCURRENCY,
+        old.timeout if old else DEFAULT_TIMEOUT,
+    )
+    return replace(model, remote=target, path=Path("remote") / model.name)
 
 
 def _looks_like_path(spec: str) -> bool:

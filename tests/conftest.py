@@ -19,7 +19,7 @@ def smollm2_path() -> Path:
 def isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("marco_home")
     monkeypatch.setenv("MARCO_HOME", str(home))
-    for var in ("MARCO_MODEL", "MARCO_MODELS", "MARCO_MODELS_DIR", "MARCO_DEBUG", "NO_COLOR"):
+    for var in ("MARCO_MODEL", "MARCO_MODELS", "MARCO_MODELS_DIR", "MARCO_DEBUG", "NO_COLOR", "MARCO_BACKEND", "MARCO_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return home

@@ -33,7 +33,8 @@ class StopReason(str, Enum):
     DELIMITER = "delimiter"  # the step delimiter (blank line by default)
     THOUGHT_END = "thought_end"  # "</Thought>"
     OUTPUT_END = "output_end"  # "</Output>"
-    EOS = "eos"  # an end-of-generation token (<|im_end|>, <|endoftext|>)
+    EOS = "eos"  # an end-of-generation token (<|im_end|>, <|endoftext|>); it is not
+    # part of the continuation's tokens, text or confidences (the state stays before it)
     LENGTH = "length"  # the request's max_tokens
     CONTEXT = "context"  # the path reached the end of the context window
 
@@ -155,6 +156,7 @@ class Backend(Protocol):
         ``StopReason.CONTEXT`` instead of failing."""
 
     def release(self, handle: Handle) -> None:
-        """Forget a state; its cache cells are freed when no other state shares them."""
+        """Forget a state; its cache cells are freed when no other state shares them
+        (a backend may keep a released root's cells for prefix reuse until it needs room)."""
 
     def close(self) -> None: ...

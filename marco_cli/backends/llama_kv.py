@@ -27,6 +27,15 @@ from .base import BackendStats, Handle
 BATCH_TOKENS = 512
 """Tokens per ``llama_decode`` call (llama.cpp's n_batch = n_ubatch)."""
 
+REBUILD_CHUNK = 32
+"""Tokens per decode when rebuilding generated tokens. Measured (SmolLM2,
+0.3.36, CPU): a batch of up to 63 tokens yields KV cells bitwise equal to
+decoding them one by one, 64 or more take another kernel path and differ by
+up to ~1 logit downstream. Rebuilt cells then equal the evicted ones."""
+
+RETAINED: Handle = 0
+"""Node-table key of the last released root (never a handle given out)."""
+
 Entry = tuple[int, int, Sequence[int], bool]
 """One batch entry: (token, position, sequence ids, want logits)."""
 
@@ -39,6 +48,7 @@ class CacheFull(Exception):
 class Node:
     path: tuple[int, ...]  # every token from the root prompt on; the last is pending
     seq: int | None = None  # KV sequence holding path[:-1]; None when evicted
+    prompt_len: int = 0  # the root prompt's length (it was prefilled in big batches)
     last_used: int = 0
 
 
@@ -83,16 +93,24 @@ class KVStore:
         return handle
 
     def get(self, handle: Handle) -> Node:
-        node = self.nodes.get(handle)
+        node = self.nodes.get(handle) if handle != RETAINED else None
         if node is None:
             raise BackendError(f"unknown or released model state {handle}")
         return node
 
     def release(self, handle: Handle) -> None:
-        node = self.nodes.pop(handle, None)
-        if node is not None and node.seq is not None:
-            self.free_seq(node.seq)
-            node.seq = None
+        node = self.nodes.pop(handle, None) if handle != RETAINED else None
+        if node is None or node.seq is None:
+            return
+        if len(node.path) == node.prompt_len:
+            # A released root keeps its cells, evictable like any LRU node, so
+            # the next root (the next chat turn) can reuse its prefix.
+            old = self.nodes.pop(RETAINED, None)
+            if old is not None:
+                self.evict(old)
+            self.nodes[RETAINED] = node
+        else:
+            self.evict(node)
 
     # -- sequence ids ------------------------------------------------------
 
@@ -140,13 +158,15 @@ class KVStore:
 
     # -- decoding ----------------------------------------------------------
 
-    def decode(self, entries: Sequence[Entry], pinned: Collection[Handle] = ()) -> list[np.ndarray]:
-        """Decode ``entries`` in chunks of ``BATCH_TOKENS``; logits rows (copies) for
+    def decode(
+        self, entries: Sequence[Entry], pinned: Collection[Handle] = (), chunk_size: int = BATCH_TOKENS
+    ) -> list[np.ndarray]:
+        """Decode ``entries`` in chunks of ``chunk_size``; logits rows (copies) for
         the entries that asked for them, in order. A full cache evicts unpinned
         LRU sequences and retries; raises ``CacheFull`` when none is left."""
         lib, batch, rows = self.lib, self._batch, []
-        for start in range(0, len(entries), BATCH_TOKENS):
-            chunk = entries[start : start + BATCH_TOKENS]
+        for start in range(0, len(entries), chunk_size):
+            chunk = entries[start : start + chunk_size]
             for i, (token, pos, seqs, logits) in enumerate(chunk):
                 batch.token[i] = token
                 batch.pos[i] = pos
@@ -184,8 +204,12 @@ class KVStore:
         node.seq = seq
         todo = node.path[shared:target]
         entries = [(tok, shared + i, (seq,), False) for i, tok in enumerate(todo)]
+        # Prompt tokens in big batches (as first evaluated), generated ones in
+        # small chunks (see REBUILD_CHUNK).
+        n_prompt = max(0, min(len(entries), node.prompt_len - 1 - shared))
         try:
-            self.decode(entries, pinned)
+            self.decode(entries[:n_prompt], pinned)
+            self.decode(entries[n_prompt:], pinned, REBUILD_CHUNK)
         except CacheFull:
             self.evict(node)
             raise BackendError(

@@ -104,7 +104,7 @@ class TreeEngine:
                 hint="use a larger --ctx or a shorter prompt",
             )
         self._kv.clock += 1
-        handle = self._kv.add(Node(prompt))
+        handle = self._kv.add(Node(prompt, prompt_len=len(prompt)))
         try:
             n = self._kv.materialize(handle, ())
         except BaseException:
@@ -121,6 +121,20 @@ class TreeEngine:
 
     def release(self, handle: Handle) -> None:
         self._kv.release(handle)
+
+    def next_logits(self, handle: Handle) -> np.ndarray:
+        """Raw logits for the token after ``handle``'s state, leaving the state as
+        it is (its pending token is decoded into a scratch sequence)."""
+        kv = self._kv
+        kv.clock += 1
+        self.stats.rebuilt_tokens += kv.materialize(handle, ())
+        node = kv.get(handle)
+        node.last_used = kv.clock
+        scratch = kv.fork(node.seq, (handle,))
+        try:
+            return kv.decode([(node.path[-1], len(node.path) - 1, (scratch,), True)], (handle,))[0]
+        finally:
+            kv.free_seq(scratch)
 
     def close(self) -> None:
         self._kv.close()
@@ -226,14 +240,14 @@ class TreeEngine:
             run.confidences.append(conf)
             self.stats.generated_tokens += 1
             match = run.text.add(self._vocab.piece(token))
-            self._stream(run, on_token)
-            if match is not None:
+            if match is not None:  # _finish streams what survives the cut
                 results[run.index] = self._finish(run, match.stop.reason, on_token, cut=match.cut)
             elif len(run.confidences) >= req.max_tokens:
                 results[run.index] = self._finish(run, StopReason.LENGTH, on_token)
             elif run.path_len >= n_ctx:
                 results[run.index] = self._finish(run, StopReason.CONTEXT, on_token)
             else:
+                self._stream(run, on_token)
                 running.append(run)
                 entries.append((token, run.path_len - 1, (run.seq,), True))
         while running:
@@ -250,7 +264,7 @@ class TreeEngine:
             return []
         for run, row in zip(running, rows):
             run.row = row
-            run.kv_len = run.path_len - 1
+            run.kv_len = run.path_len  # the token just decoded sits at path_len - 1
         return running
 
     def _stream(self, run: _Run, on_token: TokenCallback | None) -> None:
@@ -281,7 +295,7 @@ class TreeEngine:
             path = run.parent.path + tokens
             if run.kv_len > len(path) - 1:  # keep the invariant: last token pending
                 kv.truncate(run.seq, len(path) - 1)
-            node = Node(path, run.seq)
+            node = Node(path, run.seq, prompt_len=run.parent.prompt_len)
             handle = kv.add(node)
             if evict:
                 kv.evict(node)

@@ -10,11 +10,16 @@ from collections.abc import Callable
 
 import typer
 
-from . import ask, eval, export_dpo, models
+from . import ask, chat, eval, export_dpo, models, pull, replay, serve, translate
 
 COMMANDS: list[Callable[[typer.Typer], None]] = [
     ask.register,
+    chat.register,
     models.register,
+    pull.register,
+    replay.register,
+    serve.register,
+    translate.register,
     eval.register,
     export_dpo.register,
 ]

@@ -8,13 +8,18 @@ from ..errors import InputError, UsageError
 from ..ui.console import is_tty
 
 
-def read_stdin() -> str:
-    """All of stdin as text; invalid UTF-8 is an error, not mojibake."""
+def read_stdin_bytes() -> bytes:
+    """All of stdin, undecoded (``marco translate`` decodes line by line)."""
     stream = getattr(sys.stdin, "buffer", None)
     try:
-        data = stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
+        return stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
     except OSError:
-        return ""
+        return b""
+
+
+def read_stdin() -> str:
+    """All of stdin as text; invalid UTF-8 is an error, not mojibake."""
+    data = read_stdin_bytes()
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -3,6 +3,7 @@ each flag is spelled and documented once."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -11,8 +12,10 @@ from ..settings import Action, KVCacheType, Mode, Pick, RuntimeSettings, SearchS
 
 _RUNTIME = "Model runtime"
 _SEARCH = "MCTS search"
+_VIEW = "Display"
 
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", envvar="MARCO_MODEL", help="Model name, alias, NAME:QUANT or path to a .gguf file.", show_default=False)]
+BackendOpt = Annotated[Optional[str], typer.Option("--backend", envvar="MARCO_BACKEND", help="Run the model on an OpenAI-compatible server at this URL (vLLM, llama-server); its API key from MARCO_API_KEY.", show_default=False, rich_help_panel=_RUNTIME)]
 ModelsFileOpt = Annotated[Optional[str], typer.Option("--models", envvar="MARCO_MODELS", help="Model registry file to use instead of the shipped models.toml.", show_default=False)]
 CtxOpt = Annotated[int, typer.Option("--ctx", help="KV-cache size in tokens (shared by the whole search tree).", rich_help_panel=_RUNTIME)]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads [default: all cores].", show_default=False, rich_help_panel=_RUNTIME)]
@@ -31,6 +34,11 @@ ReflectBelowOpt = Annotated[Optional[float], typer.Option("--reflect-below", hel
 PickOpt = Annotated[Pick, typer.Option("--pick", help="Final answer: most-visited path, or best-value rollout.", rich_help_panel=_SEARCH)]
 ValueSpanOpt = Annotated[ValueSpan, typer.Option("--value-span", help="Tokens a rollout's value averages over.", rich_help_panel=_SEARCH)]
 BudgetOpt = Annotated[Optional[float], typer.Option("--budget", help="Stop searching after this many seconds and answer with the best path so far.", show_default=False, rich_help_panel=_SEARCH)]
+
+NoLiveOpt = Annotated[bool, typer.Option("--no-live", help="Don't draw the search tree live on stderr (it is drawn only on a terminal anyway).", rich_help_panel=_VIEW)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Leave no tree or summary on stderr after the search.", rich_help_panel=_VIEW)]
+ConfidenceOpt = Annotated[bool, typer.Option("--confidence", help="Print the answer with each token coloured by its confidence (red unsure, green sure).", rich_help_panel=_VIEW)]
+SaveTreeOpt = Annotated[Optional[Path], typer.Option("--save-tree", help="Write the whole search to this JSON file (for `marco replay`; schema in docs/tree-schema.md).", show_default=False, metavar="FILE", rich_help_panel=_VIEW)]
 
 
 def runtime_settings(ctx: int, threads: int | None, gpu_layers: int | None, kv_cache: KVCacheType, verbose: bool) -> RuntimeSettings:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from typing import Annotated, Optional
 
 import typer
 
+from ..errors import UsageError
 from ..reasoner import Answer, Interrupted, Reasoner, choose_model
 from ..registry import load_registry
 from ..settings import GenerationSettings, Mode, SearchSettings
-from ..ui.console import err_console, is_tty, notice
+from ..ui.console import err_console, is_tty, notice, out_console
+from ..ui.heatmap import confidence_json, confidence_view
 from ..ui.stream import AnswerStream
 from . import _options as o
+from ._display import SearchDisplay
 from ._io import read_input
 
 _S = o.DEFAULT_SEARCH
@@ -24,6 +28,7 @@ def ask(
     question: Annotated[Optional[str], typer.Argument(help="The question; '-' or a pipe reads stdin.", show_default=False)] = None,
     model: o.ModelOpt = None,
     models_file: o.ModelsFileOpt = None,
+    backend: o.BackendOpt = None,
     mode: o.ModeOpt = Mode.MCTS,
     system: Annotated[Optional[str], typer.Option("--system", help="System prompt (replaces the model's default).", show_default=False)] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature [default: 0 for cot, 0.8 for mcts].", show_default=False)] = None,
@@ -46,6 +51,10 @@ def ask(
     n_gpu_layers: o.GpuLayersOpt = None,
     kv_cache: o.KVCacheOpt = _R.kv_cache,
     verbose: o.VerboseOpt = False,
+    no_live: o.NoLiveOpt = False,
+    quiet: o.QuietOpt = False,
+    confidence: o.ConfidenceOpt = False,
+    save_tree: o.SaveTreeOpt = None,
 ) -> None:
     """Answer a question by reasoning: a chain of thought, or a tree search."""
     runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose)
@@ -59,45 +68,77 @@ def ask(
         max_tokens=max_tokens, reflection=reflection, reflect_below=reflect_below, pick=pick,
         value_span=value_span, budget=budget, seed=seed,
     )
+    if save_tree is not None and mode is not Mode.MCTS:
+        raise UsageError("--save-tree needs --mode mcts (a chain of thought has no tree)")
     text = read_input(question)
-    choice = choose_model(load_registry(models_file), model)
+    choice = choose_model(load_registry(models_file), model, backend=backend)
     if choice.notice:
         notice(choice.notice)
     reasoner = Reasoner(choice.model, runtime)
-    stream = _stream(as_json, show_thoughts) if mode is Mode.COT else None
+    display = SearchDisplay(
+        mode=mode, settings=search, question=text, live=not no_live, final=not quiet, save_to=save_tree
+    )
+    out = _Output(as_json, show_thoughts, confidence)
+    stream = _stream(out) if mode is Mode.COT else None
     try:
-        answer = reasoner.ask(
-            text, mode=mode, generation=generation, search=search,
-            on_text=stream.feed if stream else None,
-        )
+        with display.observe() as observer:
+            answer = reasoner.ask(
+                text, mode=mode, generation=generation, search=search,
+                on_text=stream.feed if stream else None, observer=observer,
+            )
     except Interrupted as exc:
-        _finish(exc.partial, stream, as_json, show_thoughts)
+        _finish(exc.partial, stream, out, display, reasoner)
         raise
+    else:
+        _finish(answer, stream, out, display, reasoner)
     finally:
         reasoner.close()
-    _finish(answer, stream, as_json, show_thoughts)
 
 
-def _stream(as_json: bool, show_thoughts: bool) -> AnswerStream | None:
+@dataclass(frozen=True)
+class _Output:
+    as_json: bool
+    show_thoughts: bool
+    confidence: bool
+
+    @property
+    def answer_at_end(self) -> bool:
+        """The answer is printed whole at the end, not streamed."""
+        return self.as_json or self.show_thoughts or self.confidence
+
+
+def _stream(out: _Output) -> AnswerStream | None:
     """Stream only when someone watches: answer to a stdout terminal, thought to a
     stderr terminal. Piped runs print once, at the end."""
     out_tty, err_tty = is_tty(sys.stdout), is_tty(sys.stderr)
-    answer_live = out_tty and not as_json and not show_thoughts
+    answer_live = out_tty and not out.answer_at_end
     if not (answer_live or err_tty):
         return None
     return AnswerStream(answer_to_stdout=answer_live, thought_console=err_console() if err_tty else None)
 
 
-def _finish(answer: Answer, stream: AnswerStream | None, as_json: bool, show_thoughts: bool) -> None:
+def _finish(answer: Answer, stream: AnswerStream | None, out: _Output, display: SearchDisplay, reasoner: Reasoner) -> None:
+    """Save the tree, then print the answer; a failed save is reported after it."""
+    save_error = display.save(answer)
     if stream is not None:
         stream.close()
-    if as_json:
-        sys.stdout.write(json.dumps(answer.to_json(), ensure_ascii=False) + "\n")
+    if out.as_json:
+        data = answer.to_json()
+        if out.confidence:
+            data["token_confidences"] = confidence_json(answer, reasoner.backend.detokenize)
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    elif out.confidence:
+        out_console().print(confidence_view(answer, reasoner.backend.detokenize, thought=out.show_thoughts))
     elif stream is None or not stream.wrote_answer:
-        if show_thoughts and answer.thought:
+        if out.show_thoughts and answer.thought:
             sys.stdout.write(answer.thought.rstrip() + "\n\n")
         sys.stdout.write(answer.answer.rstrip() + "\n")
     sys.stdout.flush()
+    if save_error is not None:
+        if answer.interrupted:
+            notice(f"error: {save_error}")  # the exit code stays 130
+        else:
+            raise save_error
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..model_files import downloaded_files
 from ..registry import Registry, ResolvedModel, load_registry, resolve_entry
 from ..ui.console import is_tty, out_console
 from . import _options as o
@@ -27,9 +28,22 @@ def _rows(registry: Registry) -> list[tuple[ResolvedModel, bool]]:
 
 
 def _size(model: ResolvedModel) -> str:
+    if model.remote is not None:
+        return "-"
     if model.on_disk:
         return f"{model.path.stat().st_size / 1e9:.2f} GB"
     return (model.quant_file.size if model.quant_file else model.entry.size) or "?"
+
+
+def _state(model: ResolvedModel, states: dict[tuple[str, str], str]) -> str:
+    """yes / no; for hub files: verified, unverified (not stamped by a pull) or partial."""
+    if model.remote is not None:
+        return "remote"
+    return states.get((model.name, model.quant or ""), "yes" if model.on_disk else "no")
+
+
+def _where(model: ResolvedModel) -> str:
+    return model.remote.base_url if model.remote is not None else str(model.path)
 
 
 def gpu_line() -> str:
@@ -51,11 +65,15 @@ def models(
     """List known models: quantizations, sizes, and which are on disk."""
     registry = load_registry(models_file)
     rows = _rows(registry)
+    states: dict[tuple[str, str], str] = {}
+    for f in downloaded_files(registry):  # a complete file outranks a leftover partial
+        if states.get((f.name, f.quant)) in (None, "partial"):
+            states[(f.name, f.quant)] = f.state
     if as_json:
         data = [
             {
                 "name": m.name, "aliases": list(m.entry.aliases), "quant": m.quant, "size": _size(m),
-                "on_disk": m.on_disk, "path": str(m.path), "default": d,
+                "on_disk": m.on_disk, "state": _state(m, states), "path": _where(m), "default": d,
             }
             for m, d in rows
         ]
@@ -68,7 +86,7 @@ def models(
         name = model.name + (" *" if is_default else "")
         table.add_row(
             name, ", ".join(model.entry.aliases), model.quant or "", _size(model),
-            "yes" if model.on_disk else "no", str(model.path),
+            _state(model, states), _where(model),
         )
     console = out_console()
     if not is_tty(sys.stdout):

@@ -6,7 +6,7 @@
 """
 
 from . import events
-from .events import Observer, NullObserver
+from .events import NullObserver, Observer, ObserverGroup
 from .node import NodeView, snapshot, tree_to_dict
 from .result import Rollout, SearchResult, SearchStats, StoppedBy
 from .run import run_search
@@ -15,6 +15,7 @@ __all__ = [
     "NodeView",
     "NullObserver",
     "Observer",
+    "ObserverGroup",
     "Rollout",
     "SearchResult",
     "SearchStats",

@@ -90,3 +90,15 @@ class NullObserver:
 
     def on_event(self, event: Event) -> None:
         return None
+
+
+class ObserverGroup:
+    """Hands every event to several observers in turn (e.g. the live view and
+    the ``--save-tree`` recorder). ``None`` entries are skipped."""
+
+    def __init__(self, *observers: Observer | None) -> None:
+        self.observers = tuple(o for o in observers if o is not None)
+
+    def on_event(self, event: Event) -> None:
+        for observer in self.observers:
+            observer.on_event(event)

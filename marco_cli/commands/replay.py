@@ -1,0 +1,33 @@
+"""``marco replay FILE.json``: draw a search saved by ``--save-tree``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import UsageError
+from ..treefile import load_tree
+from ..ui.console import out_console
+from ..ui.replay import play, render_saved
+
+
+def replay(
+    file: Annotated[Path, typer.Argument(help="A tree saved by `marco ask --save-tree FILE.json`.", show_default=False)],
+    animate: Annotated[bool, typer.Option("--animate", help="Replay the search as it happened (on a terminal).")] = False,
+    speed: Annotated[float, typer.Option("--speed", help="With --animate: how many times faster than the search ran.")] = 1.0,
+) -> None:
+    """Draw a saved search tree: the final tree and its summary, or the search
+    unfolding again with --animate."""
+    if not speed > 0:
+        raise UsageError(f"--speed must be > 0, got {speed}")
+    saved = load_tree(file)
+    console = out_console()
+    if animate and console.is_terminal:  # a pipe gets the final tree only
+        play(saved, console, speed=speed)
+    console.print(render_saved(saved))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("replay")(replay)

@@ -1,0 +1,109 @@
+"""``marco serve``: marco's reasoning behind an OpenAI-compatible HTTP API."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Annotated
+
+import typer
+
+from ..errors import MarcoError, UsageError
+from ..reasoner import Reasoner, choose_model
+from ..registry import load_registry
+from ..settings import SearchSettings
+from ..ui.console import notice
+from . import _options as o
+
+_S = o.DEFAULT_SEARCH
+_R = o.DEFAULT_RUNTIME
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface; there is no authentication).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
+    model: o.ModelOpt = None,
+    models_file: o.ModelsFileOpt = None,
+    backend: o.BackendOpt = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Default for requests that give no max_tokens.")] = 1024,
+    max_queue: Annotated[int, typer.Option("--max-queue", help="Requests that may wait for the model; more get 503.")] = 16,
+    action: o.ActionOpt = _S.action,
+    simulations: o.SimulationsOpt = _S.simulations,
+    children: o.ChildrenOpt = _S.children,
+    max_depth: o.MaxDepthOpt = _S.max_depth,
+    exploration: o.ExplorationOpt = _S.exploration,
+    reflection: o.ReflectionOpt = _S.reflection,
+    pick: o.PickOpt = _S.pick,
+    value_span: o.ValueSpanOpt = _S.value_span,
+    budget: o.BudgetOpt = None,
+    ctx: o.CtxOpt = _R.n_ctx,
+    threads: o.ThreadsOpt = None,
+    n_gpu_layers: o.GpuLayersOpt = None,
+    kv_cache: o.KVCacheOpt = _R.kv_cache,
+    verbose: o.VerboseOpt = False,
+) -> None:
+    """Serve the model over HTTP: POST /v1/chat/completions, GET /v1/models.
+
+    Model ids: NAME answers by chain of thought, NAME+mcts by tree search (search
+    options per request under "marco"; the flags here are the defaults).
+    """
+    if max_queue < 0:
+        raise UsageError(f"--max-queue must be >= 0, got {max_queue}")
+    runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose)
+    search = SearchSettings(
+        action=action, simulations=simulations, children=children, max_depth=max_depth,
+        exploration=exploration, reflection=reflection, pick=pick, value_span=value_span,
+        budget=budget, max_tokens=max_tokens,
+    )
+    choice = choose_model(load_registry(models_file), model, backend=backend)
+    if choice.notice:
+        notice(choice.notice)
+    sock = listen(host, port)
+    from ..server.service import ChatService  # fastapi and uvicorn load only for this command
+
+    service = ChatService(Reasoner(choice.model, runtime), search=search, max_tokens=max_tokens, max_queue=max_queue)
+    try:
+        service.load()
+        run_server(service, sock, verbose=verbose)
+    finally:
+        sock.close()
+        service.close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind here, so a taken port is a one-line error and ``--port 0`` works."""
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, got {port}")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise UsageError(f"--host {host!r}: {exc.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        why = "the address is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise MarcoError(f"cannot listen on {host}:{port}: {why}") from None
+    return sock
+
+
+def run_server(service, sock: socket.socket, *, verbose: bool) -> None:
+    import uvicorn
+
+    from ..server.app import create_app
+
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    notice(f"serving {', '.join(service.model_ids)} on http://{shown}:{port}/v1 (Ctrl-C stops)")
+    config = uvicorn.Config(
+        create_app(service), log_level="info" if verbose else "warning",
+        access_log=verbose, lifespan="off", timeout_graceful_shutdown=5,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

@@ -1,0 +1,123 @@
+"""What ``marco pull`` leaves in ``models_dir()/NAME/`` and how to read it back.
+
+Next to ``FILE`` (only ever a complete, verified download) live:
+
+- ``FILE.<tag>.incomplete``: a download in progress or interrupted; the tag is
+  the content's sha256 (or etag), so a file that changed upstream never resumes
+  onto stale bytes;
+- ``.FILE.verified.json``: the stamp written after verification (sha256, size,
+  mtime), so pulling again costs a ``stat`` instead of hashing gigabytes;
+- ``.FILE.lock``: held while a pull writes, so two pulls cannot interleave.
+
+No network and no huggingface_hub here: ``marco models`` and ``marco rm`` stay fast.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelNotFoundError, UsageError
+from .registry import QuantFile, Registry, ResolvedModel, download_path
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A file ``marco pull`` put on disk, for ``marco models``."""
+
+    name: str
+    quant: str
+    path: Path
+    size: int  # bytes on disk (so far, for a partial download)
+    state: str  # "verified", "unverified" (there, but not stamped by a pull) or "partial"
+
+
+def hub_quant(model: ResolvedModel) -> QuantFile:
+    """The quant file of a downloadable model; a clear error for any other kind."""
+    entry = model.entry
+    if entry.downloadable and model.quant_file is not None:
+        return model.quant_file
+    if entry.package:
+        raise UsageError(f"'{model.name}' ships inside the {entry.package} Python package; there is nothing to download")
+    if entry.base_url:
+        raise UsageError(f"'{model.name}' runs on a server ({entry.base_url}); there is nothing to download")
+    raise UsageError(f"'{model.name}' is a local file ({model.path}), not a Hugging Face Hub model")
+
+
+def partials(dest: Path) -> list[Path]:
+    return sorted(dest.parent.glob(f"{glob.escape(dest.name)}.*.incomplete"))
+
+
+def partial_path(dest: Path, tag: str | None, size: int | None) -> Path:
+    safe_tag = re.sub(r"[^0-9A-Za-z]", "", tag or "")[:16] or f"size{size or 0}"
+    return dest.with_name(f"{dest.name}.{safe_tag}.incomplete")
+
+
+def lock_path(dest: Path) -> Path:
+    return dest.with_name(f".{dest.name}.lock")
+
+
+def stamp_path(dest: Path) -> Path:
+    return dest.with_name(f".{dest.name}.verified.json")
+
+
+def write_stamp(dest: Path, sha: str, url: str | None, commit: str | None) -> None:
+    st = dest.stat()
+    data = {"sha256": sha, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "url": url, "commit": commit}
+    tmp = stamp_path(dest).with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, stamp_path(dest))
+
+
+def stamp_matches(dest: Path, sha: str | None, size: int | None) -> bool:
+    """The stamp vouches for the file as it is now (same size and mtime) and
+    agrees with the sha256 / size we expect, when we expect one."""
+    try:
+        data = json.loads(stamp_path(dest).read_text(encoding="utf-8"))
+        st = dest.stat()
+        same_file = data["size"] == st.st_size and data["mtime_ns"] == st.st_mtime_ns
+        return bool(same_file and (sha is None or data["sha256"] == sha) and (size is None or size == st.st_size))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def downloaded_files(registry: Registry) -> list[LocalFile]:
+    """Every registry file under the models dir, complete or partial."""
+    found: list[LocalFile] = []
+    for entry in registry.models.values():
+        if not entry.downloadable:
+            continue
+        for quant in entry.quants.values():
+            dest = download_path(entry, quant)
+            if dest.is_file():
+                state = "verified" if stamp_matches(dest, quant.sha256, quant.bytes) else "unverified"
+                found.append(LocalFile(entry.name, quant.quant, dest, dest.stat().st_size, state))
+            found.extend(LocalFile(entry.name, quant.quant, p, p.stat().st_size, "partial")
+                         for p in partials(dest) if p.is_file())
+    return found
+
+
+def files_to_remove(model: ResolvedModel) -> list[Path]:
+    """What ``marco rm`` deletes: the file and its stamp, lock and partial downloads."""
+    hub_quant(model)
+    dest = model.path
+    candidates = [dest, stamp_path(dest), lock_path(dest), *partials(dest)]
+    return [p for p in candidates if p.exists() or p.is_symlink()]
+
+
+def remove(model: ResolvedModel) -> list[Path]:
+    """Delete a pulled model's files; ``ModelNotFoundError`` when there is nothing."""
+    victims = files_to_remove(model)
+    if not any(p != lock_path(model.path) for p in victims):
+        raise ModelNotFoundError(f"{model.label} is not downloaded (nothing at {model.path})")
+    for path in victims:
+        path.unlink(missing_ok=True)
+    try:
+        model.path.parent.rmdir()  # only when it is now empty
+    except OSError:
+        pass
+    return victims

@@ -1,0 +1,164 @@
+"""The request side of the OpenAI chat API that ``marco serve`` reads, and how
+a request becomes marco's question, history and settings.
+
+Top-level fields marco does not use (``frequency_penalty``, ``user``, ...) are
+accepted and ignored, as OpenAI-compatible servers do; the ``marco`` object
+(search options) is strict, so a typo there is an error, not a silent default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import UsageError
+from ..prompts import Message
+from ..settings import Action, GenerationSettings, Mode, Pick, SearchSettings, ValueSpan
+
+
+class RequestError(Exception):
+    """A request marco cannot serve; becomes an OpenAI-style JSON error."""
+
+    def __init__(self, status: int, message: str, *, code: str | None = None,
+                 param: str | None = None, kind: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.param, self.kind = status, message, code, param, kind
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: Optional[str] = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant"]
+    content: Union[str, list[ContentPart], None] = None
+
+
+class MarcoOptions(BaseModel):
+    """Search options under ``"marco"`` (the same names as ``marco ask``'s flags)."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Optional[Action] = None
+    simulations: Optional[int] = None
+    children: Optional[int] = None
+    max_depth: Optional[int] = None
+    exploration: Optional[float] = None
+    reflection: Optional[bool] = None
+    reflect_below: Optional[float] = None
+    pick: Optional[Pick] = None
+    value_span: Optional[ValueSpan] = None
+    budget: Optional[float] = None
+    step_max_tokens: Optional[int] = None
+    delimiter: Optional[str] = None
+    top_k: Optional[int] = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool = False
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    stream_options: Optional[StreamOptions] = None
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    max_tokens: Optional[int] = None
+    max_completion_tokens: Optional[int] = None
+    seed: Optional[int] = None
+    n: Optional[int] = None
+    marco: Optional[MarcoOptions] = None
+
+
+@dataclass(frozen=True)
+class ChatCall:
+    """A request in marco's terms."""
+
+    model_id: str  # as the client wrote it, echoed back
+    mode: Mode
+    question: str
+    history: tuple[Message, ...]
+    generation: GenerationSettings
+    search: SearchSettings
+    stream: bool
+    include_usage: bool
+
+
+def parse_request(data: Any) -> ChatRequest:
+    if not isinstance(data, dict):
+        raise RequestError(400, "the request body must be a JSON object", code="invalid_json")
+    try:
+        return ChatRequest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        raise RequestError(422, f"{where}: {first.get('msg', 'invalid value')}", code="invalid_value", param=where) from None
+
+
+def _text(message: ChatMessage, index: int) -> str:
+    content = message.content
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content:
+        if part.type != "text" or part.text is None:
+            raise RequestError(400, f"messages.{index}: only text content is supported, not '{part.type}'",
+                               code="unsupported_content", param=f"messages.{index}.content")
+        parts.append(part.text)
+    return "".join(parts)
+
+
+def conversation(messages: list[ChatMessage]) -> tuple[str | None, tuple[Message, ...], str]:
+    """(system prompt, earlier turns, the question). System and developer
+    messages form the system prompt; the last message must be the user's."""
+    system: list[str] = []
+    turns: list[Message] = []
+    for i, message in enumerate(messages):
+        text = _text(message, i)
+        if message.role in ("system", "developer"):
+            system.append(text)
+        else:
+            turns.append(Message(message.role, text))
+    if not turns or turns[-1].role != "user":
+        raise RequestError(400, "the last message must be the user's question", param="messages")
+    return ("\n\n".join(system) or None), tuple(turns[:-1]), turns[-1].content
+
+
+def to_call(req: ChatRequest, mode: Mode, base_search: SearchSettings, default_max_tokens: int) -> ChatCall:
+    if req.n not in (None, 1):
+        raise RequestError(400, "n must be 1: marco returns one answer per request", param="n")
+    system, history, question = conversation(req.messages)
+    max_tokens = req.max_completion_tokens or req.max_tokens or default_max_tokens
+    options = req.marco.model_dump(exclude_none=True) if req.marco else {}
+    try:
+        generation = GenerationSettings(
+            temperature=0.0 if req.temperature is None else req.temperature,
+            top_p=GenerationSettings.top_p if req.top_p is None else req.top_p,
+            max_tokens=max_tokens, seed=req.seed or 0, system=system,
+        )
+        search = replace(
+            base_search,
+            temperature=base_search.temperature if req.temperature is None else req.temperature,
+            top_p=base_search.top_p if req.top_p is None else req.top_p,
+            max_tokens=max_tokens, seed=req.seed or base_search.seed, **options,
+        )
+    except UsageError as exc:
+        raise RequestError(400, str(exc).replace("--", "", 1), code="invalid_value") from None
+    return ChatCall(
+        model_id=req.model, mode=mode, question=question, history=history,
+        generation=generation, search=search, stream=req.stream,
+        include_usage=bool(req.stream_options and req.stream_options.include_usage),
+    )

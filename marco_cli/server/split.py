@@ -1,0 +1,130 @@
+"""Split streamed model text into the thought and the answer, as it arrives.
+
+The same rules as ``prompts.parse_output`` and the terminal's ``AnswerStream``,
+but pure: ``feed`` returns ``(channel, text)`` pairs, ``"reasoning"`` for what
+is inside ``<Thought>`` and ``"content"`` for the answer (inside ``<Output>``,
+or all of it when the model uses no tags). A tag split across pieces is held
+back until it is complete; whitespace at either end of a channel is dropped,
+so the joined deltas read like the parsed thought and answer.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from ..prompts import OUTPUT_CLOSE, OUTPUT_OPEN, THOUGHT_CLOSE, THOUGHT_OPEN
+
+REASONING = "reasoning"
+CONTENT = "content"
+
+
+class _State(Enum):
+    UNKNOWN = 0  # not enough text yet to know whether the model uses tags
+    THOUGHT = 1
+    AFTER_THOUGHT = 2  # after </Thought>: the answer if no <Output> ever comes
+    ANSWER = 3
+    UNTAGGED = 4
+    DONE = 5  # after </Output>: nothing more is shown
+
+
+class ThoughtSplitter:
+    def __init__(self) -> None:
+        self._state = _State.UNKNOWN
+        self._buf = ""
+        self._pending = {REASONING: "", CONTENT: ""}  # trailing whitespace held back
+        self._started = {REASONING: False, CONTENT: False}
+        self.sent = {REASONING: "", CONTENT: ""}  # everything emitted, per channel
+
+    def feed(self, piece: str) -> list[tuple[str, str]]:
+        self._buf += piece
+        out: list[tuple[str, str]] = []
+        while self._step(out):
+            pass
+        return out
+
+    def close(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        if self._state is _State.UNKNOWN:
+            self._state = _State.UNTAGGED
+        if self._state is not _State.DONE:
+            self._emit(out, self._buf)
+        self._buf = ""
+        return out
+
+    def _channel(self) -> str:
+        return REASONING if self._state is _State.THOUGHT else CONTENT
+
+    def _step(self, out: list[tuple[str, str]]) -> bool:
+        """Consume what can be consumed safely; True when the state changed."""
+        state = self._state
+        if state is _State.UNKNOWN:
+            head = self._buf.lstrip()
+            for tag, new in ((THOUGHT_OPEN, _State.THOUGHT), (OUTPUT_OPEN, _State.ANSWER)):
+                if head.startswith(tag):
+                    self._buf, self._state = head[len(tag):], new
+                    return True
+            if head and not (THOUGHT_OPEN.startswith(head) or OUTPUT_OPEN.startswith(head)):
+                self._state = _State.UNTAGGED
+                return True
+            return False
+        if state is _State.THOUGHT:
+            found = [(at, tag) for tag in (THOUGHT_CLOSE, OUTPUT_OPEN) if (at := self._buf.find(tag)) >= 0]
+            if found:
+                at, tag = min(found)
+                self._emit(out, self._buf[:at])
+                self._buf = self._buf[at + len(tag):]
+                self._state = _State.AFTER_THOUGHT if tag == THOUGHT_CLOSE else _State.ANSWER
+                return True
+            self._emit_safe(out, (THOUGHT_CLOSE, OUTPUT_OPEN))
+            return False
+        if state is _State.AFTER_THOUGHT:  # hold it: <Output> may still come
+            at = self._buf.find(OUTPUT_OPEN)
+            if at < 0:
+                return False
+            self._buf, self._state = self._buf[at + len(OUTPUT_OPEN):], _State.ANSWER
+            return True
+        if state is _State.ANSWER:
+            at = self._buf.find(OUTPUT_CLOSE)
+            if at >= 0:
+                self._emit(out, self._buf[:at])
+                self._buf, self._state = "", _State.DONE
+                return True
+            self._emit_safe(out, (OUTPUT_CLOSE,))
+            return False
+        if state is _State.UNTAGGED:
+            self._emit(out, self._buf)
+        self._buf = ""
+        return False
+
+    def _emit_safe(self, out: list[tuple[str, str]], tags: tuple[str, ...]) -> None:
+        """Emit all but an ending that could be the start of one of ``tags``."""
+        keep = _partial_suffix(self._buf, tags)
+        self._emit(out, self._buf[: len(self._buf) - keep])
+        self._buf = self._buf[len(self._buf) - keep:]
+
+    def _emit(self, out: list[tuple[str, str]], text: str) -> None:
+        channel = self._channel()
+        if not self._started[channel]:
+            text = text.lstrip()
+        if not text:
+            return
+        body = text.rstrip()
+        if not body:
+            self._pending[channel] += text
+            return
+        piece = self._pending[channel] + body
+        self._pending[channel] = text[len(body):]
+        self._started[channel] = True
+        self.sent[channel] += piece
+        out.append((channel, piece))
+
+
+def _partial_suffix(text: str, tags: tuple[str, ...]) -> int:
+    """Length of the longest end of ``text`` that could begin one of ``tags``."""
+    best = 0
+    for tag in tags:
+        for n in range(min(len(tag) - 1, len(text)), 0, -1):
+            if tag.startswith(text[-n:]):
+                best = max(best, n)
+                break
+    return best

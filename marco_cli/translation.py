@@ -1,0 +1,230 @@
+"""Translation use case (ALGORITHM.md section 4), without terminal I/O.
+
+Marco-o1's showcase is colloquial translation: "这个鞋拥有踩屎感" becomes
+"This shoe has a comfortable sole", because the thought reasons about the
+slang before the output commits to a rendering. The published prompt is a
+plain user turn ``翻译到英文：<text>`` with the model's normal system prompt,
+so that is what we send, generalised to other languages.
+
+Input is cut into *units*: one per line, or one per blank-line separated block
+with ``--paragraph``. Each unit is an independent question to the reasoner
+(CoT at temperature 0 is deterministic, so a line translates the same wherever
+it appears). A unit that fails carries its error instead of a translation, so
+the caller can keep one output line per input line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import MarcoError, ModelLoadError, ModelNotFoundError
+from .glossary import Glossary, Term
+from .languages import Language
+from .reasoner import Answer, Interrupted, Reasoner
+from .settings import GenerationSettings, Mode, SearchSettings
+
+# -- prompt ----------------------------------------------------------------
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_KANA_HANGUL = re.compile(r"[\u3040-\u30ff\u1100-\u11ff\uac00-\ud7af]")
+
+
+def looks_chinese(text: str) -> bool:
+    """Han characters and no kana/hangul (Japanese and Korean use Han too)."""
+    return bool(_HAN.search(text)) and not _KANA_HANGUL.search(text)
+
+
+def build_prompt(
+    text: str,
+    target: Language,
+    source: Language | None = None,
+    terms: tuple[Term, ...] = (),
+) -> str:
+    """The user turn for one unit.
+
+    Chinese source text gets Marco-o1's published form verbatim
+    (``翻译到英文：<text>``), the case the model was shown to handle; any other
+    source gets the same instruction in English, which the Qwen2 base follows
+    at least as well and which does not pull ``<Output>`` towards Chinese (the
+    system prompt says the output follows the user's language). Without
+    ``--from`` the source is not named: the model recognises it. Glossary terms
+    go on a line before the instruction, so the text to translate stays last,
+    right after the colon, as in the published form.
+    """
+    chinese = (source.code == "zh") if source is not None else looks_chinese(text)
+    lines = []
+    if terms:
+        pairs = [f'"{t.source}" -> "{t.rendering}"' for t in terms]
+        lines.append(("请使用以下译法：" + "；".join(pairs)) if chinese else ("Use these renderings: " + "; ".join(pairs)))
+    if chinese:
+        lines.append(f"{f'从{source.zh}' if source else ''}翻译到{target.zh}：{text}")
+    else:
+        lines.append(f"Translate {f'from {source.name} ' if source else ''}into {target.name}: {text}")
+    return "\n".join(lines)
+
+
+# -- units -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unit:
+    line: int  # 1-based number of the unit's first input line
+    source: str  # the text to translate; "" for a blank line
+    error: str | None = None  # set when the input itself is unusable (bad UTF-8)
+
+    @property
+    def needs_model(self) -> bool:
+        return self.error is None and bool(self.source.strip())
+
+
+def _decode_lines(data: bytes) -> list[Unit]:
+    """Lines of ``data`` as units; a final newline ends the last line rather
+    than starting an empty one (``wc -l`` counting). Lines are decoded one by
+    one, so one bad byte spoils its line only."""
+    if not data:
+        return []
+    raw = data.split(b"\n")
+    if raw[-1] == b"":
+        raw.pop()
+    units = []
+    for number, chunk in enumerate(raw, start=1):
+        chunk = chunk[:-1] if chunk.endswith(b"\r") else chunk  # CRLF files
+        try:
+            text = chunk.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            message = f"not valid UTF-8 (byte 0x{chunk[exc.start]:02x} at column {exc.start + 1})"
+            units.append(Unit(number, "", message))
+            continue
+        if number == 1:
+            text = text.removeprefix("\ufeff")  # a BOM is not text to translate
+        units.append(Unit(number, text if text.strip() else ""))
+    return units
+
+
+def split_lines(data: bytes) -> list[Unit]:
+    """One unit per input line, blank lines included (they stay blank)."""
+    return _decode_lines(data)
+
+
+def split_paragraphs(data: bytes) -> list[Unit]:
+    """One unit per block of non-blank lines; any run of blank lines separates
+    blocks. A block with an undecodable line fails as a whole."""
+    blocks: list[Unit] = []
+    current: list[Unit] = []
+
+    def close() -> None:
+        if current:
+            bad = next((u for u in current if u.error), None)
+            error = None
+            if bad is not None:  # reported at the block's first line, so name the bad one
+                error = bad.error if bad.line == current[0].line else f"line {bad.line} is {bad.error}"
+            text = "\n".join(u.source for u in current if u.error is None)
+            blocks.append(Unit(current[0].line, text, error))
+            current.clear()
+
+    for unit in _decode_lines(data):
+        if unit.needs_model or unit.error:
+            current.append(unit)
+        else:
+            close()
+    close()
+    return blocks
+
+
+def tidy(answer: str, *, paragraph: bool) -> str:
+    """Shape an answer for output: one line in line mode (so the output has as
+    many lines as the input), no blank lines inside a block in paragraph mode
+    (blank lines are what separates blocks)."""
+    # every character some tool treats as a line break, not just "\n"
+    answer = _BREAKS.sub("\n", answer.replace("\r\n", "\n"))
+    if paragraph:
+        lines = [line.rstrip() for line in answer.split("\n")]
+        return "\n".join(line for line in lines if line.strip()).strip()
+    return re.sub(r"\s*\n\s*", " ", answer).strip()
+
+
+_BREAKS = re.compile("[\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+
+
+# -- use case ----------------------------------------------------------------
+
+
+class TranslationFailed(MarcoError):
+    """Some units could not be translated; each was already reported."""
+
+
+@dataclass(frozen=True)
+class TranslateOptions:
+    target: Language
+    source: Language | None = None
+    glossary: Glossary | None = None
+    mode: Mode = Mode.COT
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    paragraph: bool = False
+
+
+@dataclass(frozen=True)
+class Translation:
+    unit: Unit
+    translation: str = ""
+    thought: str = ""
+    error: str | None = None
+    missed: tuple[Term, ...] = ()  # glossary terms whose rendering is absent
+    answer: Answer | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "line": self.unit.line,
+            "source": self.unit.source,
+            "translation": self.translation,
+            "thought": self.thought,
+        }
+        if self.error is not None:
+            data["error"] = self.error
+        return data
+
+
+# Errors that concern the whole run, not one line: stop instead of repeating
+# the same failure for every line.
+_FATAL = (Interrupted, ModelLoadError, ModelNotFoundError)
+
+
+class Translator:
+    def __init__(self, reasoner: Reasoner, options: TranslateOptions) -> None:
+        self.reasoner = reasoner
+        self.options = options
+
+    def load(self) -> None:
+        """Load the model (otherwise loaded by the first line that needs it)."""
+        _ = self.reasoner.backend
+
+    def prompt(self, unit: Unit) -> tuple[str, tuple[Term, ...]]:
+        opts = self.options
+        terms = opts.glossary.find(unit.source) if opts.glossary else ()
+        return build_prompt(unit.source, opts.target, opts.source, terms), terms
+
+    def translate(self, unit: Unit, on_text: Callable[[str], None] | None = None) -> Translation:
+        if unit.error is not None:
+            return Translation(unit, error=unit.error)
+        if not unit.needs_model:
+            return Translation(unit)
+        prompt, terms = self.prompt(unit)
+        opts = self.options
+        try:
+            answer = self.reasoner.ask(
+                prompt, mode=opts.mode, generation=opts.generation, search=opts.search, on_text=on_text
+            )
+        except _FATAL:
+            raise
+        except MarcoError as exc:
+            return Translation(unit, error=str(exc))
+        text = tidy(answer.answer, paragraph=opts.paragraph)
+        if not text:
+            error = "the model gave no translation (a larger --max-tokens may help)"
+            return Translation(unit, thought=answer.thought, error=error, answer=answer)
+        missed = tuple(t for t in terms if not t.used_in(text))
+        return Translation(unit, text, answer.thought, missed=missed, answer=answer)
