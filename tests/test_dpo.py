@@ -1,6 +1,6 @@
 """Preference pairs from search trees: a hand-built tree with known answers,
-a scripted-backend search (in memory and through the saved-tree adapter),
-and ``marco export-dpo``."""
+a scripted-backend search (in memory, and saved by ``treefile.save_tree`` and
+read back), and ``marco export-dpo``."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ from marco_cli.evaluation.dpo import (
     record_from_search,
     tree_index,
 )
-from marco_cli.evaluation.dpo_io import TreeFileError, record_from_dict
-from marco_cli.search import NodeView, run_search, tree_to_dict
+from marco_cli.backends.base import StopReason
+from marco_cli.errors import TreeFileError
+from marco_cli.evaluation.dpo_io import load_record, question_id
+from marco_cli.search import NodeView, Rollout, SearchResult, SearchStats, StoppedBy, run_search
 from marco_cli.settings import SearchSettings
-from saved_tree import saved_tree
+from marco_cli.treefile import TreeRecorder, options_dict, save_tree
 from scripted_backend import ScriptedBackend
 
 FIELDS = {"prompt", "chosen", "rejected", "question_id", "shared_prefix_tokens", "chosen_value", "rejected_value", "source"}
@@ -93,11 +95,21 @@ def test_dedupe_and_cap():
 SETTINGS = SearchSettings(simulations=6, children=3, max_depth=4, max_tokens=120, seed=3)
 
 
+QUESTION = "add two and three"
+
+
 @pytest.fixture(scope="module")
 def searched():
     backend = ScriptedBackend()
-    result = run_search(backend, backend.tokenize("Question: add two and three\n"), SETTINGS)
-    return backend, result
+    recorder = TreeRecorder()
+    result = run_search(backend, backend.tokenize(f"Question: {QUESTION}\n"), SETTINGS, observer=recorder)
+    return backend, result, recorder
+
+
+def save(path, result, recorder=None, question=QUESTION):
+    """The file `marco ask --save-tree` writes, by the same function."""
+    return save_tree(path, result, question=question, model="scripted",
+                     options=options_dict(SETTINGS, mode="mcts"), recorder=recorder)
 
 
 def ancestors(parents, node):
@@ -123,7 +135,7 @@ def _check_pairs(pairs, record_):
 
 
 def test_pairs_from_a_search_in_memory(searched):
-    backend, result = searched
+    backend, result, _ = searched
     rec = record_from_search(result, question_id="q", question="add", prompt="P", reference=None,
                              source="test", detokenize=backend.detokenize)
     assert len(rec.paths) == len(result.rollouts)
@@ -138,48 +150,40 @@ def test_pairs_from_a_search_in_memory(searched):
     assert all("five" in p.chosen.text.rsplit("<Output>", 1)[-1] for p in graded)
 
 
-def test_saved_tree_adapter_gives_the_same_pairs(searched):
-    backend, result = searched
-    memory = record_from_search(result, question_id="q", question="add two and three", prompt="add two and three",
+def test_a_saved_tree_gives_the_same_pairs(searched, tmp_path):
+    backend, result, recorder = searched
+    memory = record_from_search(result, question_id=question_id(QUESTION), question=QUESTION, prompt=QUESTION,
                                 reference=None, source="s", detokenize=backend.detokenize)
-    loaded = record_from_dict({**saved_tree(result, backend.detokenize, "add two and three"), "question_id": "q"}, "s")
-    strip = lambda pairs: [{k: v for k, v in p.to_json().items() if k != "chosen_value" and k != "rejected_value"}  # noqa: E731
-                           for p in pairs]  # the file rounds values to 6 digits
+    loaded = load_record(save(tmp_path / "t.json", result, recorder))
+    assert loaded.question == QUESTION and loaded.prompt == QUESTION and loaded.source.endswith("t.json")
+    # the file rounds values to 6 digits; everything else is the same
+    strip = lambda pairs: [{k: v for k, v in p.to_json().items() if k not in ("chosen_value", "rejected_value", "source")}  # noqa: E731
+                           for p in pairs]
     assert strip(make_pairs(loaded)) == strip(make_pairs(memory))
+    _check_pairs(make_pairs(loaded), loaded)
 
 
-def test_saved_tree_without_rollout_texts(searched):
-    backend, result = searched
-    data = saved_tree(result, backend.detokenize, "q", texts=False)
-    ended_at_node = [r for r in data["rollouts"] if r["n_rollout_tokens"] == 0]
-    assert ended_at_node  # terminal nodes: the path's text is the nodes' texts
-    record = record_from_dict({**data, "rollouts": ended_at_node}, "t.json")
-    assert [p.text for p in record.paths] == [backend.detokenize(r["tokens"]) for r in ended_at_node]
-    with pytest.raises(TreeFileError, match="its 'text' was not recorded"):
-        record_from_dict(data, "t.json")
-
-
-def test_saved_tree_errors_name_the_file(searched):
-    backend, result = searched
-    good = saved_tree(result, backend.detokenize, "q")
-    for broken, message in [
-        ({**good, "format": "other"}, "not a marco search tree"),
-        ({**good, "version": 2}, "version 2 is newer than this marco reads"),
-        ({**good, "question": None}, "no 'question'"),
-        ({**good, "tree": None}, "no 'tree'"),
-        ({k: v for k, v in good.items() if k != "rollouts"}, "no 'rollouts'"),
-        ({**good, "rollouts": [{"node": 999, "value": 0.5}]}, "rollout 0: needs 'node'"),
-        ({**good, "rollouts": [{"node": 0, "value": "high"}]}, "rollout 0: needs a numeric 'value'"),
-    ]:
-        with pytest.raises(TreeFileError, match=r"t\.json.*" + message.replace("[", r"\[").replace("]", r"\]")):
-            record_from_dict(broken, "t.json")
+def test_a_saved_tree_without_rollout_texts(searched, tmp_path):
+    _, result, _ = searched
+    path = save(tmp_path / "t.json", result)  # no recorder: rollout texts are null
+    with pytest.raises(TreeFileError, match="t.json: rollout 0: its 'text' was not recorded"):
+        load_record(path)
+    data = json.loads(path.read_text())
+    data["rollouts"] = [r for r in data["rollouts"] if r["n_rollout_tokens"] == 0]
+    assert data["rollouts"]  # terminal nodes: the path's text is the nodes' texts
+    path.write_text(json.dumps(data))
+    views = {v.id: v for v in result.root.walk()}
+    for p in load_record(path).paths:
+        node, text = views[p.node_id], ""
+        while node.parent_id is not None:
+            text, node = node.text + text, views[node.parent_id]
+        assert p.text == text and p.text
 
 
 def test_export_dpo_command(searched, tmp_path):
-    backend, result = searched
-    first, second = tmp_path / "a.json", tmp_path / "b.json"
-    first.write_text(json.dumps(saved_tree(result, backend.detokenize, "add two and three")))
-    second.write_text(json.dumps(saved_tree(result, backend.detokenize, "add two and three")))  # twice: deduplicated
+    _, result, recorder = searched
+    first = save(tmp_path / "a.json", result, recorder)
+    second = save(tmp_path / "b.json", result, recorder)  # the same tree twice: deduplicated
     out = tmp_path / "pairs.jsonl"
     runner = CliRunner()
     one = runner.invoke(app, ["export-dpo", str(first), "-o", str(out)])
@@ -195,14 +199,26 @@ def test_export_dpo_command(searched, tmp_path):
     assert capped.exit_code == 0 and len(capped.stdout.splitlines()) == 2  # stdout without -o
     assert "2 pairs from 2 trees" in capped.stderr
     bad = runner.invoke(app, ["export-dpo", str(tmp_path / "missing.json")])
-    assert bad.exit_code == 2 and "tree file not found" in bad.stderr
+    assert bad.exit_code == 2 and "missing.json: no such file" in bad.stderr
+    (tmp_path / "other.json").write_text('{"format": "something"}')
+    bad = runner.invoke(app, ["export-dpo", str(tmp_path / "other.json")])
+    assert bad.exit_code == 2 and "not a marco search tree" in bad.stderr
+
+
+def hand_tree_file(path, question="What?"):
+    """ROOT and paths A-D written by the real writer (texts as a recorder holds them)."""
+    paths = (A, B, C, D)
+    rollouts = tuple(Rollout(p.node_id, p.tokens, (0.5,) * len(p.tokens), p.value, StopReason(p.stop), 1) for p in paths)
+    stats = SearchStats(simulations=4, rollouts=4, iterations=4, nodes=5, max_depth=2, tokens_generated=9,
+                        tokens_evaluated=9, seconds=0.1)
+    result = SearchResult(A.text, A.tokens, (0.5,) * 4, (), ROOT, stats, StoppedBy.COMPLETED, A.value, True, rollouts)
+    recorder = TreeRecorder()
+    recorder.rollout_texts = [p.text for p in paths]
+    return save_tree(path, result, question=question, model="hand", options={}, recorder=recorder)
 
 
 def test_export_dpo_grades_with_a_dataset(tmp_path):
-    tree = tmp_path / "t.json"
-    rollouts = [{"node": p.node_id, "tokens": list(p.tokens), "text": p.text, "value": p.value, "stop": p.stop}
-                for p in (A, B, C, D)]
-    tree.write_text(json.dumps({"question": "What?", "tree": tree_to_dict(ROOT), "rollouts": rollouts}))
+    tree = hand_tree_file(tmp_path / "t.json", question="What?")
     data = tmp_path / "d.tsv"
     data.write_text("What?\t7\n")
     result = CliRunner().invoke(app, ["export-dpo", str(tree), "--dataset", str(data)])
@@ -211,3 +227,6 @@ def test_export_dpo_grades_with_a_dataset(tmp_path):
     assert [(r["chosen_answer"], r["rejected_answer"], r["shared_prefix_tokens"]) for r in rows] == [
         ("7", "8", 2), ("7", None, 2), ("7", "8", 0), ("7", None, 0)]
     assert {r["reference"] for r in rows} == {"7"}
+    # without the dataset: ranked by (finished, value)
+    result = CliRunner().invoke(app, ["export-dpo", str(tree)])
+    assert len(result.stdout.splitlines()) == 6

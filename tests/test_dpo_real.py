@@ -1,5 +1,5 @@
 """DPO pairs from a real MCTS search on the embedded model: in memory, and
-through a saved tree file and ``marco export-dpo``."""
+from a tree saved by ``marco ask --save-tree`` through ``marco export-dpo``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from marco_cli.evaluation.dpo import make_pairs, record_from_search
 from marco_cli.reasoner import Reasoner, choose_model
 from marco_cli.registry import load_registry
 from marco_cli.settings import Mode, RuntimeSettings, SearchSettings
-from saved_tree import saved_tree
+from marco_cli.treefile import load_tree
 
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 SETTINGS = SearchSettings(simulations=2, children=2, max_tokens=48, seed=5)
@@ -59,14 +59,28 @@ def test_pairs_share_a_prefix_consistent_with_the_tree(searched):
             assert data["chosen"].startswith(prefix) and data["rejected"].startswith(prefix)
 
 
-def test_export_dpo_from_a_saved_real_tree(searched, tmp_path):
-    result, record, backend = searched
-    tree = tmp_path / "tree.json"
-    tree.write_text(json.dumps(saved_tree(result, backend.detokenize, QUESTION)), encoding="utf-8")
-    out = tmp_path / "pairs.jsonl"
-    cli = CliRunner().invoke(app, ["export-dpo", str(tree), "-o", str(out)])
+def test_export_dpo_from_a_tree_saved_by_ask(tmp_path):
+    tree, out = tmp_path / "tree.json", tmp_path / "pairs.jsonl"
+    runner = CliRunner()
+    asked = runner.invoke(app, [
+        "ask", "-m", "tiny", "--mode", "mcts", "--simulations", "2", "--children", "2", "--max-tokens", "48",
+        "--seed", "5", "--threads", "1", "--ctx", "2048", "--save-tree", str(tree), QUESTION,
+    ])
+    assert asked.exit_code == 0, asked.stderr
+    cli = runner.invoke(app, ["export-dpo", str(tree), "-o", str(out)])
     assert cli.exit_code == 0, cli.stderr
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    memory = [p.to_json() for p in make_pairs(record)]
-    assert [(r["chosen"], r["rejected"], r["shared_prefix_tokens"]) for r in rows] == [
-        (m["chosen"], m["rejected"], m["shared_prefix_tokens"]) for m in memory]
+    assert rows and f"{len(rows)} pairs from 1 tree" in cli.stderr
+    saved = load_tree(tree)
+    paths = {p["text"]: p for p in saved.data["rollouts"]}
+    views = {v.id: v for v in saved.root.walk()}
+    for row in rows:
+        assert FIELDS <= set(row) and row["chosen"] != row["rejected"] and row["prompt"] == QUESTION
+        chosen, rejected = paths[row["chosen"]], paths[row["rejected"]]
+        n = row["shared_prefix_tokens"]
+        assert chosen["tokens"][:n] == rejected["tokens"][:n]
+        node, length = views[row["ancestor_node"]], 0
+        while node.parent_id is not None:
+            length += node.n_tokens
+            node = views[node.parent_id]
+        assert n == length

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,7 +13,7 @@ import typer
 from ..errors import UsageError
 from ..evaluation.datasets import load_dataset
 from ..evaluation.dpo import Pair, make_pairs, rank_pairs
-from ..evaluation.dpo_io import load_tree_json, record_from_dict
+from ..evaluation.dpo_io import load_record
 from ..ui.console import notice
 
 
@@ -28,8 +29,9 @@ def export_dpo(
     references = {p.question: p.reference for p in load_dataset(dataset)} if dataset else {}
     by_question: dict[str, list[Pair]] = {}
     for path in trees:
-        data = load_tree_json(path)
-        record = record_from_dict(data, str(path), reference=references.get(str(data.get("question", ""))))
+        record = load_record(path)
+        if record.question.strip() in references:  # the loaders strip questions too
+            record = replace(record, reference=references[record.question.strip()])
         by_question.setdefault(record.question_id, []).extend(make_pairs(record))
     lines = [
         json.dumps(pair.to_json(), ensure_ascii=False) + "\n"
