@@ -194,19 +194,26 @@ class Reasoner:
             self._backend = None
 
     # -- prompts -----------------------------------------------------------
-    def prompt_tokens(
+    def prompt_text(
         self, question: str, *, system: str | None = None, history: tuple[Message, ...] = ()
-    ) -> list[int]:
+    ) -> str:
+        """The exact text the model continues (chat template applied); DPO pairs
+        record it as their ``prompt``."""
         entry = self.model.entry
         messages = build_messages(
             question, system=system, thought_format=entry.thought_format, history=history
         )
         info = self.backend.info
-        text = render_chat(
+        return render_chat(
             messages,
             template=info.chat_template or entry.chat_template,
             default_system=entry.system_prompt,
         )
+
+    def prompt_tokens(
+        self, question: str, *, system: str | None = None, history: tuple[Message, ...] = ()
+    ) -> list[int]:
+        text = self.prompt_text(question, system=system, history=history)
         return self.backend.tokenize(text, special=True)
 
     def _stops(self) -> tuple[Stop, ...]:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import typer
 
-from . import ask, chat, models, pull, replay, serve, translate
+from . import ask, chat, eval, export_dpo, models, pull, replay, serve, translate
 
 COMMANDS: list[Callable[[typer.Typer], None]] = [
     ask.register,
@@ -20,4 +20,6 @@ COMMANDS: list[Callable[[typer.Typer], None]] = [
     replay.register,
     serve.register,
     translate.register,
+    eval.register,
+    export_dpo.register,
 ]

@@ -1,0 +1,57 @@
+"""``marco export-dpo``: DPO preference pairs from saved search trees."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import UsageError
+from ..evaluation.datasets import load_dataset
+from ..evaluation.dpo import Pair, make_pairs, rank_pairs
+from ..evaluation.dpo_io import load_record
+from ..ui.console import notice
+
+
+def export_dpo(
+    trees: Annotated[list[Path], typer.Argument(help="Search trees saved with --save-tree (JSON).", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the pairs here (JSON Lines) [default: stdout].", show_default=False)] = None,
+    dataset: Annotated[Optional[Path], typer.Option("--dataset", help="A benchmark file (TSV/JSONL) whose answers grade the paths: chosen = correct, rejected = wrong.", show_default=False)] = None,
+    max_pairs: Annotated[Optional[int], typer.Option("--max-pairs-per-question", help="Keep at most N pairs per question (largest value gaps first).", show_default=False)] = None,
+) -> None:
+    """Turn search trees into chosen/rejected pairs that share their deepest common ancestor."""
+    if max_pairs is not None and max_pairs < 1:
+        raise UsageError(f"--max-pairs-per-question must be at least 1, got {max_pairs}")
+    references = {p.question: p.reference for p in load_dataset(dataset)} if dataset else {}
+    by_question: dict[str, list[Pair]] = {}
+    for path in trees:
+        record = load_record(path)
+        if record.question.strip() in references:  # the loaders strip questions too
+            record = replace(record, reference=references[record.question.strip()])
+        by_question.setdefault(record.question_id, []).extend(make_pairs(record))
+    lines = [
+        json.dumps(pair.to_json(), ensure_ascii=False) + "\n"
+        for pairs in by_question.values()
+        for pair in rank_pairs(pairs, max_pairs)
+    ]
+    _write(lines, output)
+    notice(f"{len(lines)} pairs from {len(trees)} tree{'s' if len(trees) != 1 else ''}")
+
+
+def _write(lines: list[str], output: Path | None) -> None:
+    if output is None:
+        sys.stdout.writelines(lines)
+        sys.stdout.flush()
+        return
+    try:
+        output.write_text("".join(lines), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export-dpo")(export_dpo)

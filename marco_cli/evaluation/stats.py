@@ -1,0 +1,106 @@
+"""Accuracy, its 95 % Wilson interval, test@k, and the per-mode summary.
+
+Why Wilson and not p +/- 1.96*sqrt(p(1-p)/n): benchmark slices are small
+(50 questions) and accuracies sit near 0 or 1, where the normal interval
+leaves [0, 1] and has zero width at p = 0 or 1. Wilson (1927) stays inside
+and keeps a sensible width there.
+
+With several samples per question the samples are not independent, so the
+interval counts questions, not samples: accuracy is the mean over questions
+of each question's share of correct samples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+
+
+def wilson_interval(p_hat: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a proportion ``p_hat`` observed over ``n`` trials."""
+    if n <= 0:
+        return (0.0, 1.0)
+    denom = 1 + z * z / n
+    centre = (p_hat + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p_hat * (1 - p_hat) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One answered (question, mode, sample), as the summary needs it."""
+
+    question_id: str
+    mode: str
+    sample: int
+    correct: bool
+    tokens: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ModeSummary:
+    mode: str
+    questions: int  # questions with at least one sample
+    samples: int  # answers counted
+    k: int  # samples asked per question
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    test_at_k: float  # share of questions with a correct answer among their samples
+    mean_tokens: float  # generated tokens per answer (a search counts all its tokens)
+    mean_seconds: float
+    diff: float | None  # accuracy minus the first mode's, on the questions both answered
+
+    def to_json(self) -> dict:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        for key in ("accuracy", "ci_low", "ci_high", "test_at_k", "diff"):
+            if data[key] is not None:
+                data[key] = round(data[key], 4)
+        data["mean_tokens"] = round(self.mean_tokens, 1)
+        data["mean_seconds"] = round(self.mean_seconds, 3)
+        return data
+
+
+def _by_question(outcomes: Iterable[Outcome]) -> dict[str, list[Outcome]]:
+    grouped: dict[str, list[Outcome]] = {}
+    for outcome in outcomes:
+        grouped.setdefault(outcome.question_id, []).append(outcome)
+    return grouped
+
+
+def _accuracy(grouped: dict[str, list[Outcome]], ids: Iterable[str]) -> float:
+    shares = [sum(o.correct for o in grouped[q]) / len(grouped[q]) for q in ids]
+    return sum(shares) / len(shares) if shares else 0.0
+
+
+def summarize(outcomes: Sequence[Outcome], modes: Sequence[str], k: int) -> list[ModeSummary]:
+    """One summary per mode, in ``modes`` order; the first mode is the baseline."""
+    grouped = {m: _by_question(o for o in outcomes if o.mode == m) for m in modes}
+    base = grouped[modes[0]] if modes else {}
+    summaries = []
+    for mode in modes:
+        per_q = grouped[mode]
+        rows = [o for group in per_q.values() for o in group]
+        n = len(per_q)
+        accuracy = _accuracy(per_q, per_q)
+        low, high = wilson_interval(accuracy, n)
+        shared = [q for q in per_q if q in base]
+        diff = None
+        if mode != modes[0] and shared:
+            # paired: both modes on the same questions, so an interrupted run compares fairly
+            diff = _accuracy(per_q, shared) - _accuracy(base, shared)
+        summaries.append(
+            ModeSummary(
+                mode=mode, questions=n, samples=len(rows), k=k, accuracy=accuracy,
+                ci_low=low, ci_high=high,
+                test_at_k=sum(any(o.correct for o in g) for g in per_q.values()) / n if n else 0.0,
+                mean_tokens=sum(o.tokens for o in rows) / len(rows) if rows else 0.0,
+                mean_seconds=sum(o.seconds for o in rows) / len(rows) if rows else 0.0,
+                diff=diff,
+            )
+        )
+    return summaries

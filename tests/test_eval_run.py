@@ -1,0 +1,182 @@
+"""The eval use case with a fake answerer: order, seeds, results file, resume,
+interruption, refusals; and the CLI's Ctrl-C path (partial table, exit 130)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from marco_cli.cli import app
+from marco_cli.errors import ContextOverflowError
+from marco_cli.evaluation.datasets import load_dataset
+from marco_cli.evaluation.evaluate import (
+    EvalInterrupted,
+    EvalPlan,
+    check_previous,
+    parse_modes,
+    run_eval,
+    sample_seed,
+)
+from marco_cli.evaluation.results import JsonlWriter, ResultsError, read_rows
+from marco_cli.errors import UsageError
+from marco_cli.reasoner import Answer
+from marco_cli.settings import Action, Mode
+
+QUESTIONS = [("What is 2+2?", "4"), ("What is 3+4?", "7"), ("What is 10-1?", "9"), ("What is 6*7?", "42")]
+
+
+class FakeAnswerer:
+    """Answers right in MCTS, right in CoT only for even seeds; can raise Ctrl-C."""
+
+    def __init__(self, *, interrupt_at: int | None = None, overflow: str | None = None) -> None:
+        self.calls: list[tuple] = []
+        self.interrupt_at = interrupt_at
+        self.overflow = overflow
+
+    def ask(self, question, *, mode, generation, search):
+        self.calls.append((question, mode, generation.seed, search.seed, search.action))
+        if self.interrupt_at is not None and len(self.calls) == self.interrupt_at:
+            raise KeyboardInterrupt
+        if question == self.overflow:
+            raise ContextOverflowError("the prompt does not fit")
+        right = dict(QUESTIONS)[question]
+        seed = generation.seed if mode is Mode.COT else search.seed
+        value = right if mode is Mode.MCTS or seed % 2 == 0 else "0"
+        text = f"<Thought>thinking</Thought>\n<Output>The answer is {value}.</Output>"
+        return Answer(question=question, answer=f"The answer is {value}.", thought="thinking", text=text,
+                      model="fake", mode=mode, prompt_tokens=5, generated_tokens=7 if mode is Mode.COT else 30,
+                      seconds=0.01)
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    path = tmp_path / "math.tsv"
+    path.write_text("".join(f"{q}\t{a}\n" for q, a in QUESTIONS), encoding="utf-8")
+    return path
+
+
+def _plan(**kw):
+    return EvalPlan(parse_modes(kw.pop("modes", "cot,mcts-step")), "fake", **kw)
+
+
+def test_modes_parse_and_refuse_nonsense():
+    assert [(m.name, m.mode, m.action) for m in parse_modes("cot, mcts-mini32")] == [
+        ("cot", Mode.COT, None), ("mcts-mini32", Mode.MCTS, Action.MINI_32)]
+    for bad in ("", "cot,cot", "cot,beam"):
+        with pytest.raises(UsageError):
+            parse_modes(bad)
+
+
+def test_rows_are_question_major_seeded_and_flushed(dataset, tmp_path):
+    problems = load_dataset(dataset)
+    out = tmp_path / "r.jsonl"
+    answerer = FakeAnswerer()
+    with JsonlWriter(out, resume=False) as writer:
+        report = run_eval(answerer, problems, _plan(samples=2, seed=5, limit=3), writer=writer)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == report.new_rows == 3 * 2 * 2
+    assert [(r["question_id"], r["mode"], r["sample"]) for r in rows[:4]] == [
+        ("math:1", "cot", 0), ("math:1", "cot", 1), ("math:1", "mcts-step", 0), ("math:1", "mcts-step", 1)]
+    # one seed per (question, sample), the same for every mode
+    assert rows[0]["seed"] == rows[2]["seed"] == sample_seed(5, "math:1", 0) != rows[1]["seed"]
+    assert all(r["mode"] != "mcts-step" or r["correct"] for r in rows)
+    assert {r["prediction"] for r in rows if r["mode"] == "mcts-step"} == {"4", "7", "9"}
+    assert all(c[4] is Action.STEP for c in answerer.calls)
+    mcts = report.summaries[1]
+    assert mcts.accuracy == 1.0 and mcts.test_at_k == 1.0 and mcts.questions == 3
+
+
+def test_same_seed_same_rows(dataset):
+    problems = load_dataset(dataset)
+    first = run_eval(FakeAnswerer(), problems, _plan(seed=3)).rows
+    again = run_eval(FakeAnswerer(), problems, _plan(seed=3)).rows
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(first) == strip(again)
+
+
+def test_interrupt_keeps_rows_on_disk_and_resume_finishes(dataset, tmp_path):
+    problems = load_dataset(dataset)
+    out = tmp_path / "r.jsonl"
+    plan = _plan()
+    with pytest.raises(EvalInterrupted) as info, JsonlWriter(out, resume=False) as writer:
+        run_eval(FakeAnswerer(interrupt_at=4), problems, plan, writer=writer)
+    assert info.value.report.interrupted and info.value.exit_code == 130
+    assert len(out.read_text().splitlines()) == 3  # the fourth answer never finished
+    # a kill mid-write leaves a torn last line: it is dropped, not an error
+    with out.open("a") as f:
+        f.write('{"question_id": "math:2", "mo')
+    previous, keep = read_rows(out)
+    done = check_previous(previous, problems, plan, str(out))
+    answerer = FakeAnswerer()
+    with JsonlWriter(out, resume=True, keep_bytes=keep) as writer:
+        report = run_eval(answerer, problems, plan, done=done, writer=writer)
+    assert len(answerer.calls) == 8 - 3 and report.new_rows == 5 and len(report.rows) == 8
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    keys = [(r["question_id"], r["mode"], r["sample"]) for r in rows]
+    assert len(keys) == len(set(keys)) == 8
+
+
+def test_resume_refuses_other_settings_or_dataset(dataset, tmp_path):
+    problems = load_dataset(dataset)
+    out = tmp_path / "r.jsonl"
+    with JsonlWriter(out, resume=False) as writer:
+        run_eval(FakeAnswerer(), problems, _plan(limit=1), writer=writer)
+    previous, _ = read_rows(out)
+    with pytest.raises(ResultsError, match="mode cot was run with another model, --seed or options"):
+        check_previous(previous, problems, _plan(seed=9), str(out))
+    other = [p.__class__(p.id, p.question + "!", p.reference) for p in problems]
+    with pytest.raises(ResultsError, match="r.jsonl:1: question math:1 differs"):
+        check_previous(previous, other, _plan(), str(out))
+    with pytest.raises(ResultsError, match="already exists"):
+        JsonlWriter(out, resume=False)
+    out.write_text("not json\n{}\n")
+    with pytest.raises(ResultsError, match="r.jsonl:1: not a JSON line"):
+        read_rows(out)
+
+
+def test_a_question_too_long_for_the_context_counts_as_wrong(dataset):
+    problems = load_dataset(dataset)
+    report = run_eval(FakeAnswerer(overflow="What is 3+4?"), problems, _plan(modes="mcts-step"))
+    bad = [r for r in report.rows if r["question_id"] == "math:2"]
+    assert bad[0]["correct"] is False and "does not fit" in bad[0]["error"]
+    assert report.summaries[0].accuracy == pytest.approx(0.75)
+
+
+def test_cli_ctrl_c_prints_partial_table_and_exits_130(dataset, tmp_path, monkeypatch):
+    import marco_cli.commands.eval as command
+
+    class FakeReasoner(FakeAnswerer):
+        def __init__(self, model, runtime):
+            super().__init__(interrupt_at=3)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(command, "Reasoner", FakeReasoner)
+    out = tmp_path / "r.jsonl"
+    result = CliRunner().invoke(app, ["eval", str(dataset), "-m", "tiny", "--out", str(out)])
+    assert result.exit_code == 130, result.stderr
+    assert "marco: interrupted" in result.stderr
+    assert "math.tsv" in result.stdout and "interrupted" in result.stdout
+    lines = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert [line.split("│")[1].strip() for line in lines] == ["cot", "mcts-step"]
+    assert len(out.read_text().splitlines()) == 2
+    # resume picks up from there, and --json prints the summary
+    monkeypatch.setattr(FakeReasoner, "__init__", lambda self, model, runtime: FakeAnswerer.__init__(self))
+    result = CliRunner().invoke(app, ["eval", str(dataset), "-m", "tiny", "--out", str(out), "--resume", "--json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["new_answers"] == 6 and [m["questions"] for m in data["modes"]] == [4, 4]
+    assert data["modes"][1]["accuracy"] == 1.0 and data["modes"][1]["diff"] is not None
+
+
+def test_cli_usage_errors(dataset, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["eval", str(dataset), "--resume"])
+    assert result.exit_code == 2 and "--resume needs --out" in result.stderr
+    result = runner.invoke(app, ["eval", str(dataset), "--modes", "cot,beam", "-m", "tiny"])
+    assert result.exit_code == 2 and "unknown mode 'beam'" in result.stderr
+    result = runner.invoke(app, ["eval", str(tmp_path / "none.tsv"), "-m", "tiny"])
+    assert result.exit_code == 2 and "dataset not found" in result.stderr
