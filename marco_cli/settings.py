@@ -76,7 +76,25 @@ class RuntimeSettings:
 
     @property
     def threads(self) -> int:
-        return self.n_threads or max(1, os.cpu_count() or 1)
+        """``--threads``, else ``MARCO_THREADS``, else every core.
+
+        All cores is fastest on an idle machine, but llama.cpp's threads spin
+        while they wait for each other: when other programs hold the cores,
+        all-core decoding measured 10-40x slower than one thread here (see
+        BENCHMARKS.md). ``MARCO_THREADS`` sets a lower default for such machines.
+        """
+        if self.n_threads:
+            return self.n_threads
+        env = os.environ.get("MARCO_THREADS", "").strip()
+        if env:
+            try:
+                value = int(env)
+            except ValueError:
+                raise UsageError(f"MARCO_THREADS must be a whole number, got {env!r}") from None
+            if value <= 0:
+                raise UsageError(f"MARCO_THREADS must be > 0, got {value}")
+            return value
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ def isolated_home(tmp_path_factory, monkeypatch):
     for var in ("MARCO_MODEL", "MARCO_MODELS", "MARCO_MODELS_DIR", "MARCO_DEBUG", "NO_COLOR", "MARCO_BACKEND", "MARCO_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # One llama.cpp thread in tests: all-core decoding collapses when anything
+    # else holds a core (pexpect children, a busy CI box), and thread count is
+    # not what the tests check. Subprocesses inherit it through the environment.
+    monkeypatch.setenv("MARCO_THREADS", "1")
     return home
 
 
