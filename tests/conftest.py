@@ -4,9 +4,18 @@ fixture), so no test reads or writes the user's real files."""
 from __future__ import annotations
 
 import importlib.util
+import signal
 from pathlib import Path
 
 import pytest
+
+
+# A shell starts background jobs with SIGINT ignored, and an ignored signal
+# stays ignored across exec: every marco child the tests spawn would then be
+# deaf to Ctrl-C and the Ctrl-C tests would fail for the wrong reason. A
+# handled (not ignored) SIGINT is reset to the default in each child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def smollm2_path() -> Path:
