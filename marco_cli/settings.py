@@ -143,7 +143,7 @@ class SearchSettings:
     def __post_init__(self) -> None:
         for name in ("simulations", "children", "max_depth", "max_tokens", "step_max_tokens", "top_k"):
             _positive(name.replace("_", "-"), getattr(self, name))
-        _positive("leaves-per-iteration", self.leaves_per_iteration)
+        _positive("leaves", self.leaves_per_iteration)
         _positive("exploration", self.exploration, allow_zero=True)
         _positive("temperature", self.temperature, allow_zero=True)
         _positive("seed", self.seed, allow_zero=True)

@@ -179,3 +179,14 @@ def test_mcts_plain_output_is_answer_only(runner):
 def test_help_exits_zero(runner):
     result = runner.invoke(app, ["ask", "--help"])
     assert result.exit_code == 0 and "--simulations" in result.stdout
+
+
+def test_mcts_several_leaves_per_iteration_is_seeded(runner):
+    args = ["ask", *MCTS, "--leaves", "2", "--json", "--seed", "5", "What is 6*7?"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.stderr
+    data = json.loads(first.stdout)
+    assert data["search"]["simulations"] == 3
+    assert json.loads(runner.invoke(app, args).stdout)["answer"] == data["answer"]
+    bad = runner.invoke(app, ["ask", "-m", "tiny", "--leaves", "0", "hi"])
+    assert bad.exit_code == 2 and "--leaves must be > 0" in bad.stderr

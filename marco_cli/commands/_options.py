@@ -33,6 +33,7 @@ ReflectionOpt = Annotated[bool, typer.Option("--reflection/--no-reflection", hel
 ReflectBelowOpt = Annotated[Optional[float], typer.Option("--reflect-below", help="Offer a reflection step under nodes whose step confidence is below this.", show_default=False, rich_help_panel=_SEARCH)]
 PickOpt = Annotated[Pick, typer.Option("--pick", help="Final answer: most-visited path, or best-value rollout.", rich_help_panel=_SEARCH)]
 ValueSpanOpt = Annotated[ValueSpan, typer.Option("--value-span", help="Tokens a rollout's value averages over.", rich_help_panel=_SEARCH)]
+LeavesOpt = Annotated[int, typer.Option("--leaves", help="Leaves expanded together per iteration (virtual loss): bigger llama.cpp batches, a different but still seeded tree.", rich_help_panel=_SEARCH)]
 BudgetOpt = Annotated[Optional[float], typer.Option("--budget", help="Stop searching after this many seconds and answer with the best path so far.", show_default=False, rich_help_panel=_SEARCH)]
 
 NoLiveOpt = Annotated[bool, typer.Option("--no-live", help="Don't draw the search tree live on stderr (it is drawn only on a terminal anyway).", rich_help_panel=_VIEW)]
