@@ -30,7 +30,7 @@ from ..errors import ContextOverflowError, MarcoError, UsageError
 from ..settings import Mode
 from .schema import ChatCall, RequestError
 from .service import ChatService, chunk, completion, finish_reason, new_id, usage
-from .split import CONTENT, REASONING, ThoughtSplitter
+from ..thought_split import CONTENT, REASONING, ThoughtSplitter
 
 KEEPALIVE_SECONDS = 10.0  # an SSE comment while a search runs, so proxies keep the line open
 MAX_BODY_BYTES = 16 * 1024 * 1024

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from ..prompts import OUTPUT_CLOSE, OUTPUT_OPEN, THOUGHT_CLOSE, THOUGHT_OPEN
+from .prompts import OUTPUT_CLOSE, OUTPUT_OPEN, THOUGHT_CLOSE, THOUGHT_OPEN
 
 REASONING = "reasoning"
 CONTENT = "content"
@@ -98,7 +98,7 @@ class ThoughtSplitter:
 
     def _emit_safe(self, out: list[tuple[str, str]], tags: tuple[str, ...]) -> None:
         """Emit all but an ending that could be the start of one of ``tags``."""
-        keep = _partial_suffix(self._buf, tags)
+        keep = partial_tag_suffix(self._buf, tags)
         self._emit(out, self._buf[: len(self._buf) - keep])
         self._buf = self._buf[len(self._buf) - keep:]
 
@@ -119,7 +119,7 @@ class ThoughtSplitter:
         out.append((channel, piece))
 
 
-def _partial_suffix(text: str, tags: tuple[str, ...]) -> int:
+def partial_tag_suffix(text: str, tags: tuple[str, ...]) -> int:
     """Length of the longest end of ``text`` that could begin one of ``tags``."""
     best = 0
     for tag in tags:
