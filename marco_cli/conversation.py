@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .chat_settings import ChatSettings
+from .atomic import write_text_atomic
 from .errors import ConversationFileError
 from .prompts import Message
 from .settings import Mode
@@ -140,21 +140,9 @@ def save_conversation(conversation: Conversation, path: str | os.PathLike) -> Pa
     if target.is_dir():
         raise ConversationFileError(f"{target}: is a directory")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        write_text_atomic(target, text)
     except OSError as exc:
         raise ConversationFileError(f"{target}: cannot save the conversation: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ConversationFileError(f"{target}: cannot save the conversation: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return target
 
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelNotFoundError, UsageError
+from .atomic import write_text_atomic
 from .registry import QuantFile, Registry, ResolvedModel, download_path
 
 
@@ -68,9 +68,7 @@ def stamp_path(dest: Path) -> Path:
 def write_stamp(dest: Path, sha: str, url: str | None, commit: str | None) -> None:
     st = dest.stat()
     data = {"sha256": sha, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "url": url, "commit": commit}
-    tmp = stamp_path(dest).with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, stamp_path(dest))
+    write_text_atomic(stamp_path(dest), json.dumps(data, indent=1) + "\n")
 
 
 def stamp_matches(dest: Path, sha: str | None, size: int | None) -> bool:

@@ -10,11 +10,9 @@ tests, ``--json`` and saved trees agree on what a node is.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
@@ -24,6 +22,7 @@ from typing import Any
 
 from . import __version__
 from .backends.base import StopReason
+from .atomic import write_text_atomic
 from .errors import TreeSaveError
 from .prompts import parse_output
 from .search import SearchResult, tree_to_dict
@@ -200,27 +199,7 @@ def save_tree(
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` all at once, or raise ``TreeSaveError``
     leaving any existing file as it was and no temp file behind."""
-    directory = path.parent if str(path.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        write_text_atomic(path, text)
     except OSError as exc:
         raise TreeSaveError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 is for the temp file only
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise TreeSaveError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
