@@ -42,9 +42,9 @@ def hub_quant(model: ResolvedModel) -> QuantFile:
     if entry.downloadable and model.quant_file is not None:
         return model.quant_file
     if entry.package:
-        raise UsageError(f"'{model.name}' ships inside the {entry.package} Python package; there is nothing to download")
+        raise UsageError(f"'{model.name}' ships inside the {entry.package} Python package; marco neither downloads nor removes it")
     if entry.base_url:
-        raise UsageError(f"'{model.name}' runs on a server ({entry.base_url}); there is nothing to download")
+        raise UsageError(f"'{model.name}' runs on a server ({entry.base_url}); there is no file to download or remove")
     raise UsageError(f"'{model.name}' is a local file ({model.path}), not a Hugging Face Hub model")
 
 

@@ -55,19 +55,22 @@ def serve(
         exploration=exploration, reflection=reflection, pick=pick, value_span=value_span,
         budget=budget, max_tokens=max_tokens,
     )
-    choice = choose_model(load_registry(models_file), model, backend=backend)
-    if choice.notice:
-        notice(choice.notice)
+    # Bind before anything slow or chatty: a bad or taken port is the first error.
     sock = listen(host, port)
-    from ..server.service import ChatService  # fastapi and uvicorn load only for this command
-
-    service = ChatService(Reasoner(choice.model, runtime), search=search, max_tokens=max_tokens, max_queue=max_queue)
+    service = None
     try:
+        choice = choose_model(load_registry(models_file), model, backend=backend)
+        if choice.notice:
+            notice(choice.notice)
+        from ..server.service import ChatService  # fastapi and uvicorn load only for this command
+
+        service = ChatService(Reasoner(choice.model, runtime), search=search, max_tokens=max_tokens, max_queue=max_queue)
         service.load()
         run_server(service, sock, verbose=verbose)
     finally:
         sock.close()
-        service.close()
+        if service is not None:
+            service.close()
 
 
 def listen(host: str, port: int) -> socket.socket:
