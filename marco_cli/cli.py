@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .errors import ExitCode, MarcoError
+from .core.errors import ExitCode, MarcoError
 
 
 def debug_enabled() -> bool:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .backends.base import Backend, Request, Sampling, Stop, StopReason
-from .errors import ContextOverflowError, ExitCode, MarcoError, ModelNotFoundError, UsageError
-from .prompts import OUTPUT_CLOSE, Message, build_messages, parse_output, render_chat
-from .registry import Registry, ResolvedModel, resolve, with_backend
-from .settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
+from .core.errors import ContextOverflowError, ExitCode, MarcoError, ModelNotFoundError, UsageError
+from .formats.prompts import OUTPUT_CLOSE, Message, build_messages, parse_output, render_chat
+from .models.registry import Registry, ResolvedModel, resolve, with_backend
+from .core.settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
 
 if TYPE_CHECKING:
     from .search import Observer, SearchResult

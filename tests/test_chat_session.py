@@ -9,9 +9,9 @@ import io
 import pytest
 
 from chat_fakes import fake_session
-from marco_cli.errors import BackendError, InputError, UnknownModelError, UsageError
+from marco_cli.core.errors import BackendError, InputError, UnknownModelError, UsageError
 from marco_cli.reasoner import Interrupted
-from marco_cli.settings import Mode
+from marco_cli.core.settings import Mode
 from marco_cli.ui.line_input import StreamLines, UserInput, read_input
 from marco_cli.ui.repl import Repl
 from marco_cli.ui.slash import QUIT, SlashContext, dispatch, parse
@@ -218,5 +218,5 @@ def test_autosave_after_each_turn(tmp_path, capsys):
     path = tmp_path / "auto.json"
     repl = Repl(session, StreamLines(io.BytesIO(b"one\ntwo\n")), interactive=False, save_path=str(path))
     assert repl.run() == 0
-    from marco_cli.conversation import load_conversation
+    from marco_cli.chat.conversation import load_conversation
     assert [t.user for t in load_conversation(path).turns] == ["one", "two"]

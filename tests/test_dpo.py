@@ -21,11 +21,11 @@ from marco_cli.evaluation.dpo import (
     tree_index,
 )
 from marco_cli.backends.base import StopReason
-from marco_cli.errors import TreeFileError
+from marco_cli.core.errors import TreeFileError
 from marco_cli.evaluation.dpo_io import load_record, question_id
 from marco_cli.search import NodeView, Rollout, SearchResult, SearchStats, StoppedBy, run_search
-from marco_cli.settings import SearchSettings
-from marco_cli.treefile import TreeRecorder, options_dict, save_tree
+from marco_cli.core.settings import SearchSettings
+from marco_cli.treefile.io import TreeRecorder, options_dict, save_tree
 from scripted_backend import ScriptedBackend
 
 FIELDS = {"prompt", "chosen", "rejected", "question_id", "shared_prefix_tokens", "chosen_value", "rejected_value", "source"}

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from marco_cli.cli import app
 from marco_cli.evaluation.dpo import make_pairs, record_from_search
 from marco_cli.reasoner import Reasoner, choose_model
-from marco_cli.registry import load_registry
-from marco_cli.settings import Mode, RuntimeSettings, SearchSettings
-from marco_cli.treefile import load_tree
+from marco_cli.models.registry import load_registry
+from marco_cli.core.settings import Mode, RuntimeSettings, SearchSettings
+from marco_cli.treefile.io import load_tree
 
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 SETTINGS = SearchSettings(simulations=2, children=2, max_tokens=48, seed=5)

@@ -17,8 +17,8 @@ import pytest
 
 from marco_cli.backends.base import Backend, Request, Sampling, Stop, StopReason
 from marco_cli.backends.llama import LlamaBackend, gpu_offload_supported
-from marco_cli.errors import BackendError, ContextOverflowError, ModelLoadError, ModelNotFoundError
-from marco_cli.settings import KVCacheType, RuntimeSettings
+from marco_cli.core.errors import BackendError, ContextOverflowError, ModelLoadError, ModelNotFoundError
+from marco_cli.core.settings import KVCacheType, RuntimeSettings
 
 GREEDY = Sampling(temperature=0.0)
 QUESTION = "Explain step by step why the sky is blue, then give a short summary."

@@ -1,4 +1,4 @@
-"""`marco_cli.download.pull` against a fake hub on 127.0.0.1 serving the real SmolLM2 GGUF."""
+"""`marco_cli.models.download.pull` against a fake hub on 127.0.0.1 serving the real SmolLM2 GGUF."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 from fakehub import FILE, REPO, closed_port_endpoint, write_registry
 from fakehub import gguf_bytes, gguf_sha, hub, online, registry_file  # noqa: F401  (fixtures)
 
-from marco_cli import download
-from marco_cli.download import Phase, PullProgress, pull
-from marco_cli.errors import DownloadError, ModelNotFoundError, UsageError
-from marco_cli.registry import load_registry, resolve
+from marco_cli.models import download
+from marco_cli.models.download import Phase, PullProgress, pull
+from marco_cli.core.errors import DownloadError, ModelNotFoundError, UsageError
+from marco_cli.models.registry import load_registry, resolve
 
 def model(registry_file: Path, spec: str = "tiny-hub"):
     return resolve(load_registry(registry_file), spec)

@@ -16,9 +16,9 @@ from fakehub import gguf_bytes, gguf_sha, hub, online, registry_file  # noqa: F4
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
-from marco_cli.download import Phase, PullProgress
+from marco_cli.models.download import Phase, PullProgress
 from marco_cli.reasoner import choose_model
-from marco_cli.registry import load_registry
+from marco_cli.models.registry import load_registry
 from marco_cli.ui.pull_progress import PlainPullDisplay
 
 URL_TAIL = f"/{REPO}/resolve/main/{FILE}"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.errors import ConfigError, UnknownModelError, UsageError
-from marco_cli.registry import SHIPPED_REGISTRY, load_registry, parse_registry, resolve
+from marco_cli.core.errors import ConfigError, UnknownModelError, UsageError
+from marco_cli.models.registry import SHIPPED_REGISTRY, load_registry, parse_registry, resolve
 
 GOOD = """
 default = "big"
@@ -103,7 +103,7 @@ def test_registry_file_problems(tmp_path):
 def test_threads_default_flag_env_and_errors(monkeypatch):
     import os
 
-    from marco_cli.settings import RuntimeSettings
+    from marco_cli.core.settings import RuntimeSettings
 
     monkeypatch.delenv("MARCO_THREADS", raising=False)
     assert RuntimeSettings().threads == max(1, os.cpu_count() or 1)

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
-from marco_cli.errors import ConfigError, UsageError
+from marco_cli.core.errors import ConfigError, UsageError
 from marco_cli.reasoner import choose_model
-from marco_cli.registry import RemoteTarget, parse_registry, resolve, with_backend
+from marco_cli.models.registry import RemoteTarget, parse_registry, resolve, with_backend
 
 REMOTE = """
 default = "gpu"

@@ -19,7 +19,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
-from marco_cli.treefile import load_tree
+from marco_cli.treefile.io import load_tree
 from marco_cli.ui.mirror import SearchMirror
 from marco_cli.ui.replay import play, replay_events
 

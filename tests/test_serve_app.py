@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from marco_cli.errors import BackendError
-from marco_cli.prompts import parse_output
+from marco_cli.core.errors import BackendError
+from marco_cli.formats.prompts import parse_output
 from marco_cli.reasoner import Reasoner
-from marco_cli.registry import parse_registry, resolve
+from marco_cli.models.registry import parse_registry, resolve
 from marco_cli.server.app import create_app
 from marco_cli.server.schema import ChatMessage, RequestError, conversation
 from marco_cli.server.service import ChatService
-from marco_cli.settings import SearchSettings
+from marco_cli.core.settings import SearchSettings
 from scripted_backend import ScriptedBackend
 
 REGISTRY = '[models.scripted]\npath = "/nowhere/scripted.gguf"\naliases = ["s"]\nthought_format = true\n'

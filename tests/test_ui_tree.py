@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from marco_cli.search import StoppedBy, events, run_search
-from marco_cli.settings import SearchSettings
+from marco_cli.core.settings import SearchSettings
 from marco_cli.ui.console import err_console
 from marco_cli.ui.heatmap import answer_heatmap, legend, render_confidence, token_pieces
 from marco_cli.ui.live import LiveSearchView
@@ -268,7 +268,7 @@ def test_live_view_is_inert_off_a_terminal():
 ])
 def test_search_display_observers(monkeypatch, tmp_path, live, terminal, save, expect):
     from marco_cli.commands import _display
-    from marco_cli.settings import Mode
+    from marco_cli.core.settings import Mode
 
     monkeypatch.setattr(_display, "err_console", lambda: Console(file=io.StringIO(), force_terminal=terminal))
     display = _display.SearchDisplay(mode=Mode.MCTS, settings=SearchSettings(), question="q", live=live,

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendError, ModelLoadError, ModelNotFoundError
-from ..settings import KVCacheType, RuntimeSettings
+from ..core.errors import BackendError, ModelLoadError, ModelNotFoundError
+from ..core.settings import KVCacheType, RuntimeSettings
 from .base import BackendStats, Continuation, Handle, ModelInfo, Request, TokenCallback
 
 GGUF_MAGIC = b"GGUF"

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendError
+from ..core.errors import BackendError
 from .base import BackendStats, Handle
 
 BATCH_TOKENS = 512

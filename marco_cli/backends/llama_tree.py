@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendError, ContextOverflowError
+from ..core.errors import BackendError, ContextOverflowError
 from .base import BackendStats, Continuation, Handle, ModelInfo, Request, StopReason, TokenCallback
 from .llama_kv import BATCH_TOKENS, CacheFull, Entry, KVStore, Node
 from .sampling import sample_with_confidence

@@ -39,9 +39,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from ..errors import BackendError, ContextOverflowError
-from ..registry import RemoteTarget
-from ..settings import RuntimeSettings
+from ..core.errors import BackendError, ContextOverflowError
+from ..models.registry import RemoteTarget
+from ..core.settings import RuntimeSettings
 from .base import BackendStats, Continuation, Handle, ModelInfo, Request, StopReason, TokenCallback
 from .remote_http import Http
 from .remote_probe import Dialect, ServerFacts, no_logprobs, probe_server

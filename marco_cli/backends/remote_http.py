@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from ..errors import BackendError
+from ..core.errors import BackendError
 
 NOT_RETRIED = {501, 505}  # 5xx that no retry can fix
 MAX_BACKOFF = 8.0  # seconds, between two tries

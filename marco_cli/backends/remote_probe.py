@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ..errors import BackendError
-from ..registry import RemoteTarget
+from ..core.errors import BackendError
+from ..models.registry import RemoteTarget
 from .remote_http import Http, ServerError
 from .remote_wire import NoLogprobs, parse_choice
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BackendError
+from ..core.errors import BackendError
 
 TOP_CONFIDENCE = 5  # Marco-o1 v1, eq. 1: the normaliser is the top-5 tokens
 _TOKEN_ID = re.compile(r"^token_id:(\d+)$")

@@ -8,11 +8,11 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import TreeSaveError
+from ..core.errors import TreeSaveError
 from ..reasoner import Answer
 from ..search import Observer, ObserverGroup
-from ..settings import Mode, SearchSettings
-from ..treefile import TreeRecorder, options_dict, save_tree
+from ..core.settings import Mode, SearchSettings
+from ..treefile.io import TreeRecorder, options_dict, save_tree
 from ..ui.console import err_console
 from ..ui.live import LiveSearchView
 from ..ui.tree_view import snippet

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import InputError, UsageError
+from ..core.errors import InputError, UsageError
 from ..ui.console import is_tty
 
 

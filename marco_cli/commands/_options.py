@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..settings import Action, KVCacheType, Mode, Pick, RuntimeSettings, SearchSettings, ValueSpan
+from ..core.settings import Action, KVCacheType, Mode, Pick, RuntimeSettings, SearchSettings, ValueSpan
 
 _RUNTIME = "Model runtime"
 _SEARCH = "MCTS search"

@@ -9,10 +9,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..reasoner import Answer, Interrupted, Reasoner, choose_model
-from ..registry import load_registry
-from ..settings import GenerationSettings, Mode, SearchSettings
+from ..models.registry import load_registry
+from ..core.settings import GenerationSettings, Mode, SearchSettings
 from ..ui.console import err_console, is_tty, notice, out_console
 from ..ui.heatmap import confidence_json, confidence_view
 from ..ui.stream import AnswerStream

@@ -7,11 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import ExitCode, MarcoError
-from ..registry import load_registry
-from ..conversation import check_writable
-from ..session import ChatSession, open_session
-from ..settings import Mode, marco_home
+from ..core.errors import ExitCode, MarcoError
+from ..models.registry import load_registry
+from ..chat.conversation import check_writable
+from ..chat.session import ChatSession, open_session
+from ..core.settings import Mode, marco_home
 from ..ui.console import is_tty, notice
 from ..ui.line_input import StreamLines, TerminalLines
 from ..ui.repl import Repl

@@ -11,14 +11,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..evaluation.datasets import load_dataset
 from ..evaluation.dpo_io import DpoCollector
 from ..evaluation.evaluate import EvalInterrupted, EvalPlan, EvalReport, check_previous, parse_modes, run_eval
 from ..evaluation.results import JsonlWriter, read_rows
 from ..reasoner import Reasoner, choose_model
-from ..registry import load_registry
-from ..settings import GenerationSettings, SearchSettings
+from ..models.registry import load_registry
+from ..core.settings import GenerationSettings, SearchSettings
 from ..ui.console import err_console, is_tty, notice, out_console
 from ..ui.eval_view import EvalProgress, print_table, results_table
 from . import _options as o

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..evaluation.datasets import load_dataset
 from ..evaluation.dpo import Pair, make_pairs, rank_pairs
 from ..evaluation.dpo_io import load_record

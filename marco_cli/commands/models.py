@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..model_files import downloaded_files
-from ..registry import Registry, ResolvedModel, load_registry, resolve_entry
+from ..models.files import downloaded_files
+from ..models.registry import Registry, ResolvedModel, load_registry, resolve_entry
 from ..ui.console import is_tty, out_console
 from . import _options as o
 

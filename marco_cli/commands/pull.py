@@ -12,10 +12,10 @@ from typing import Annotated
 
 import typer
 
-from .. import download
-from ..download import Phase, PullProgress
-from ..errors import UsageError
-from ..registry import ResolvedModel, load_registry, resolve
+from ..models import download
+from ..models.download import Phase, PullProgress
+from ..core.errors import UsageError
+from ..models.registry import ResolvedModel, load_registry, resolve
 from ..ui.console import notice
 from ..ui.pull_progress import human_bytes, pull_display
 from . import _options as o

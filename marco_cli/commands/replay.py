@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UsageError
-from ..treefile import load_tree
+from ..core.errors import UsageError
+from ..treefile.io import load_tree
 from ..ui.console import out_console
 from ..ui.replay import play, render_saved
 

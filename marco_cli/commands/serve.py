@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from ..errors import MarcoError, UsageError
+from ..core.errors import MarcoError, UsageError
 from ..reasoner import Reasoner, choose_model
-from ..registry import load_registry
-from ..settings import SearchSettings
+from ..models.registry import load_registry
+from ..core.settings import SearchSettings
 from ..ui.console import notice
 from . import _options as o
 

@@ -14,13 +14,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
-from ..glossary import load_glossary
-from ..languages import language
+from ..core.errors import UsageError
+from ..translate.glossary import load_glossary
+from ..translate.languages import language
 from ..reasoner import Reasoner, choose_model
-from ..registry import load_registry
-from ..settings import GenerationSettings, Mode, SearchSettings
-from ..translation import TranslateOptions, Translation, TranslationFailed, Translator, Unit, split_lines, split_paragraphs
+from ..models.registry import load_registry
+from ..core.settings import GenerationSettings, Mode, SearchSettings
+from ..translate.translation import TranslateOptions, Translation, TranslationFailed, Translator, Unit, split_lines, split_paragraphs
 from ..ui.console import err_console, is_tty, notice
 from ..ui.progress import LineProgress
 from ..ui.stream import AnswerStream

@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import TreeFileError
+from ..core.errors import TreeFileError
 from ..reasoner import Answer
 from ..search import NodeView
-from ..treefile import SavedTree, load_tree
+from ..treefile.io import SavedTree, load_tree
 from .datasets import Problem
 from .dpo import CompletePath, Pair, TreeRecord, make_pairs, rank_pairs, record_from_search, tree_index
 from .results import JsonlWriter

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import ContextOverflowError, ExitCode, MarcoError, UsageError
+from ..core.errors import ContextOverflowError, ExitCode, MarcoError, UsageError
 from ..reasoner import Answer, Interrupted
-from ..settings import Action, GenerationSettings, Mode, SearchSettings
+from ..core.settings import Action, GenerationSettings, Mode, SearchSettings
 from .answers import extract_answer, is_correct
 from .datasets import Problem
 from .results import Key, ResultsError, JsonlWriter, row_key

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 Key = tuple[str, str, int]  # (question_id, mode, sample)
 REQUIRED = ("question_id", "mode", "sample", "question", "correct", "tokens", "seconds", "settings")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..backends.base import Backend, Handle, Request, Sampling, Stop, StopReason
-from ..settings import REFLECTION_PHRASE, SearchSettings
+from ..core.settings import REFLECTION_PHRASE, SearchSettings
 
 THOUGHT_CLOSE = "</Thought>"
 OUTPUT_CLOSE = "</Output>"

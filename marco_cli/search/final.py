@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..settings import Pick
+from ..core.settings import Pick
 from .mcts import MCTS
 from .node import Node
 from .result import Rollout, StoppedBy

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backends.base import Backend, Continuation, Handle, Request, StopReason
-from ..settings import SearchSettings
+from ..core.settings import SearchSettings
 from . import reflection, uct
 from .actions import Actions
 from .events import (

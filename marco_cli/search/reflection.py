@@ -13,7 +13,7 @@ makes no sense) or when the phrase would not fit under the answer cap.
 
 from __future__ import annotations
 
-from ..settings import SearchSettings
+from ..core.settings import SearchSettings
 from .actions import THOUGHT_CLOSE
 from .node import Node
 

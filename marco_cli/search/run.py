@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..backends.base import Backend
-from ..settings import SearchSettings
+from ..core.settings import SearchSettings
 from .actions import Actions, reflection_tokens
 from .events import IterationDone, NullObserver, Observer, SearchFinished
 from .final import Answer, choose_answer

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..settings import ValueSpan
+from ..core.settings import ValueSpan
 
 OUTPUT_OPEN = "<Output>"
 OUTPUT_CLOSE = "</Output>"

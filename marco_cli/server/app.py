@@ -26,11 +26,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..errors import ContextOverflowError, MarcoError, UsageError
-from ..settings import Mode
+from ..core.errors import ContextOverflowError, MarcoError, UsageError
+from ..core.settings import Mode
 from .schema import ChatCall, RequestError
 from .service import ChatService, chunk, completion, finish_reason, new_id, usage
-from ..thought_split import CONTENT, REASONING, ThoughtSplitter
+from ..formats.split import CONTENT, REASONING, ThoughtSplitter
 
 KEEPALIVE_SECONDS = 10.0  # an SSE comment while a search runs, so proxies keep the line open
 MAX_BODY_BYTES = 16 * 1024 * 1024

@@ -13,9 +13,9 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import UsageError
-from ..prompts import Message
-from ..settings import Action, GenerationSettings, Mode, Pick, SearchSettings, ValueSpan
+from ..core.errors import UsageError
+from ..formats.prompts import Message
+from ..core.settings import Action, GenerationSettings, Mode, Pick, SearchSettings, ValueSpan
 
 
 class RequestError(Exception):

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ..reasoner import Answer, Reasoner, search_summary
-from ..settings import Mode, SearchSettings
+from ..core.settings import Mode, SearchSettings
 from .schema import ChatCall, RequestError, parse_request, to_call
 
 METHODS = {"": Mode.COT, "cot": Mode.COT, "mcts": Mode.MCTS}

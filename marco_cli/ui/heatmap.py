@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from ..prompts import parse_output
+from ..formats.prompts import parse_output
 from .scale import confidence_style
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 PROMPT, CONTINUATION = ">>> ", "... "
 BLOCK = '"""'

@@ -20,7 +20,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from ..download import Phase, PullProgress
+from ..models.download import Phase, PullProgress
 from .console import err_console, is_tty
 
 

@@ -15,10 +15,10 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
-from ..errors import InputError, MarcoError
+from ..core.errors import InputError, MarcoError
 from ..reasoner import Answer, Interrupted
-from ..session import ChatSession
-from ..settings import Mode
+from ..chat.session import ChatSession
+from ..core.settings import Mode
 from .console import err_console, is_tty, out_console
 from .line_input import CONTINUATION, PROMPT, ReadLine, read_input
 from .heatmap import confidence_view

@@ -25,7 +25,7 @@ from ..search.events import (
     RolloutScored,
     SearchFinished,
 )
-from ..treefile import SavedTree
+from ..treefile.io import SavedTree
 from .live import LiveSearchView
 from .mirror import SearchMirror
 from .summary import render_summary

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Union
 
 from rich.console import Group, RenderableType
 
-from ..chat_settings import KEYS
-from ..errors import UsageError
-from ..session import ChatSession, Loading
-from ..settings import Mode
+from ..chat.settings import KEYS
+from ..core.errors import UsageError
+from ..chat.session import ChatSession, Loading
+from ..core.settings import Mode
 from .summary import render_summary
 from .tree_view import render_tree
 

@@ -14,7 +14,7 @@ import sys
 from rich.console import Console
 from rich.text import Text
 
-from ..thought_split import REASONING, ThoughtSplitter
+from ..formats.split import REASONING, ThoughtSplitter
 
 
 class AnswerStream:

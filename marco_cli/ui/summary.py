@@ -10,7 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..prompts import parse_output
+from ..formats.prompts import parse_output
 from ..search import SearchResult, StoppedBy
 from .scale import confidence_style
 from .tree_view import render_tree

@@ -18,10 +18,10 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from .errors import ConfigError, UnknownModelError, UsageError
-from .settings import config_dir, models_dir
+from ..core.errors import ConfigError, UnknownModelError, UsageError
+from ..core.settings import config_dir, models_dir
 
-SHIPPED_REGISTRY = Path(__file__).with_name("models.toml")
+SHIPPED_REGISTRY = Path(__file__).parent.parent / "models.toml"
 
 _TOP_KEYS = {"default", "fallback", "models"}
 _MODEL_KEYS = {

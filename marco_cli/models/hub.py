@@ -38,8 +38,8 @@ from huggingface_hub.errors import (
 from huggingface_hub.file_download import http_get
 from huggingface_hub.utils import build_hf_headers
 
-from . import __version__
-from .errors import DownloadError
+from .. import __version__
+from ..core.errors import DownloadError
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
 
-from .errors import UsageError
-from .settings import Action, GenerationSettings, Mode, Pick, SearchSettings, ValueSpan
+from ..core.errors import UsageError
+from ..core.settings import Action, GenerationSettings, Mode, Pick, SearchSettings, ValueSpan
 
 _TRUE = {"on", "true", "yes", "1"}
 _FALSE = {"off", "false", "no", "0"}

@@ -20,13 +20,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .backends.base import StopReason
-from .atomic import write_text_atomic
-from .errors import TreeSaveError
-from .prompts import parse_output
-from .search import SearchResult, tree_to_dict
-from .search.events import (
+from .. import __version__
+from ..backends.base import StopReason
+from ..core.atomic import write_text_atomic
+from ..core.errors import TreeSaveError
+from ..formats.prompts import parse_output
+from ..search import SearchResult, tree_to_dict
+from ..search.events import (
     Backpropagated,
     Event,
     IterationDone,
@@ -36,8 +36,8 @@ from .search.events import (
     RolloutScored,
     SearchFinished,
 )
-from .settings import SearchSettings
-from .treefile_check import FORMAT, VERSION, SavedTree, load_tree, tree_from_dict
+from ..core.settings import SearchSettings
+from .check import FORMAT, VERSION, SavedTree, load_tree, tree_from_dict
 
 __all__ = [
     "FORMAT",

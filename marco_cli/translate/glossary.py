@@ -25,7 +25,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 
 _TOP_KEYS = {"terms"}
 

@@ -23,8 +23,8 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import DownloadError
-from .model_files import (  # re-exported: the API `marco models` and `marco rm` use
+from ..core.errors import DownloadError
+from .files import (  # re-exported: the API `marco models` and `marco rm` use
     LocalFile,
     downloaded_files,
     files_to_remove,

@@ -16,9 +16,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .backends.base import StopReason
-from .errors import TreeFileError
-from .search import NodeView, SearchResult, SearchStats, StoppedBy
+from ..backends.base import StopReason
+from ..core.errors import TreeFileError
+from ..search import NodeView, SearchResult, SearchStats, StoppedBy
 
 FORMAT = "marco-tree"
 VERSION = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import UsageError
+from ..core.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import MarcoError, ModelLoadError, ModelNotFoundError
+from ..core.errors import MarcoError, ModelLoadError, ModelNotFoundError
 from .glossary import Glossary, Term
 from .languages import Language
-from .reasoner import Answer, Interrupted, Reasoner
-from .settings import GenerationSettings, Mode, SearchSettings
+from ..reasoner import Answer, Interrupted, Reasoner
+from ..core.settings import GenerationSettings, Mode, SearchSettings
 
 # -- prompt ----------------------------------------------------------------
 

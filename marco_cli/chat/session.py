@@ -14,15 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ContextManager
 
-from .chat_settings import ChatSettings
+from .settings import ChatSettings
 from .conversation import Conversation, Turn, load_conversation, save_conversation
-from .errors import MarcoError
-from .reasoner import Answer, Interrupted, ModelChoice, Reasoner, check_question, choose_model
-from .registry import Registry, ResolvedModel
-from .settings import Mode, RuntimeSettings
+from ..core.errors import MarcoError
+from ..reasoner import Answer, Interrupted, ModelChoice, Reasoner, check_question, choose_model
+from ..models.registry import Registry, ResolvedModel
+from ..core.settings import Mode, RuntimeSettings
 
 if TYPE_CHECKING:
-    from .search import Observer, SearchResult
+    from ..search import Observer, SearchResult
 
 ReasonerFactory = Callable[[ResolvedModel, RuntimeSettings], Reasoner]
 Notify = Callable[[str], None]
