@@ -96,7 +96,7 @@ def votes(tmp_path_factory):
     for name in ("a.jsonl", "b.jsonl"):
         out = tmp / name
         run = runner.invoke(app, ["eval", str(data), "--modes", "cot,sc,conf-vote", "--samples", "3", "--offset", "1",
-                                  "--limit", "1", "--conf-keep", "0.67", "--out", str(out), "--json", *SMALL])
+                                  "--limit", "1", "--conf-keep", "0.6", "--out", str(out), "--json", *SMALL])
         results.append((run, [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]))
     return results
 
@@ -118,7 +118,7 @@ def test_sc_and_conf_vote_rows_end_to_end(votes):
         assert sc["prediction"] == max(answers, key=answers.count)
     else:
         assert sc["prediction"] is None
-    assert conf["voters"] <= 2  # --conf-keep 0.67 of 3: the two most confident traces
+    assert conf["voters"] <= 2  # --conf-keep 0.6 of 3 (ceil 1.8): the two most confident traces
     summary = json.loads(run.stdout)
     assert [(m["mode"], m["k"], m["questions"]) for m in summary["modes"]] == [
         ("cot", 1, 1), ("sc", 3, 1), ("conf-vote", 3, 1)]
