@@ -102,6 +102,8 @@ def _run(reasoner, problems, plan: EvalPlan, dataset: Path, out, resume, dpo_out
     if resume and out.exists():
         previous, keep = read_rows(out)
         done = check_previous(previous, problems, plan, str(out))
+    if any(k not in done for k in _keys(problems, plan)):
+        reasoner.backend  # load the model now: the first answer's seconds should not include loading it
     with ExitStack() as stack:
         writer = stack.enter_context(JsonlWriter(out, resume=resume, keep_bytes=keep)) if out else None
         observers = []
@@ -115,6 +117,10 @@ def _run(reasoner, problems, plan: EvalPlan, dataset: Path, out, resume, dpo_out
             ))
         return run_eval(reasoner, problems, plan, done=done, writer=writer, observers=observers,
                         detokenize=lambda t: reasoner.backend.detokenize(t))
+
+
+def _keys(problems, plan: EvalPlan):
+    return ((p.id, m.name, s) for p in plan.questions(problems) for m in plan.modes for s in range(plan.answers(m)))
 
 
 def _print(report: EvalReport, dataset: Path, as_json: bool) -> None:
