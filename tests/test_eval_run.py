@@ -166,6 +166,8 @@ def test_cli_ctrl_c_prints_partial_table_and_exits_130(dataset, tmp_path, monkey
     import marco_cli.commands.eval as command
 
     class FakeReasoner(FakeAnswerer):
+        backend = None  # the command loads the model before the first answer
+
         def __init__(self, model, runtime):
             super().__init__(interrupt_at=3)
 
@@ -268,6 +270,8 @@ def test_cli_sc_conf_vote_table_and_json(dataset, monkeypatch):
     import marco_cli.commands.eval as command
 
     class FakeReasoner(FakeAnswerer):
+        backend = None  # the command loads the model before the first answer
+
         def __init__(self, model, runtime):
             super().__init__()
 
