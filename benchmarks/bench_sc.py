@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from marco_cli.core.settings import GenerationSettings, Mode, RuntimeSettings  # noqa: E402
-from marco_cli.models.registry import load_registry  # noqa: E402
-from marco_cli.reasoner import Reasoner, choose_model  # noqa: E402
+from marco_cli.core.settings import GenerationSettings, Mode, RuntimeSettings
+from marco_cli.models.registry import load_registry
+from marco_cli.reasoner import Reasoner, choose_model
 
 QUESTION = (
     "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for "
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     choice = choose_model(load_registry(None), args.model)
     reasoner = Reasoner(choice.model, RuntimeSettings(n_ctx=4096, n_threads=args.threads))
-    reasoner.backend  # load before timing
+    _ = reasoner.backend  # load before timing
     totals = {"batched": [0.0, 0], "sequential": [0.0, 0]}
     same = True
     for r in range(args.rounds):
@@ -51,16 +51,23 @@ def main(argv: list[str] | None = None) -> int:
         totals["batched"][1] += sum(a.generated_tokens for a in batch)
         started = time.perf_counter()
         one_by_one = [
-            reasoner.ask(QUESTION, mode=Mode.COT, generation=GenerationSettings(
-                temperature=args.temperature, max_tokens=args.max_tokens, seed=gen.seed + i))
+            reasoner.ask(
+                QUESTION,
+                mode=Mode.COT,
+                generation=GenerationSettings(
+                    temperature=args.temperature, max_tokens=args.max_tokens, seed=gen.seed + i
+                ),
+            )
             for i in range(args.k)
         ]
         totals["sequential"][0] += time.perf_counter() - started
         totals["sequential"][1] += sum(a.generated_tokens for a in one_by_one)
         same = same and [a.tokens for a in batch] == [a.tokens for a in one_by_one]
     reasoner.close()
-    print(f"{choice.model.label}, k={args.k}, max {args.max_tokens} tokens, T={args.temperature}, "
-          f"{args.rounds} rounds, {args.threads} thread(s); identical samples: {'yes' if same else 'no'}\n")
+    print(
+        f"{choice.model.label}, k={args.k}, max {args.max_tokens} tokens, T={args.temperature}, "
+        f"{args.rounds} rounds, {args.threads} thread(s); identical samples: {'yes' if same else 'no'}\n"
+    )
     print("| samples made | wall s | tokens | tok/s | wall vs sequential |")
     print("|---|---|---|---|---|")
     seq = totals["sequential"][0]

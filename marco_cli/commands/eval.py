@@ -103,7 +103,7 @@ def _run(reasoner, problems, plan: EvalPlan, dataset: Path, out, resume, dpo_out
         previous, keep = read_rows(out)
         done = check_previous(previous, problems, plan, str(out))
     if any(k not in done for k in _keys(problems, plan)):
-        reasoner.backend  # load the model now: the first answer's seconds should not include loading it
+        _ = reasoner.backend  # load the model now: the first answer's seconds should not include loading it
     with ExitStack() as stack:
         writer = stack.enter_context(JsonlWriter(out, resume=resume, keep_bytes=keep)) if out else None
         observers = []

@@ -29,6 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 TAIL_TOKENS = 32
 WINDOW_TOKENS = 16
@@ -71,21 +72,27 @@ class Trace:
     window: float
 
     @classmethod
-    def from_confidences(cls, prediction: str | None, confidences: Sequence[float]) -> "Trace":
-        conf = [float(c) for c in confidences]
+    def from_confidences(cls, prediction: str | None, confidences: Sequence[float | None]) -> Trace:
+        conf = [float(c) for c in confidences if c is not None]  # None: a forced token, not sampled
         return cls(prediction, len(conf), mean_confidence(conf), tail_confidence(conf), window_confidence(conf))
 
     def score(self, kind: ConfScore) -> float:
         return {ConfScore.MEAN: self.mean, ConfScore.TAIL: self.tail, ConfScore.WINDOW: self.window}[kind]
 
-    def to_json(self) -> dict:
-        return {"prediction": self.prediction, "tokens": self.tokens, "mean": round(self.mean, 6),
-                "tail": round(self.tail, 6), "window": round(self.window, 6)}
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prediction": self.prediction,
+            "tokens": self.tokens,
+            "mean": round(self.mean, 6),
+            "tail": round(self.tail, 6),
+            "window": round(self.window, 6),
+        }
 
     @classmethod
-    def from_json(cls, data: dict) -> "Trace":
-        return cls(data["prediction"], int(data["tokens"]), float(data["mean"]), float(data["tail"]),
-                   float(data["window"]))
+    def from_json(cls, data: dict[str, Any]) -> Trace:
+        return cls(
+            data["prediction"], int(data["tokens"]), float(data["mean"]), float(data["tail"]), float(data["window"])
+        )
 
 
 @dataclass(frozen=True)
