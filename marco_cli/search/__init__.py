@@ -8,7 +8,7 @@
 from . import events
 from .events import NullObserver, Observer, ObserverGroup
 from .node import NodeView, snapshot, tree_to_dict
-from .result import Rollout, SearchResult, SearchStats, StoppedBy
+from .result import PickChoice, Rollout, SearchResult, SearchStats, StoppedBy, VoteSummary
 from .run import run_search
 
 __all__ = [
@@ -16,10 +16,12 @@ __all__ = [
     "NullObserver",
     "Observer",
     "ObserverGroup",
+    "PickChoice",
     "Rollout",
     "SearchResult",
     "SearchStats",
     "StoppedBy",
+    "VoteSummary",
     "events",
     "run_search",
     "snapshot",
