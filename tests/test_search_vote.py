@@ -190,3 +190,16 @@ def test_a_tree_saved_before_these_fields_still_loads(tmp_path):
     path.write_text(json.dumps(data))
     loaded = load_tree(path).result()
     assert loaded.stats.finish_tokens == 0 and loaded.stop is None
+
+
+def test_the_summary_panel_shows_the_early_stop_and_the_vote():
+    from rich.console import Console
+
+    from marco_cli.ui.summary import render_summary
+
+    result, _ = search(EARLY, answers=("five ",))
+    console = Console(width=100, record=True, color_system=None)
+    console.print(render_summary(result, simulations=EARLY.simulations))
+    text = console.export_text()
+    assert f"{result.stats.simulations}/16 (early stop: the rollouts agreed)" in text
+    assert f"five · 100% of the value of {result.vote.voters} rollouts (1 answer)" in text

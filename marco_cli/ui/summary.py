@@ -65,7 +65,11 @@ def _vote_row(result: SearchResult) -> str | None:
     if vote is None or vote.answer_key is None:
         return None
     key = _quote(vote.answer_key)
-    return f"{key} · {vote.share:.0%} of the value of {vote.voters} rollouts ({vote.answers} answers)"
+    return f"{key} · {vote.share:.0%} of the value of {_n(vote.voters, 'rollout')} ({_n(vote.answers, 'answer')})"
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _quote(text: str) -> str:
