@@ -112,3 +112,21 @@ def test_forced_text_never_counts_as_a_loop():
     ct = ContinuationText((), loop_guard=True)
     assert ct.add(("again " * 60).encode(), forced=True) is None
     assert ct.add(b"Now something new.") is None
+
+
+# What the embedded model wrote greedily for MGSM-En question 5.
+CHICKENS = "1. 15 cups of feed = 15 * 3 = 45 cups of feed\n" + "".join(
+    f"{i}. 20 chickens = 20 * 3 = 60 chickens\n" for i in range(2, 40)
+)
+
+
+def test_a_counted_list_of_one_line_is_a_loop():
+    at = _first_loop_at(CHICKENS)
+    assert at is not None and at < len(CHICKENS) // 3
+    start = loop_start(CHICKENS[:at])
+    assert CHICKENS[start:].startswith("2. 20 chickens")
+
+
+def test_a_counted_list_whose_items_differ_is_not():
+    assert _first_loop_at("".join(f"{i}. {i}\n" for i in range(1, 101))) is None
+    assert _first_loop_at("".join(f"{i}) add {i} to the total\n" for i in range(1, 40))) is None
