@@ -24,11 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from marco_cli.core.settings import Mode, Pick, RuntimeSettings, SearchSettings  # noqa: E402
-from marco_cli.evaluation.answers import extract_answer, is_correct  # noqa: E402
-from marco_cli.evaluation.datasets import load_dataset  # noqa: E402
-from marco_cli.models.registry import load_registry, resolve  # noqa: E402
-from marco_cli.reasoner import Reasoner  # noqa: E402
+from marco_cli.core.settings import Mode, Pick, RuntimeSettings, SearchSettings
+from marco_cli.evaluation.answers import extract_answer, is_correct
+from marco_cli.evaluation.datasets import load_dataset
+from marco_cli.models.registry import load_registry, resolve
+from marco_cli.reasoner import Reasoner
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -50,16 +51,24 @@ def main() -> None:
     reasoner = Reasoner(model, RuntimeSettings(n_threads=args.threads))
     problems = load_dataset(args.data)[args.first - 1 : args.first - 1 + args.count]
     full = SearchSettings(
-        simulations=args.simulations, children=args.children, max_tokens=args.max_tokens,
-        seed=args.seed, early_stop=None, pick=Pick.MOST_VISITED,
+        simulations=args.simulations,
+        children=args.children,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        early_stop=None,
+        pick=Pick.MOST_VISITED,
     )
     early = full.with_(early_stop=args.early_stop, early_stop_min=args.early_stop_min)
 
-    print(f"model {model.label}; {args.data.name} questions {args.first}-{args.first + len(problems) - 1}; "
-          f"{args.simulations} simulations x {args.children} children, {args.max_tokens} tokens, seed {args.seed}; "
-          f"early stop {args.early_stop} after {args.early_stop_min}\n")
-    print("| question | tokens full | tokens early | early/full | sims early | same answer | "
-          "most-visited | best-value | vote | reference |")
+    print(
+        f"model {model.label}; {args.data.name} questions {args.first}-{args.first + len(problems) - 1}; "
+        f"{args.simulations} simulations x {args.children} children, {args.max_tokens} tokens, seed {args.seed}; "
+        f"early stop {args.early_stop} after {args.early_stop_min}\n"
+    )
+    print(
+        "| question | tokens full | tokens early | early/full | sims early | same answer | "
+        "most-visited | best-value | vote | reference |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     totals = {"full": 0, "early": 0}
     right = {p: 0 for p in Pick}
@@ -78,13 +87,17 @@ def main() -> None:
         agree = extract_answer(a.answer_text) == extract_answer(b.answer_text)
         same += agree
         ratio = spent_b / spent_a if spent_a else 0.0
-        print(f"| {problem.id} | {spent_a} | {spent_b} | {ratio:.2f} | "
-              f"{b.stats.simulations} ({b.stopped_by.value}) | {'yes' if agree else 'no'} | "
-              f"{answers[Pick.MOST_VISITED]} | {answers[Pick.BEST_VALUE]} | {answers[Pick.VOTE]} | {problem.reference} |")
+        print(
+            f"| {problem.id} | {spent_a} | {spent_b} | {ratio:.2f} | "
+            f"{b.stats.simulations} ({b.stopped_by.value}) | {'yes' if agree else 'no'} | "
+            f"{answers[Pick.MOST_VISITED]} | {answers[Pick.BEST_VALUE]} | {answers[Pick.VOTE]} | {problem.reference} |"
+        )
     n = len(problems)
     ratio = totals["early"] / totals["full"] if totals["full"] else 0.0
-    print(f"| **total** | {totals['full']} | {totals['early']} | **{ratio:.2f}** | | {same}/{n} | "
-          f"{right[Pick.MOST_VISITED]}/{n} right | {right[Pick.BEST_VALUE]}/{n} right | {right[Pick.VOTE]}/{n} right | |")
+    print(
+        f"| **total** | {totals['full']} | {totals['early']} | **{ratio:.2f}** | | {same}/{n} | "
+        f"{right[Pick.MOST_VISITED]}/{n} right | {right[Pick.BEST_VALUE]}/{n} right | {right[Pick.VOTE]}/{n} right | |"
+    )
     reasoner.close()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from scripted_backend import ScriptedBackend
 
 from marco_cli.backends.base import StopReason
 from marco_cli.core.settings import GenerationSettings, Mode, SearchSettings
@@ -14,7 +15,6 @@ from marco_cli.models.registry import parse_registry, resolve
 from marco_cli.reasoner import Reasoner
 from marco_cli.server.app import create_app
 from marco_cli.server.service import ChatService
-from scripted_backend import ScriptedBackend
 
 REGISTRY = '[models.scripted]\npath = "/nowhere/scripted.gguf"\nthought_format = true\n'
 QUESTION = [{"role": "user", "content": "What is 2+3?"}]

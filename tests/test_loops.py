@@ -40,7 +40,7 @@ def test_degenerate_repetition_is_a_loop(text):
     assert at is not None
     start = loop_start(text[:at])
     # the repetition is found where it begins, not just at its end
-    assert text[start : start + 6] in text[start + 6 :at]
+    assert text[start : start + 6] in text[start + 6 : at]
 
 
 def test_the_starter_loop_is_caught_after_a_dozen_copies_not_a_hundred():

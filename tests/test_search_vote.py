@@ -6,12 +6,12 @@ saves tokens)."""
 from __future__ import annotations
 
 import pytest
+from scripted_backend import ScriptedBackend
 
 from marco_cli.backends.base import StopReason
 from marco_cli.core.settings import Pick, SearchSettings
 from marco_cli.search import StoppedBy, run_search, tree_to_dict
 from marco_cli.search.vote import tally
-from scripted_backend import ScriptedBackend
 
 PROMPT = "Question: add two and three\n"
 LOOPY = SearchSettings(simulations=8, max_tokens=300, seed=3, early_stop=None)
@@ -103,7 +103,7 @@ def test_vote_can_overrule_the_single_best_value():
 
 
 def test_most_visited_is_an_estimate_only_when_it_would_have_generated():
-    result, backend = search(SearchSettings(simulations=6, seed=1, pick=Pick.VOTE, early_stop=None))
+    result, _ = search(SearchSettings(simulations=6, seed=1, pick=Pick.VOTE, early_stop=None))
     mv = result.pick(Pick.MOST_VISITED)
     leaf = next(v for v in result.root.walk() if v.id == mv.node_id)
     assert mv.estimated == (not leaf.terminal)

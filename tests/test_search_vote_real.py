@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 from marco_cli.cli import app
 from marco_cli.treefile.io import load_tree
 
+pytestmark = pytest.mark.model
+
 # MGSM-En question 8 (CC BY 4.0): the embedded model, greedy, falls into
 # "The load time to download the file is the load time to install updates,
 # which is 40 minutes." over and over.
@@ -50,8 +52,20 @@ def test_greedy_cot_that_loops_stops_early_and_says_so(runner):
 def test_a_looped_rollout_is_worth_nothing_and_loses_every_pick(runner, tmp_path):
     tree = tmp_path / "carla.json"
     data, _ = ask(
-        runner, "--simulations", "1", "--children", "2", "--max-tokens", "300", "--temperature", "0.3",
-        "--early-stop", "0", "--save-tree", str(tree), CARLA,
+        runner,
+        "--simulations",
+        "1",
+        "--children",
+        "2",
+        "--max-tokens",
+        "300",
+        "--temperature",
+        "0.3",
+        "--early-stop",
+        "0",
+        "--save-tree",
+        str(tree),
+        CARLA,
     )
     rollouts = load_tree(tree).data["rollouts"]
     looped = [r for r in rollouts if r["stop"] == "loop"]

@@ -1,7 +1,7 @@
 """Voting over finished rollouts: ``--pick vote`` and the early stop.
 
 Each finished rollout's final answer gets a key: the number it gives, by
-value (``evaluation.answers.extract_answer``: a ``\\boxed{}`` value, else the
+value (``formats.answers.extract_answer``, the rule ``marco eval`` scores by: a ``\\boxed{}`` value, else the
 last number; "18", "$18.00" and "18." are one answer), or, when the answer
 holds no number, its text normalised (Unicode NFKC, case-folded, whitespace
 collapsed, surrounding quotes and final punctuation dropped). Rollouts
@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..backends.base import StopReason
+from ..formats.answers import extract_answer
 from ..formats.prompts import parse_output
 from .result import Rollout
 
@@ -42,9 +43,6 @@ def answer_key(text: str, stop: StopReason) -> str | None:
     parsed = parse_output(text)
     if parsed.has_tags and parsed.answer == parsed.thought:
         return None  # only a thought, no answer after it
-    # Imported here: evaluation's package imports the search (DPO pairs).
-    from ..evaluation.answers import extract_answer
-
     number = extract_answer(parsed.answer)
     if number is not None:
         return number  # a text key never collides: it has no digit at all

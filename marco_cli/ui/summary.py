@@ -10,9 +10,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..backends.base import StopReason
 from ..formats.prompts import parse_output
-from ..search import SearchResult, StoppedBy
+from ..search import SearchResult, StopReason, StoppedBy
 from .scale import confidence_style
 from .tree_view import render_tree
 
