@@ -7,8 +7,11 @@ greedy finish of the most-visited path is counted apart), the ratio (the
 saving), the simulations run, and what most-visited, best-value and vote
 answered in the full search (one search reports all three; with
 ``--pick most-visited`` none of them is an estimate) against the reference.
-Token counts are deterministic for a given model, build and seed; no timing
-is involved.
+Every search runs on a freshly loaded model: llama.cpp's results depend a
+little on what the KV cache held before (cell placement changes the float
+sums), so two searches in one loaded model are not comparable token for
+token. Token counts are then deterministic for a given model, build and
+seed; no timing is involved.
 
     python benchmarks/bench_search_stop.py --data mgsm_en.tsv             # embedded model, questions 1-5
     python benchmarks/bench_search_stop.py --data mgsm_en.tsv -m PATH.gguf --first 1 --count 20
@@ -27,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from marco_cli.core.settings import Mode, Pick, RuntimeSettings, SearchSettings
 from marco_cli.evaluation.answers import extract_answer, is_correct
 from marco_cli.evaluation.datasets import load_dataset
-from marco_cli.models.registry import load_registry, resolve
+from marco_cli.models.registry import ResolvedModel, load_registry, resolve
 from marco_cli.reasoner import Reasoner
+from marco_cli.search import SearchResult
 
 
 def main() -> None:
@@ -48,7 +52,7 @@ def main() -> None:
 
     registry = load_registry(None)
     model = resolve(registry, args.model or registry.fallback or registry.default)
-    reasoner = Reasoner(model, RuntimeSettings(n_threads=args.threads))
+    runtime = RuntimeSettings(n_threads=args.threads)
     problems = load_dataset(args.data)[args.first - 1 : args.first - 1 + args.count]
     full = SearchSettings(
         simulations=args.simulations,
@@ -74,9 +78,8 @@ def main() -> None:
     right = {p: 0 for p in Pick}
     same = 0
     for problem in problems:
-        a = reasoner.ask(problem.question, mode=Mode.MCTS, search=full).search
-        b = reasoner.ask(problem.question, mode=Mode.MCTS, search=early).search
-        assert a is not None and b is not None
+        a = _search(model, runtime, problem.question, full)
+        b = _search(model, runtime, problem.question, early)
         spent_a = a.stats.tokens_generated - a.stats.finish_tokens
         spent_b = b.stats.tokens_generated - b.stats.finish_tokens
         totals["full"] += spent_a
@@ -98,7 +101,16 @@ def main() -> None:
         f"| **total** | {totals['full']} | {totals['early']} | **{ratio:.2f}** | | {same}/{n} | "
         f"{right[Pick.MOST_VISITED]}/{n} right | {right[Pick.BEST_VALUE]}/{n} right | {right[Pick.VOTE]}/{n} right | |"
     )
-    reasoner.close()
+
+
+def _search(model: ResolvedModel, runtime: RuntimeSettings, question: str, settings: SearchSettings) -> SearchResult:
+    reasoner = Reasoner(model, runtime)
+    try:
+        result = reasoner.ask(question, mode=Mode.MCTS, search=settings).search
+    finally:
+        reasoner.close()
+    assert result is not None
+    return result
 
 
 if __name__ == "__main__":
