@@ -203,3 +203,26 @@ def test_the_summary_panel_shows_the_early_stop_and_the_vote():
     text = console.export_text()
     assert f"{result.stats.simulations}/16 (early stop: the rollouts agreed)" in text
     assert f"five · 100% of the value of {result.vote.voters} rollouts (1 answer)" in text
+
+
+def test_replay_shows_the_vote_and_a_bad_vote_is_one_line(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from marco_cli.cli import app
+    from marco_cli.treefile.io import load_tree, options_dict, save_tree
+
+    result, _ = search(EARLY, answers=("five ",))
+    path = save_tree(tmp_path / "t.json", result, question="q", model="scripted", options=options_dict(EARLY))
+    assert load_tree(path).result().vote == result.vote
+    replayed = CliRunner().invoke(app, ["replay", str(path)])
+    assert replayed.exit_code == 0, replayed.stderr
+    assert "early stop: the rollouts agreed" in replayed.stdout + replayed.stderr
+    assert "five · 100% of the value" in replayed.stdout + replayed.stderr
+    data = json.loads(path.read_text())
+    data["vote"]["share"] = "most"
+    path.write_text(json.dumps(data))
+    broken = CliRunner().invoke(app, ["replay", str(path)])
+    assert broken.exit_code == 2 and "vote: 'share' should be a number" in broken.stderr
+    assert "Traceback" not in broken.stderr

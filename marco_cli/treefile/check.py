@@ -18,7 +18,7 @@ from typing import Any
 
 from ..backends.base import StopReason
 from ..core.errors import TreeFileError
-from ..search import NodeView, SearchResult, SearchStats, StoppedBy
+from ..search import NodeView, SearchResult, SearchStats, StoppedBy, VoteSummary
 
 FORMAT = "marco-tree"
 VERSION = 1
@@ -42,6 +42,7 @@ _EVENTS = {
     "iteration_done": {"iteration": "int", "simulations": "int", "nodes": "int", "tokens": "int", "elapsed": "num"},
     "search_finished": {"stopped_by": "str"},
 }
+_VOTE = {"answer": "str?", "share": "num", "voters": "int", "answers": "int"}  # optional, added in version 1
 _OK = object()
 # Counters added after version 1 first shipped have defaults and may be absent.
 _STATS = {f.name: ("num" if f.name == "seconds" else "int") for f in fields(SearchStats) if f.default is MISSING}
@@ -76,6 +77,7 @@ class SavedTree:
         views = {n.id: n for n in self.root.walk()}
         later = {k: stats.get(k, default) for k, default in _STATS_LATER.items()}
         stop = answer.get("stop")
+        vote = self.data.get("vote")
         return SearchResult(
             answer_text=answer["text"],
             tokens=tuple(answer["tokens"]),
@@ -87,6 +89,7 @@ class SavedTree:
             value=float(answer["value"]),
             complete=answer["complete"],
             stop=StopReason(stop) if isinstance(stop, str) else None,
+            vote=None if vote is None else VoteSummary(vote["answer"], float(vote["share"]), vote["voters"], vote["answers"]),
         )
 
 
@@ -123,6 +126,8 @@ def load_tree(path: str | os.PathLike[str]) -> SavedTree:
     check.fields(data["stats"], {k: "int" for k in _STATS_LATER if k in data["stats"]}, "stats: ")
     if data["answer"].get("stop") is not None:
         check.enum(StopReason, data["answer"]["stop"], "answer: 'stop'")
+    if data.get("vote") is not None:
+        check.fields(data["vote"], _VOTE, "vote: ")
     check.enum(StoppedBy, data["stopped_by"], "'stopped_by'")
     ids = check.nodes(data["tree"])
     for i in data["chosen_path"]:
