@@ -36,6 +36,9 @@ def serve(
     pick: o.PickOpt = _S.pick,
     value_span: o.ValueSpanOpt = _S.value_span,
     budget: o.BudgetOpt = None,
+    early_stop: o.EarlyStopOpt = _S.early_stop or 0.0,
+    early_stop_min: o.EarlyStopMinOpt = _S.early_stop_min,
+    loop_guard: o.LoopGuardOpt = _S.loop_guard,
     ctx: o.CtxOpt = _R.n_ctx,
     threads: o.ThreadsOpt = None,
     n_gpu_layers: o.GpuLayersOpt = None,
@@ -54,6 +57,7 @@ def serve(
         action=action, simulations=simulations, children=children, max_depth=max_depth,
         exploration=exploration, reflection=reflection, pick=pick, value_span=value_span,
         budget=budget, max_tokens=max_tokens,
+        early_stop=early_stop, early_stop_min=early_stop_min, loop_guard=loop_guard,
     )
     # Bind before anything slow or chatty: a bad or taken port is the first error.
     sock = listen(host, port)

@@ -147,7 +147,7 @@ def to_call(req: ChatRequest, mode: Mode, base_search: SearchSettings, default_m
         generation = GenerationSettings(
             temperature=0.0 if req.temperature is None else req.temperature,
             top_p=GenerationSettings.top_p if req.top_p is None else req.top_p,
-            max_tokens=max_tokens, seed=req.seed or 0, system=system,
+            max_tokens=max_tokens, seed=req.seed or 0, system=system, loop_guard=base_search.loop_guard,
         )
         search = replace(
             base_search,
