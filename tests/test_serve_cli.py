@@ -57,7 +57,8 @@ def client(server):
 
 
 def test_models_and_a_plain_answer(client):
-    assert [m.id for m in client.models.list()] == ["smollm2-135m", "smollm2-135m+mcts"]
+    assert [m.id for m in client.models.list()] == [
+        "smollm2-135m", "smollm2-135m+mcts", "smollm2-135m+mcts-quick", "smollm2-135m+mcts-mini64", "smollm2-135m+mcts-mini32"]
     reply = client.chat.completions.create(
         model="smollm2-135m", messages=[{"role": "user", "content": "What is 2+2?"}], max_tokens=12,
     )
