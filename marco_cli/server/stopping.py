@@ -103,9 +103,13 @@ class StoppableBackend:
             self.ticket.check()
 
     def root(self, prompt_tokens: Sequence[int]) -> "Handle":
-        self._check()
+        # Only a stop already decided ends a request here; the time limit is
+        # checked on generated tokens, where the reasoner keeps what it has,
+        # so a request cut by time always gets its answer so far (maybe empty).
+        if self.ticket is not None and self.ticket.reason is not None:
+            raise RequestStopped
         handle = self.inner.root(prompt_tokens)
-        if self.ticket is not None and self.ticket.should_stop():
+        if self.ticket is not None and self.ticket.reason is not None:
             self.inner.release(handle)
             raise RequestStopped
         return handle
