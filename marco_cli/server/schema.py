@@ -150,6 +150,8 @@ def check_limits(req: ChatRequest, limits: "ServerLimits") -> None:
             raise RequestError(400, over_limit(param, value, limit, name), code="over_limit", param=param)
 
     refuse("messages", len(req.messages), limits.messages, "messages")
+    if req.seed is not None and req.seed >= 2**63:  # a remote server takes at most a 64-bit seed
+        raise RequestError(400, "seed must be below 2**63", code="invalid_value", param="seed")
     for param in ("max_tokens", "max_completion_tokens"):
         value = getattr(req, param)
         if value is not None:
