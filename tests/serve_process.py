@@ -49,14 +49,18 @@ class Served:
             time.sleep(0.1)
         return self.stderr()
 
-    def health(self, **headers: str) -> dict:
-        return httpx.get(f"http://127.0.0.1:{self.port}/health", headers=headers, timeout=30).json()
+    def health(self) -> dict:
+        return httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=30).json()
 
-    def wait_until(self, running: int, *, seconds: float = 120, **headers: str) -> None:
+    def wait_until(self, *, running: int | None = None, waiting: int | None = None, seconds: float = 120) -> None:
+        """Until /health shows that many requests running (0 or 1) and waiting."""
         deadline = time.monotonic() + seconds
-        while self.health(**headers)["running"] != running:
+        while True:
+            load = self.health()
+            if running in (None, load["running"]) and waiting in (None, load["waiting"]):
+                return
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the server never had {running} running request(s):\n{self.stderr()[-3000:]}")
+                raise AssertionError(f"/health never showed running={running} waiting={waiting}:\n{self.stderr()[-3000:]}")
             time.sleep(0.05)
 
     def stop(self) -> None:

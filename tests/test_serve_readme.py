@@ -2,7 +2,8 @@
 (Marco-o1 not downloaded, an empty MARCO_HOME): its curl/jq commands and its
 Python, word for word, against a real server started by the README's own
 command line. Only the port is swapped for a free one, and the server gets a
-small ``--max-tokens`` so the search finishes quickly on one CPU thread."""
+small ``--max-tokens`` and ``--children`` so the searches finish quickly on
+one CPU thread."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def test_the_readme_serve_example_works_on_a_fresh_install(tmp_path):
     serve, commands, python = serve_example()
     args = serve.split("&")[0].split()
     assert args[:2] == ["marco", "serve"]
-    args = [a if a != "8000" else "0" for a in args[2:]] + ["--max-tokens", "64"]
+    args = [a if a != "8000" else "0" for a in args[2:]] + ["--max-tokens", "64", "--children", "2"]
     home = tmp_path / "fresh"
     env = marco_env(home)
     served = start(home, argv=[sys.executable, "-m", "marco_cli", "serve", *args], env=env)

@@ -14,6 +14,7 @@ import re
 import signal
 import socket
 import threading
+import time
 
 import httpx
 import pytest
@@ -103,11 +104,9 @@ def test_a_client_gone_before_its_turn_is_never_run(server):
     first = raw_request(server, {"model": "tiny", "messages": LONG, "max_tokens": 4000})
     server.wait_until(running=1)
     second = raw_request(server, {"model": "tiny+mcts", "messages": LONG, "marco": {"simulations": 100000}})
-    while server.health()["waiting"] != 1:
-        pass
+    server.wait_until(waiting=1)
     second.close()
-    while server.health()["waiting"] != 0:  # cancelled in the queue
-        pass
+    server.wait_until(waiting=0)  # cancelled in the queue
     first.close()
     server.wait_for_log("(client gone)", count=before + 1)
     server.wait_until(running=0)
@@ -134,8 +133,7 @@ def test_ctrl_c_with_requests_in_flight_is_quick_quiet_and_answers_them(tmp_path
         served.wait_until(running=1)
         threads.append(threading.Thread(target=streamed))
         threads[1].start()
-        while served.health()["waiting"] != 1:
-            pass
+        served.wait_until(waiting=1)
         served.proc.send_signal(signal.SIGINT)
         assert served.proc.wait(120) == 130
     finally:
@@ -193,7 +191,7 @@ def test_a_stopped_request_leaves_the_llama_context_as_it_was(monkeypatch):
             generated = stats.generated_tokens
             future, ticket = service.submit(service.call(body))
             while stats.generated_tokens < generated + 40 and not future.done():
-                pass
+                time.sleep(0.01)
             ticket.stop(Halt.GONE)
             with pytest.raises(Exception, match="client closed"):
                 future.result(120)

@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from ..core.errors import ContextOverflowError, MarcoError, UsageError
@@ -51,6 +52,8 @@ def as_request_error(exc: BaseException) -> RequestError:
         return RequestError(500, str(exc), kind="server_error", code="model_error")
     if isinstance(exc, asyncio.CancelledError):  # the server stopped waiting for this request
         return shutting_down()
+    if isinstance(exc, ClientDisconnect):  # left while sending its body: nobody reads this
+        return RequestError(499, "the client closed the request", code="client_closed_request")
     return RequestError(500, f"internal error: {type(exc).__name__}: {exc}", kind="server_error")
 
 

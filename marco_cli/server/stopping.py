@@ -13,7 +13,6 @@ also asks ``Ticket.should_stop`` and ends gracefully.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from enum import Enum
@@ -42,7 +41,6 @@ class Ticket:
         self.seconds = seconds
         self.deadline: float | None = None
         self.reason: Halt | None = None
-        self._lock = threading.Lock()
 
     def start(self) -> None:
         """The request begins to run: its wall clock starts now."""
@@ -50,9 +48,10 @@ class Ticket:
             self.deadline = time.monotonic() + self.seconds
 
     def stop(self, reason: Halt) -> None:
-        with self._lock:
-            if self.reason is None:
-                self.reason = reason
+        # No lock: Ctrl-C's handler calls this on the main thread, which may be
+        # inside this very method; the first reason set is kept, near enough.
+        if self.reason is None:
+            self.reason = reason
 
     def should_stop(self) -> bool:
         if self.reason is None and self.deadline is not None and time.monotonic() >= self.deadline:
