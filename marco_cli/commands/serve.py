@@ -5,7 +5,8 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
-from typing import Annotated, Optional
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -15,6 +16,10 @@ from ..models.registry import load_registry, resolve
 from ..core.settings import SearchSettings
 from ..ui.console import notice
 from . import _options as o
+
+if TYPE_CHECKING:
+    from ..server.access import AccessPolicy
+    from ..server.service import ChatService
 
 _S = o.DEFAULT_SEARCH
 _R = o.DEFAULT_RUNTIME
@@ -113,13 +118,13 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_server(service, sock: socket.socket, policy, *, verbose: bool) -> None:
+def run_server(service: ChatService, sock: socket.socket, policy: AccessPolicy, *, verbose: bool) -> None:
     import uvicorn
 
     from ..server.app import create_app
 
     class Server(uvicorn.Server):
-        def handle_exit(self, sig, frame) -> None:  # noqa: ANN001 - uvicorn's signal handler
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             # Ctrl-C: the running request stops now and its client gets a JSON
             # error, so uvicorn's graceful wait is short and nothing is cancelled.
             service.begin_shutdown()

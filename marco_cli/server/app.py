@@ -108,7 +108,7 @@ def create_app(service: ChatService, policy: AccessPolicy | None = None) -> Any:
             future, ticket = service.submit(call)
             reply = await _answer_or_gone(request, future, ticket)
             return JSONResponse(completion(call, reply, new_id(), int(time.time())), headers=headers)
-        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - the server answers, whatever went wrong
+        except (Exception, asyncio.CancelledError) as exc:  # the server answers, whatever went wrong
             return error_response(exc, headers)
 
     return AccessGuard(app, policy or AccessPolicy())
@@ -121,11 +121,12 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def _answer_or_gone(request: Request, future: Future, ticket: Ticket) -> Reply:
-    answer = asyncio.wrap_future(future)
+async def _answer_or_gone(request: Request, future: Future[Reply], ticket: Ticket) -> Reply:
+    answer: asyncio.Future[Reply] = asyncio.wrap_future(future)
     gone = asyncio.ensure_future(_disconnected(request))
+    either: set[asyncio.Future[Any]] = {answer, gone}
     try:
-        await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
         ticket.stop(Halt.SHUTDOWN)
         raise
@@ -145,7 +146,7 @@ def _stream_response(service: ChatService, call: ChatCall, request: Request, hea
     def on_text(piece: str) -> None:  # on the worker thread
         loop.call_soon_threadsafe(queue.put_nowait, ("text", piece))
 
-    def done(future: Future) -> None:
+    def done(future: Future[Reply]) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, ("done", future))
 
     # Submitted before the response starts, so a full queue is still a 503.
@@ -155,7 +156,9 @@ def _stream_response(service: ChatService, call: ChatCall, request: Request, hea
     return StreamingResponse(_events(call, queue, ticket, request), media_type="text/event-stream", headers=headers)
 
 
-async def _events(call: ChatCall, queue: asyncio.Queue, ticket: Ticket, request: Request) -> AsyncIterator[str]:
+async def _events(
+    call: ChatCall, queue: asyncio.Queue[tuple[str, Any]], ticket: Ticket, request: Request
+) -> AsyncIterator[str]:
     cid, created = new_id(), int(time.time())
     splitter = ThoughtSplitter(thought_first=True)
 

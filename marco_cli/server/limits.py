@@ -54,7 +54,7 @@ class ServerLimits:
 
     def covering(self, **defaults: float | int | None) -> "ServerLimits":
         """These limits, raised where the server's own defaults are higher."""
-        raised = {k: v for k, v in defaults.items() if v is not None and v > getattr(self, k)}
+        raised: dict[str, Any] = {k: v for k, v in defaults.items() if v is not None and v > getattr(self, k)}
         return replace(self, **raised) if raised else self
 
 

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..core.settings import Mode, SearchSettings
 from ..formats.split import split
@@ -27,6 +27,9 @@ from . import presets
 from .limits import ServerLimits
 from .schema import ChatCall, RequestError, parse_request, to_call
 from .stopping import Halt, RequestStopped, StoppableBackend, Ticket
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,8 @@ class ChatService:
         self.note = note  # one line for the operator (stderr) when a request is stopped
         # Every model call of every request goes through the ticket check.
         self.backend = StoppableBackend(lambda: reasoner.backend, reasoner.close)
-        self.reasoner = Reasoner(reasoner.model, reasoner.runtime, backend=self.backend)
+        # A Backend in all but name: its info and stats are read-only views of the real one's.
+        self.reasoner = Reasoner(reasoner.model, reasoner.runtime, backend=cast("Backend", self.backend))
         model = reasoner.model
         self.name = model.name
         self.model_ids = [presets.model_id(model.name, p) for p in presets.PRESETS if p.listed]
@@ -128,11 +132,11 @@ class ChatService:
         future.add_done_callback(self._finished)
         return future, ticket
 
-    def _finished(self, _future: Future) -> None:
+    def _finished(self, _future: Future[Reply]) -> None:
         with self._lock:
             self._waiting -= 1
 
-    def _answer(self, call: ChatCall, on_text, ticket: Ticket) -> Reply:
+    def _answer(self, call: ChatCall, on_text: Callable[[str], None] | None, ticket: Ticket) -> Reply:
         if self._closing.is_set():
             ticket.stop(Halt.SHUTDOWN)
         if ticket.reason is not None:  # stopped while it waited: never run it
@@ -161,7 +165,7 @@ class ChatService:
         raise ticket.error()
 
     def _note_stop(self, ticket: Ticket, call: ChatCall, answer: Answer | None) -> None:
-        if self.note is None:
+        if self.note is None or ticket.reason is None:
             return
         why = {Halt.GONE: "client gone", Halt.TIME: "time limit", Halt.SHUTDOWN: "shutting down"}
         done = f"{answer.generated_tokens if answer is not None else 0} tokens generated"

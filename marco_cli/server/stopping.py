@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .schema import RequestError
 
 if TYPE_CHECKING:
-    from ..backends.base import Backend, Continuation, Handle, Request, TokenCallback
+    from ..backends.base import Backend, BackendStats, Continuation, Handle, ModelInfo, Request, TokenCallback
 
 
 class Halt(str, Enum):
@@ -90,11 +90,11 @@ class StoppableBackend:
         return self._load()
 
     @property
-    def info(self):  # noqa: ANN201 - the wrapped backend's ModelInfo
+    def info(self) -> ModelInfo:
         return self.inner.info
 
     @property
-    def stats(self):  # noqa: ANN201
+    def stats(self) -> BackendStats:
         return self.inner.stats
 
     def _check(self) -> None:
