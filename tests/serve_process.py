@@ -23,8 +23,9 @@ READY = re.compile(r"on (http://127\.0\.0\.1:(\d+)/v1)")
 
 
 def marco_env(home: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ, MARCO_HOME=str(home), PYTHONPATH=str(ROOT), NO_COLOR="1",
-               MARCO_THREADS="1", HF_HUB_OFFLINE="1")
+    env = dict(
+        os.environ, MARCO_HOME=str(home), PYTHONPATH=str(ROOT), NO_COLOR="1", MARCO_THREADS="1", HF_HUB_OFFLINE="1"
+    )
     for var in ("MARCO_MODEL", "MARCO_MODELS", "MARCO_MODELS_DIR", "MARCO_BACKEND", "MARCO_DEBUG", "MARCO_API_KEY"):
         env.pop(var, None)
     env.update(extra)
@@ -60,7 +61,9 @@ class Served:
             if running in (None, load["running"]) and waiting in (None, load["waiting"]):
                 return
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"/health never showed running={running} waiting={waiting}:\n{self.stderr()[-3000:]}")
+                raise AssertionError(
+                    f"/health never showed running={running} waiting={waiting}:\n{self.stderr()[-3000:]}"
+                )
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -79,8 +82,14 @@ def start(home: Path, *args: str, env: dict[str, str] | None = None, argv: list[
     log = home / f"stderr-{len(list(home.glob('stderr-*.log')))}.log"
     command = argv or [sys.executable, "-m", "marco_cli", "serve", "--port", "0", *args]
     with log.open("wb") as err:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env or marco_env(home), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env or marco_env(home),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     deadline = time.monotonic() + START_SECONDS
     while not (match := READY.search(log.read_text(errors="replace"))):
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -19,6 +19,8 @@ import pytest
 
 import openai
 
+pytestmark = pytest.mark.model
+
 ROOT = Path(__file__).resolve().parent.parent
 START_SECONDS = 120
 READY = re.compile(r"on (http://127\.0\.0\.1:\d+/v1)")

@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import pytest
-
 from serve_process import ROOT, marco_env, start
 
 README = (ROOT / "README.md").read_text()
@@ -44,6 +43,7 @@ def test_the_readme_example_names_what_it_needs():
     assert 'model="marco-o1+mcts"' in python
 
 
+@pytest.mark.model
 @pytest.mark.skipif(not (shutil.which("curl") and shutil.which("jq")), reason="the README example needs curl and jq")
 def test_the_readme_serve_example_works_on_a_fresh_install(tmp_path):
     serve, commands, python = serve_example()
@@ -57,8 +57,13 @@ def test_the_readme_serve_example_works_on_a_fresh_install(tmp_path):
         assert "marco-o1:Q4_K_M is not downloaded" in served.stderr()
 
         def run(command: str) -> str:
-            done = subprocess.run(["bash", "-o", "pipefail", "-c", command.replace("localhost:8000", f"localhost:{served.port}")],
-                                  capture_output=True, text=True, timeout=600, env=env)
+            done = subprocess.run(
+                ["bash", "-o", "pipefail", "-c", command.replace("localhost:8000", f"localhost:{served.port}")],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                env=env,
+            )
             assert done.returncode == 0, done.stderr
             return done.stdout
 
@@ -73,8 +78,13 @@ def test_the_readme_serve_example_works_on_a_fresh_install(tmp_path):
         assert stream.rstrip().endswith("data: [DONE]") and '"error"' not in stream
         assert '"content"' in stream and '"model": "smollm2-135m"' in stream
 
-        done = subprocess.run([sys.executable, "-c", python.replace("localhost:8000", f"localhost:{served.port}")],
-                              capture_output=True, text=True, timeout=600, env=env)
+        done = subprocess.run(
+            [sys.executable, "-c", python.replace("localhost:8000", f"localhost:{served.port}")],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
         assert done.returncode == 0, done.stderr
         printed = done.stdout.splitlines()
         assert any(re.fullmatch(r"0(\.\d+)?|1(\.0+)?", line.strip()) for line in printed), done.stdout

@@ -9,8 +9,9 @@ import json
 
 import httpx
 import pytest
-
 from serve_process import marco_env, start
+
+pytestmark = pytest.mark.model
 
 KEY = "test-key-5f2a"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -20,8 +21,18 @@ HI = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tok
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("serve_security")
-    served = start(home, "-m", "tiny", "--cors", "http://app.example", "--allow-host", "proxy.example",
-                   "--limit", "body-bytes=4096", env=marco_env(home, MARCO_API_KEY=KEY))
+    served = start(
+        home,
+        "-m",
+        "tiny",
+        "--cors",
+        "http://app.example",
+        "--allow-host",
+        "proxy.example",
+        "--limit",
+        "body-bytes=4096",
+        env=marco_env(home, MARCO_API_KEY=KEY),
+    )
     yield served
     served.stop()
 
@@ -65,22 +76,47 @@ def test_allowed_hosts_and_origins_get_through(server):
     assert post(server, HI, {"Host": f"localhost:{server.port}"}).status_code == 200
     allowed = post(server, HI, {"Origin": "http://app.example", "Content-Type": "application/json; charset=utf-8"})
     assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == "http://app.example"
-    preflight = httpx.options(f"{server.url}/chat/completions", timeout=30, headers={
-        "Origin": "http://app.example", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization,content-type"})
+    preflight = httpx.options(
+        f"{server.url}/chat/completions",
+        timeout=30,
+        headers={
+            "Origin": "http://app.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
     assert preflight.status_code == 204
     assert preflight.headers["access-control-allow-origin"] == "http://app.example"
     assert "POST" in preflight.headers["access-control-allow-methods"]
 
 
-@pytest.mark.parametrize("body, status, code", [
-    (b"[" * 3000, 400, "invalid_json"),  # deeper than the parser goes, within the 4 KB limit
-    (b'{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "temperature": NaN}', 400, "invalid_json"),
-    (b'{"model": "tiny+mcts", "messages": [{"role": "user", "content": "Hi"}], "marco": {"exploration": NaN}}', 400, "invalid_json"),
-    (b'{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 0}', 400, "invalid_value"),
-    (b'{"model": "tiny+mcts", "messages": [{"role": "user", "content": "Hi"}], "marco": {"simulations": 100000}}', 400, "over_limit"),
-    (b'{"model": "tiny", "messages": [{"role": "user", "content": "' + b"x" * 5000 + b'"}]}', 413, "body_too_large"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        (b"[" * 3000, 400, "invalid_json"),  # deeper than the parser goes, within the 4 KB limit
+        (
+            b'{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "temperature": NaN}',
+            400,
+            "invalid_json",
+        ),
+        (
+            b'{"model": "tiny+mcts", "messages": [{"role": "user", "content": "Hi"}], "marco": {"exploration": NaN}}',
+            400,
+            "invalid_json",
+        ),
+        (b'{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 0}', 400, "invalid_value"),
+        (
+            b'{"model": "tiny+mcts", "messages": [{"role": "user", "content": "Hi"}], "marco": {"simulations": 100000}}',
+            400,
+            "over_limit",
+        ),
+        (
+            b'{"model": "tiny", "messages": [{"role": "user", "content": "' + b"x" * 5000 + b'"}]}',
+            413,
+            "body_too_large",
+        ),
+    ],
+)
 def test_hostile_bodies_are_4xx_json_and_the_server_goes_on(server, body, status, code):
     response = post(server, body)
     assert response.status_code == status and error_code(response) == code, response.text
@@ -96,6 +132,10 @@ def test_a_body_larger_than_it_says_is_cut_off(server):
             yield b"x" * 1000
         yield b'"}]}'
 
-    response = httpx.post(f"{server.url}/chat/completions", content=chunks(), timeout=120,
-                          headers={"Content-Type": "application/json", **AUTH})
+    response = httpx.post(
+        f"{server.url}/chat/completions",
+        content=chunks(),
+        timeout=120,
+        headers={"Content-Type": "application/json", **AUTH},
+    )
     assert response.status_code == 413 and error_code(response) == "body_too_large"

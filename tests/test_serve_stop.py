@@ -18,22 +18,35 @@ import time
 
 import httpx
 import pytest
+from serve_process import Served, start
 
 from marco_cli.models.registry import load_registry, resolve
 from marco_cli.reasoner import Reasoner
 from marco_cli.server.service import ChatService
 from marco_cli.server.stopping import Halt
-from serve_process import Served, start
+
+pytestmark = pytest.mark.model
 
 LONG = [{"role": "user", "content": "Write the numbers from 1 to 3000 in words, one per line."}]
-STOPPED = re.compile(r"stopped a (\S+) request \((client gone|time limit|shutting down)\): (\d+) tokens generated"
-                     r"(?:, (\d+) of (\d+) simulations| of at most (\d+))")
+STOPPED = re.compile(
+    r"stopped a (\S+) request \((client gone|time limit|shutting down)\): (\d+) tokens generated"
+    r"(?:, (\d+) of (\d+) simulations| of at most (\d+))"
+)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    served = start(tmp_path_factory.mktemp("serve_stop"), "-m", "tiny", "--ctx", "4096",
-                   "--limit", "simulations=100000", "--children", "2")
+    served = start(
+        tmp_path_factory.mktemp("serve_stop"),
+        "-m",
+        "tiny",
+        "--ctx",
+        "4096",
+        "--limit",
+        "simulations=100000",
+        "--children",
+        "2",
+    )
     yield served
     served.stop()
 
@@ -42,8 +55,11 @@ def raw_request(served: Served, body: dict) -> socket.socket:
     """Send a chat request on a bare socket and return it unread."""
     payload = json.dumps(body).encode()
     sock = socket.create_connection(("127.0.0.1", served.port), timeout=60)
-    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 + f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(payload)}\r\n\r\n".encode()
+        + payload
+    )
     return sock
 
 
@@ -53,15 +69,21 @@ def stops(served: Served) -> list[tuple[str, ...]]:
 
 def answer_now(served: Served) -> None:
     """The model is free again: a small request is answered."""
-    reply = httpx.post(f"{served.url}/chat/completions", timeout=120, json={
-        "model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4})
+    reply = httpx.post(
+        f"{served.url}/chat/completions",
+        timeout=120,
+        json={"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4},
+    )
     assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] <= 4
 
 
-@pytest.mark.parametrize("model, extra", [
-    ("smollm2-135m", {"max_tokens": 4000}),
-    ("smollm2-135m+mcts", {"max_tokens": 4000, "marco": {"simulations": 100000}}),
-])
+@pytest.mark.parametrize(
+    "model, extra",
+    [
+        ("smollm2-135m", {"max_tokens": 4000}),
+        ("smollm2-135m+mcts", {"max_tokens": 4000, "marco": {"simulations": 100000}}),
+    ],
+)
 def test_a_plain_request_stops_when_its_client_disconnects(server, model, extra):
     before = len(stops(server))
     sock = raw_request(server, {"model": model, "messages": LONG, **extra})
@@ -78,10 +100,13 @@ def test_a_plain_request_stops_when_its_client_disconnects(server, model, extra)
     answer_now(server)
 
 
-@pytest.mark.parametrize("model, extra", [
-    ("smollm2-135m", {"max_tokens": 4000}),
-    ("smollm2-135m+mcts", {"max_tokens": 4000, "marco": {"simulations": 100000}}),
-])
+@pytest.mark.parametrize(
+    "model, extra",
+    [
+        ("smollm2-135m", {"max_tokens": 4000}),
+        ("smollm2-135m+mcts", {"max_tokens": 4000, "marco": {"simulations": 100000}}),
+    ],
+)
 def test_a_streamed_request_stops_when_its_client_disconnects(server, model, extra):
     before = len(stops(server))
     body = {"model": model, "messages": LONG, "stream": True, **extra}
@@ -119,8 +144,11 @@ def test_ctrl_c_with_requests_in_flight_is_quick_quiet_and_answers_them(tmp_path
     results: dict[str, object] = {}
 
     def plain() -> None:
-        results["plain"] = httpx.post(f"{served.url}/chat/completions", timeout=120, json={
-            "model": "tiny+mcts", "messages": LONG, "marco": {"simulations": 100000}})
+        results["plain"] = httpx.post(
+            f"{served.url}/chat/completions",
+            timeout=120,
+            json={"model": "tiny+mcts", "messages": LONG, "marco": {"simulations": 100000}},
+        )
 
     def streamed() -> None:
         body = {"model": "tiny", "messages": LONG, "max_tokens": 4000, "stream": True}
@@ -154,8 +182,11 @@ def test_the_time_limit_answers_with_the_work_so_far(tmp_path):
     served = start(tmp_path, "-m", "tiny", "--limit", "seconds=1", "--limit", "simulations=100000")
     try:
         for model, extra in (("tiny", {}), ("tiny+mcts", {"marco": {"simulations": 100000}})):
-            reply = httpx.post(f"{served.url}/chat/completions", timeout=120, json={
-                "model": model, "messages": LONG, "max_tokens": 4000, **extra})
+            reply = httpx.post(
+                f"{served.url}/chat/completions",
+                timeout=120,
+                json={"model": model, "messages": LONG, "max_tokens": 4000, **extra},
+            )
             data = reply.json()
             assert reply.status_code == 200 and data["choices"][0]["finish_reason"] == "length"
             assert data["usage"]["marco"]["stopped_by"] == "time_limit"
@@ -173,8 +204,10 @@ def test_a_stopped_request_leaves_the_llama_context_as_it_was(monkeypatch):
     from marco_cli.core.settings import RuntimeSettings, SearchSettings
 
     model = resolve(load_registry(None), "tiny")
-    service = ChatService(Reasoner(model, RuntimeSettings(n_ctx=4096)),
-                          search=SearchSettings(simulations=100000, children=2, max_tokens=4000))
+    service = ChatService(
+        Reasoner(model, RuntimeSettings(n_ctx=4096)),
+        search=SearchSettings(simulations=100000, children=2, max_tokens=4000),
+    )
     small = {"model": "tiny", "messages": [{"role": "user", "content": "Name a colour."}], "max_tokens": 24}
     try:
         first, _ = service.submit(service.call(small))
@@ -186,8 +219,10 @@ def test_a_stopped_request_leaves_the_llama_context_as_it_was(monkeypatch):
 
         assert orphans() == 0
         stats = service.backend.inner.stats
-        for body in ({"model": "tiny", "messages": LONG, "max_tokens": 4000},
-                     {"model": "tiny+mcts", "messages": LONG, "max_tokens": 4000}):
+        for body in (
+            {"model": "tiny", "messages": LONG, "max_tokens": 4000},
+            {"model": "tiny+mcts", "messages": LONG, "max_tokens": 4000},
+        ):
             generated = stats.generated_tokens
             future, ticket = service.submit(service.call(body))
             while stats.generated_tokens < generated + 40 and not future.done():

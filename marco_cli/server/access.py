@@ -45,8 +45,9 @@ class AccessPolicy:
     api_key: str | None = None
 
     @classmethod
-    def create(cls, bound: str, allow_hosts: Iterable[str] = (), cors: Iterable[str] = (),
-               api_key: str | None = None) -> "AccessPolicy":
+    def create(
+        cls, bound: str, allow_hosts: Iterable[str] = (), cors: Iterable[str] = (), api_key: str | None = None
+    ) -> AccessPolicy:
         hosts = {name for name in (_host_name(h) for h in allow_hosts) if name}
         bound_name = _host_name(bound)
         origins = {_origin(o) for o in cors}
@@ -92,25 +93,53 @@ class AccessGuard:
         method, path = scope["method"], scope["path"]
         origin = headers.get("origin")
         if not policy.host_allowed(headers.get("host")):
-            return await _refuse(scope, receive, send, RequestError(
-                403, f"the Host {headers.get('host')!r} is not this server's name (the operator can allow it: "
-                     "marco serve --allow-host NAME)", code="host_not_allowed"))
+            return await _refuse(
+                scope,
+                receive,
+                send,
+                RequestError(
+                    403,
+                    f"the Host {headers.get('host')!r} is not this server's name (the operator can allow it: "
+                    "marco serve --allow-host NAME)",
+                    code="host_not_allowed",
+                ),
+            )
         if origin is not None and not policy.origin_allowed(origin):
-            return await _refuse(scope, receive, send, RequestError(
-                403, f"cross-origin requests from {origin!r} are refused (the operator can allow it: "
-                     "marco serve --cors ORIGIN)", code="origin_not_allowed"))
+            return await _refuse(
+                scope,
+                receive,
+                send,
+                RequestError(
+                    403,
+                    f"cross-origin requests from {origin!r} are refused (the operator can allow it: "
+                    "marco serve --cors ORIGIN)",
+                    code="origin_not_allowed",
+                ),
+            )
         cors = _cors_headers(origin, policy) if origin is not None else {}
         if method == "OPTIONS" and origin is not None and "access-control-request-method" in headers:
             await Response(status_code=204, headers=cors)(scope, receive, send)
             return
         if path not in OPEN_PATHS and not policy.key_ok(headers.get("authorization")):
-            return await _refuse(scope, receive, send, RequestError(
-                401, "a valid API key is required (Authorization: Bearer KEY)", code="invalid_api_key"),
-                {**cors, "WWW-Authenticate": "Bearer"})
+            return await _refuse(
+                scope,
+                receive,
+                send,
+                RequestError(401, "a valid API key is required (Authorization: Bearer KEY)", code="invalid_api_key"),
+                {**cors, "WWW-Authenticate": "Bearer"},
+            )
         if method == "POST" and _media_type(headers.get("content-type")) != "application/json":
-            return await _refuse(scope, receive, send, RequestError(
-                415, "the request body must be sent as Content-Type: application/json",
-                code="unsupported_media_type"), cors)
+            return await _refuse(
+                scope,
+                receive,
+                send,
+                RequestError(
+                    415,
+                    "the request body must be sent as Content-Type: application/json",
+                    code="unsupported_media_type",
+                ),
+                cors,
+            )
         if not cors:
             await self.app(scope, receive, send)
             return
@@ -118,14 +147,16 @@ class AccessGuard:
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = list(message.get("headers", [])) + [
-                    (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in cors.items()]
+                    (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in cors.items()
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
 
 
-async def _refuse(scope: Scope, receive: Receive, send: Send, error: RequestError,
-                  headers: dict[str, str] | None = None) -> None:
+async def _refuse(
+    scope: Scope, receive: Receive, send: Send, error: RequestError, headers: dict[str, str] | None = None
+) -> None:
     await JSONResponse(error.to_json(), status_code=error.status, headers=headers)(scope, receive, send)
 
 
@@ -167,5 +198,7 @@ def _origin(value: str) -> str:
         return value
     scheme, sep, rest = value.partition("://")
     if not sep or scheme not in ("http", "https") or not rest or "/" in rest:
-        raise UsageError(f"--cors takes an origin like https://app.example.com (scheme, host, optional port) or '*', got {value!r}")
+        raise UsageError(
+            f"--cors takes an origin like https://app.example.com (scheme, host, optional port) or '*', got {value!r}"
+        )
     return value

@@ -139,7 +139,9 @@ async def _answer_or_gone(request: Request, future: Future[Reply], ticket: Ticke
     return answer.result()
 
 
-def _stream_response(service: ChatService, call: ChatCall, request: Request, headers: dict[str, str]) -> StreamingResponse:
+def _stream_response(
+    service: ChatService, call: ChatCall, request: Request, headers: dict[str, str]
+) -> StreamingResponse:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 

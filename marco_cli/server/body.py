@@ -42,8 +42,9 @@ def loads(raw: bytes) -> Any:
 
 def too_large(limit: int) -> RequestError:
     return RequestError(
-        413, f"the request body is larger than this server's limit of {limit:,} bytes "
-             "(its operator can raise it: marco serve --limit body-bytes=N)",
+        413,
+        f"the request body is larger than this server's limit of {limit:,} bytes "
+        "(its operator can raise it: marco serve --limit body-bytes=N)",
         code="body_too_large",
     )
 

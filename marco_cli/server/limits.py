@@ -35,7 +35,7 @@ class ServerLimits:
                 raise UsageError(f"--limit {_flag(f.name)} must be a number > 0, got {value}")
 
     @classmethod
-    def parse(cls, specs: list[str]) -> "ServerLimits":
+    def parse(cls, specs: list[str]) -> ServerLimits:
         """``["simulations=1000", "seconds=3600"]`` -> limits (one-line errors)."""
         changes: dict[str, Any] = {}
         names = {_flag(f.name): f for f in fields(cls)}
@@ -48,11 +48,13 @@ class ServerLimits:
             try:
                 value = float(raw) if f.type in (float, "float") else int(raw)
             except ValueError:
-                raise UsageError(f"--limit {key} must be a {'number' if f.type in (float, 'float') else 'whole number'}, got {raw!r}") from None
+                raise UsageError(
+                    f"--limit {key} must be a {'number' if f.type in (float, 'float') else 'whole number'}, got {raw!r}"
+                ) from None
             changes[f.name] = value
         return cls(**changes)
 
-    def covering(self, **defaults: float | int | None) -> "ServerLimits":
+    def covering(self, **defaults: float | int | None) -> ServerLimits:
         """These limits, raised where the server's own defaults are higher."""
         raised: dict[str, Any] = {k: v for k, v in defaults.items() if v is not None and v > getattr(self, k)}
         return replace(self, **raised) if raised else self
@@ -63,5 +65,7 @@ def _flag(name: str) -> str:
 
 
 def over_limit(param: str, value: float | int, limit: float | int, name: str) -> str:
-    return (f"{param} is {value:g}, above this server's limit of {limit:g} "
-            f"(its operator can raise it: marco serve --limit {_flag(name)}=N)")
+    return (
+        f"{param} is {value:g}, above this server's limit of {limit:g} "
+        f"(its operator can raise it: marco serve --limit {_flag(name)}=N)"
+    )

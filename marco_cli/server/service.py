@@ -69,8 +69,11 @@ class ChatService:
         self.max_tokens = max_tokens
         self.max_queue = max_queue
         self.limits = (limits or ServerLimits()).covering(
-            max_tokens=max(max_tokens, self.search.max_tokens), simulations=self.search.simulations,
-            children=self.search.children, max_depth=self.search.max_depth, seconds=self.search.budget,
+            max_tokens=max(max_tokens, self.search.max_tokens),
+            simulations=self.search.simulations,
+            children=self.search.children,
+            max_depth=self.search.max_depth,
+            seconds=self.search.budget,
         )
         self.stand_in = stand_in
         self.note = note  # one line for the operator (stderr) when a request is stopped
@@ -101,8 +104,10 @@ class ChatService:
             stand_in = found is not None
         if found is None:
             raise RequestError(
-                404, f"the model '{model_id}' does not exist; this server has: {', '.join(self.model_ids)}",
-                code="model_not_found", param="model",
+                404,
+                f"the model '{model_id}' does not exist; this server has: {', '.join(self.model_ids)}",
+                code="model_not_found",
+                param="model",
             )
         preset = found[1]
         return presets.model_id(self.name, preset), preset, stand_in
@@ -113,8 +118,9 @@ class ChatService:
     def call(self, data: Any) -> ChatCall:
         request = parse_request(data)
         model_id, preset, stand_in = self.resolve(request.model)
-        return to_call(request, model_id, preset.mode, preset.search(self.search), self.max_tokens,
-                       self.limits, stand_in=stand_in)
+        return to_call(
+            request, model_id, preset.mode, preset.search(self.search), self.max_tokens, self.limits, stand_in=stand_in
+        )
 
     def submit(self, call: ChatCall, on_text: Callable[[str], None] | None = None) -> tuple[Future[Reply], Ticket]:
         """Queue the request; 503 when too many already wait or the server stops."""
@@ -123,8 +129,10 @@ class ChatService:
         with self._lock:
             if self._waiting > self.max_queue:
                 raise RequestError(
-                    503, f"marco is busy ({self._waiting} requests queued); try again shortly",
-                    kind="server_error", code="busy",
+                    503,
+                    f"marco is busy ({self._waiting} requests queued); try again shortly",
+                    kind="server_error",
+                    code="busy",
                 )
             self._waiting += 1
         ticket = Ticket(self.limits.seconds)
@@ -147,8 +155,13 @@ class ChatService:
         answer = None
         try:
             answer = self.reasoner.ask(
-                call.question, mode=call.mode, generation=call.generation, search=call.search,
-                history=call.history, on_text=on_text, should_stop=ticket.should_stop,
+                call.question,
+                mode=call.mode,
+                generation=call.generation,
+                search=call.search,
+                history=call.history,
+                on_text=on_text,
+                should_stop=ticket.should_stop,
             )
         except Interrupted as exc:  # stopped mid-generation: the text or best path so far
             answer = exc.partial
@@ -268,19 +281,31 @@ def completion(call: ChatCall, reply: Reply, completion_id: str, created: int) -
     thought, answer = message_parts(reply)
     message = {"role": "assistant", "content": answer, "reasoning_content": thought}
     return {
-        "id": completion_id, "object": "chat.completion", "created": created, "model": call.model_id,
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": call.model_id,
         "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(call, reply), "logprobs": None}],
         "usage": usage(reply),
     }
 
 
-def chunk(call: ChatCall, completion_id: str, created: int, delta: dict[str, Any] | None,
-          finish: str | None = None, usage_: dict[str, Any] | None = None) -> dict[str, Any]:
+def chunk(
+    call: ChatCall,
+    completion_id: str,
+    created: int,
+    delta: dict[str, Any] | None,
+    finish: str | None = None,
+    usage_: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One ``chat.completion.chunk``; ``delta`` None makes the usage-only chunk."""
     choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
     data: dict[str, Any] = {
-        "id": completion_id, "object": "chat.completion.chunk", "created": created,
-        "model": call.model_id, "choices": choices,
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": call.model_id,
+        "choices": choices,
     }
     if usage_ is not None:
         data["usage"] = usage_

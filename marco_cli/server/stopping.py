@@ -68,9 +68,13 @@ class Ticket:
             return RequestError(503, "the server is shutting down", kind="server_error", code="shutting_down")
         if self.reason is Halt.GONE:
             return RequestError(499, "the client closed the request", code="client_closed_request")
-        return RequestError(504, f"the request ran past this server's limit of {self.seconds:g} s "
-                                 "(its operator can raise it: marco serve --limit seconds=N)",
-                            kind="server_error", code="time_limit")
+        return RequestError(
+            504,
+            f"the request ran past this server's limit of {self.seconds:g} s "
+            "(its operator can raise it: marco serve --limit seconds=N)",
+            kind="server_error",
+            code="time_limit",
+        )
 
 
 class StoppableBackend:
@@ -80,13 +84,13 @@ class StoppableBackend:
     thread runs requests, so one ticket is current at a time.
     """
 
-    def __init__(self, load: Callable[[], "Backend"], close: Callable[[], None]) -> None:
+    def __init__(self, load: Callable[[], Backend], close: Callable[[], None]) -> None:
         self._load = load
         self._close = close
         self.ticket: Ticket | None = None
 
     @property
-    def inner(self) -> "Backend":
+    def inner(self) -> Backend:
         return self._load()
 
     @property
@@ -101,7 +105,7 @@ class StoppableBackend:
         if self.ticket is not None:
             self.ticket.check()
 
-    def root(self, prompt_tokens: Sequence[int]) -> "Handle":
+    def root(self, prompt_tokens: Sequence[int]) -> Handle:
         # Only a stop already decided ends a request here; the time limit is
         # checked on generated tokens, where the reasoner keeps what it has,
         # so a request cut by time always gets its answer so far (maybe empty).
@@ -113,7 +117,7 @@ class StoppableBackend:
             raise RequestStopped
         return handle
 
-    def extend(self, requests: Sequence["Request"], on_token: "TokenCallback | None" = None) -> list["Continuation"]:
+    def extend(self, requests: Sequence[Request], on_token: TokenCallback | None = None) -> list[Continuation]:
         self._check()
         if self.ticket is None:
             return self.inner.extend(requests, on_token)
