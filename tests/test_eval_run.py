@@ -4,6 +4,7 @@ interruption, refusals; and the CLI's Ctrl-C path (partial table, exit 130)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from typer.testing import CliRunner
@@ -294,3 +295,17 @@ def test_cli_sc_conf_vote_table_and_json(dataset, monkeypatch):
     assert "accuracy_per_1k_tokens" in data["modes"][0]
     result = CliRunner().invoke(app, [*args, "--conf-keep", "0"])
     assert result.exit_code == 2 and "--conf-keep must be in (0, 1]" in result.stderr
+
+
+def test_a_looped_sample_abstains_from_the_vote(dataset):
+    from marco_cli.backends.base import StopReason
+
+    class Looping(FakeAnswerer):
+        def sample(self, question, k, generation):
+            out = super().sample(question, k, generation)
+            # the right answers "looped": without them the wrong answer is all that votes
+            return [replace(a, stop=StopReason.LOOP) if i % 3 == 0 else a for i, a in enumerate(out)]
+
+    row = run_eval(Looping(), load_dataset(dataset), _plan(modes="conf-vote", samples=5, limit=1)).rows[0]
+    assert row["looped"] == 2 and row["voters"] == 3 and row["prediction"] == "0"
+    assert [t["prediction"] for t in row["traces"]] == [None, "0", "0", None, "0"]

@@ -57,6 +57,9 @@ def eval_command(
     pick: o.PickOpt = _S.pick,
     value_span: o.ValueSpanOpt = _S.value_span,
     budget: o.BudgetOpt = None,
+    early_stop: o.EarlyStopOpt = _S.early_stop or 0.0,
+    early_stop_min: o.EarlyStopMinOpt = _S.early_stop_min,
+    loop_guard: o.LoopGuardOpt = _S.loop_guard,
     ctx: o.CtxOpt = _R.n_ctx,
     threads: o.ThreadsOpt = None,
     n_gpu_layers: o.GpuLayersOpt = None,
@@ -74,11 +77,13 @@ def eval_command(
     # cot is greedy when it answers once (the baseline); it samples only for test@k
     cot_sampled = samples > 1 and not any(m.votes for m in parsed)
     generation = GenerationSettings(
-        temperature=sampled_t if cot_sampled else 0.0, top_p=sampled_p, max_tokens=max_tokens)
+        temperature=sampled_t if cot_sampled else 0.0, top_p=sampled_p, max_tokens=max_tokens,
+        loop_guard=loop_guard)
     search = SearchSettings(
         simulations=simulations, children=children, max_depth=max_depth, exploration=exploration,
         temperature=sampled_t, top_p=sampled_p, max_tokens=max_tokens,
         reflection=reflection, reflect_below=reflect_below, pick=pick, value_span=value_span, budget=budget,
+        early_stop=early_stop, early_stop_min=early_stop_min, loop_guard=loop_guard,
     )
     plan = EvalPlan(parsed, "", generation, search, samples, seed, limit, offset, conf_keep, conf_score)
     problems = load_dataset(dataset)

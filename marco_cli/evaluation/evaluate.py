@@ -253,7 +253,9 @@ def _vote_row(problem: Problem, mode: EvalMode, samples: list[Answer] | ContextO
         row.update(prediction=None, correct=False, answer="", text="", tokens=0, seconds=0.0,
                    error=str(samples), model=plan.model, settings=plan.fingerprint(mode))
         return row, None
-    traces = [Trace.from_confidences(extract_answer(a.text), a.confidences) for a in samples]
+    # a trace the loop guard ended abstains, as a looped rollout does in the search's vote
+    traces = [Trace.from_confidences(None if a.looped else extract_answer(a.text), a.confidences)
+              for a in samples]
     score = plan.conf_score if mode.weighted else None
     result = vote(traces, weight=score, keep=plan.conf_keep if mode.weighted else 1.0)
     # the text shown for the vote: its most confident trace (first one for sc)
@@ -267,6 +269,7 @@ def _vote_row(problem: Problem, mode: EvalMode, samples: list[Answer] | ContextO
         seconds=round(max(a.seconds for a in samples), 3), model=plan.model, settings=plan.fingerprint(mode),
         k=len(samples), vote_share=round(result.weight, 6), voters=result.voters,
         any_correct=any(is_correct(t.prediction, problem.reference) for t in traces),
+        looped=sum(a.looped for a in samples),
         traces=[t.to_json() for t in traces],
     )
     return row, chosen
@@ -297,6 +300,14 @@ def _answer_one(answerer: Answerer, problem: Problem, mode: EvalMode, sample: in
     if answer.search is not None:
         row["value"] = round(answer.search.value, 6)
         row["stopped_by"] = answer.search.stopped_by.value
+        # every pick's answer from this one tree, so one run compares them
+        row["picks"] = {}
+        for choice in answer.search.picks:
+            prediction = extract_answer(choice.text)
+            row["picks"][choice.pick.value] = {
+                "prediction": prediction, "correct": is_correct(prediction, problem.reference),
+                "value": round(choice.value, 6), "estimated": choice.estimated,
+            }
         if detokenize is not None:
             row["rollouts"] = [
                 {"prediction": extract_answer(detokenize(r.tokens)), "value": round(r.value, 6),
