@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .backends.base import Backend, Request, Sampling, Stop, StopReason
@@ -295,6 +295,44 @@ class Reasoner:
             question, cont.text, len(tokens), cont.n_sampled, started,
             tokens=cont.tokens, confidences=cont.confidences, stop=cont.stop,
         )
+
+    def sample(self, question: str, k: int, generation: GenerationSettings) -> list[Answer]:
+        """``k`` sampled chains of thought for one question, decoded together in
+        lock-step (one llama.cpp batch row per sample, the prompt evaluated once);
+        sample ``i`` is seeded by ``generation.seed + i``, so a sample does not
+        depend on ``k`` or on what shared its batch. Each answer's ``seconds`` is
+        the wall time of the whole batch (the samples were made together)."""
+        if k < 1:
+            raise UsageError(f"--samples must be at least 1, got {k}")
+        question = check_question(question)
+        started = time.perf_counter()
+        tokens = self.prompt_tokens(question, system=generation.system)
+        backend = self.backend
+        root = backend.root(tokens)
+        requests = [
+            Request(
+                root,
+                max_tokens=generation.max_tokens,
+                stops=self._stops(),
+                sampling=Sampling(temperature=generation.temperature, top_p=generation.top_p,
+                                  seed=(generation.seed + i) & 0x7FFFFFFF),
+                keep=False,
+                loop_guard=generation.loop_guard,
+            )
+            for i in range(k)
+        ]
+        try:
+            conts = backend.extend(requests)
+        except KeyboardInterrupt:
+            raise Interrupted(self._answer(question, "", len(tokens), 0, started, interrupted=True)) from None
+        finally:
+            backend.release(root)
+        seconds = time.perf_counter() - started
+        return [
+            replace(self._answer(question, c.text, len(tokens), c.n_sampled, started,
+                                 tokens=c.tokens, confidences=c.confidences, stop=c.stop), seconds=seconds)
+            for c in conts
+        ]
 
     def _ask_mcts(self, question, tokens, settings: SearchSettings, observer, started, should_stop=None) -> Answer:
         from .search import StoppedBy, run_search
