@@ -27,10 +27,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.naive_backend import NaiveBackend  # noqa: E402
-from marco_cli.backends.base import Backend, Request, Sampling  # noqa: E402
-from marco_cli.backends.llama import LlamaBackend  # noqa: E402
-from marco_cli.core.settings import KVCacheType, RuntimeSettings  # noqa: E402
+from benchmarks.naive_backend import NaiveBackend
+from marco_cli.backends.base import Backend, Request, Sampling
+from marco_cli.backends.llama import LlamaBackend
+from marco_cli.core.settings import KVCacheType, RuntimeSettings
 
 QUESTION = (
     "A farmer has 17 sheep, 12 cows and 9 goats. He sells a third of the cows, buys twice as many "

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from .backends.base import Backend, Request, Sampling, Stop, StopReason
 from .core.errors import ContextOverflowError, ExitCode, MarcoError, ModelNotFoundError, UsageError
+from .core.settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
 from .formats.prompts import OUTPUT_CLOSE, Message, build_messages, parse_output, render_chat
 from .models.registry import Registry, ResolvedModel, resolve, with_backend
-from .core.settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
 
 if TYPE_CHECKING:
     from .search import Observer, SearchResult
@@ -39,7 +39,7 @@ class Answer:
     interrupted: bool = False
     tokens: tuple[int, ...] = ()
     confidences: tuple[float | None, ...] = ()
-    search: "SearchResult | None" = None
+    search: SearchResult | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     stop: StopReason | None = None  # how the answer's generation ended (None: unknown, cut short)
 
@@ -67,7 +67,7 @@ class Answer:
         return data
 
 
-def search_summary(result: "SearchResult") -> dict[str, Any]:
+def search_summary(result: SearchResult) -> dict[str, Any]:
     """The ``search`` object of ``--json``: counters and the chosen path."""
     stats = result.stats
     return {
@@ -256,7 +256,7 @@ class Reasoner:
         search: SearchSettings | None = None,
         history: tuple[Message, ...] = (),
         on_text: Callable[[str], None] | None = None,
-        observer: "Observer | None" = None,
+        observer: Observer | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Answer:
         """``should_stop`` ends a search early (anytime: the best answer so far)."""

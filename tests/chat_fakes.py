@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from marco_cli.backends.base import BackendStats, Continuation, ModelInfo, Request, StopReason
-from marco_cli.core.errors import BackendError, ContextOverflowError
-from marco_cli.reasoner import Reasoner
-from marco_cli.models.registry import ResolvedModel, load_registry, resolve
 from marco_cli.chat.session import ChatSession
+from marco_cli.core.errors import BackendError, ContextOverflowError
 from marco_cli.core.settings import RuntimeSettings
+from marco_cli.models.registry import ResolvedModel, load_registry, resolve
+from marco_cli.reasoner import Reasoner
 
 
 class FakeBackend:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-
 # A shell starts background jobs with SIGINT ignored, and an ignored signal
 # stays ignored across exec: every marco child the tests spawn would then be
 # deaf to Ctrl-C and the Ctrl-C tests would fail for the wrong reason. A

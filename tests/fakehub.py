@@ -77,7 +77,7 @@ class FakeHub:
     def gets(self, server: str = "cdn") -> list[Request]:
         return [r for r in self.requests if r.server == server and r.method == "GET"]
 
-    def __enter__(self) -> "FakeHub":
+    def __enter__(self) -> FakeHub:
         self._hub = _server(self, "hub")
         self._cdn = _server(self, "cdn")
         return self

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from marco_cli.backends.loops import loop_start
 from marco_cli.backends.base import (
     BackendStats,
     Continuation,
@@ -32,6 +31,7 @@ from marco_cli.backends.base import (
     StopReason,
     TokenCallback,
 )
+from marco_cli.backends.loops import loop_start
 
 WORDS = ["so ", "we ", "add ", "two ", "and ", "three ", "then ", "check ", "it ", "five "]
 SPECIAL = ["", "\n\n", "\n", "<Thought>", "</Thought>", "<Output>", "</Output>"]

@@ -6,13 +6,17 @@ import json
 
 import pytest
 
-from marco_cli.chat.settings import KEYS, ChatSettings
 from marco_cli.chat.conversation import (
-    Conversation, Turn, check_writable, load_conversation, save_conversation,
+    Conversation,
+    Turn,
+    check_writable,
+    load_conversation,
+    save_conversation,
 )
+from marco_cli.chat.settings import KEYS, ChatSettings
 from marco_cli.core.errors import ConversationFileError, UsageError
-from marco_cli.formats.prompts import Message
 from marco_cli.core.settings import Action, Mode
+from marco_cli.formats.prompts import Message
 
 
 def test_set_by_name_parses_and_validates():

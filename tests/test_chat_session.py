@@ -7,11 +7,11 @@ from __future__ import annotations
 import io
 
 import pytest
-
 from chat_fakes import fake_session
+
 from marco_cli.core.errors import BackendError, InputError, UnknownModelError, UsageError
-from marco_cli.reasoner import Interrupted
 from marco_cli.core.settings import Mode
+from marco_cli.reasoner import Interrupted
 from marco_cli.ui.line_input import StreamLines, UserInput, read_input
 from marco_cli.ui.repl import Repl
 from marco_cli.ui.slash import QUIT, SlashContext, dispatch, parse

@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from scripted_backend import ScriptedBackend
 from typer.testing import CliRunner
 
+from marco_cli.backends.base import StopReason
 from marco_cli.cli import app
+from marco_cli.core.errors import TreeFileError
+from marco_cli.core.settings import SearchSettings
 from marco_cli.evaluation.dpo import (
     FINISHED_STOPS,
     CompletePath,
@@ -20,13 +24,9 @@ from marco_cli.evaluation.dpo import (
     record_from_search,
     tree_index,
 )
-from marco_cli.backends.base import StopReason
-from marco_cli.core.errors import TreeFileError
 from marco_cli.evaluation.dpo_io import load_record, question_id
 from marco_cli.search import NodeView, Rollout, SearchResult, SearchStats, StoppedBy, run_search
-from marco_cli.core.settings import SearchSettings
 from marco_cli.treefile.io import TreeRecorder, options_dict, save_tree
-from scripted_backend import ScriptedBackend
 
 FIELDS = {"prompt", "chosen", "rejected", "question_id", "shared_prefix_tokens", "chosen_value", "rejected_value", "source"}
 
@@ -64,7 +64,7 @@ def test_known_answer_correct_beats_wrong():
     # by value gap: A-B .4, A-D -.05, C-B -.1, C-D -.55
     assert got == [(3, 4, 1, 2), (3, 1, 1, 2), (2, 4, 0, 0), (2, 1, 0, 0)]
     data = pairs[0].to_json()
-    assert FIELDS <= set(data)
+    assert set(data) >= FIELDS
     assert (data["chosen_value"], data["rejected_value"], data["prompt"]) == (0.9, 0.5, "PROMPT")
     assert (data["chosen_answer"], data["rejected_answer"], data["reference"]) == ("7", "8", "7")
 
@@ -192,7 +192,7 @@ def test_export_dpo_command(searched, tmp_path):
     both = runner.invoke(app, ["export-dpo", str(first), str(second), "-o", str(out)])
     assert both.exit_code == 0 and len(out.read_text().splitlines()) == n_one > 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert all(FIELDS <= set(r) and r["chosen"] != r["rejected"] for r in rows)
+    assert all(set(r) >= FIELDS and r["chosen"] != r["rejected"] for r in rows)
     assert [r["chosen_value"] - r["rejected_value"] for r in rows] == sorted(
         (r["chosen_value"] - r["rejected_value"] for r in rows), reverse=True)
     capped = runner.invoke(app, ["export-dpo", str(first), str(second), "--max-pairs-per-question", "2"])

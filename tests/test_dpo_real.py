@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
-from marco_cli.evaluation.dpo import make_pairs, record_from_search
-from marco_cli.reasoner import Reasoner, choose_model
-from marco_cli.models.registry import load_registry
 from marco_cli.core.settings import Mode, RuntimeSettings, SearchSettings
+from marco_cli.evaluation.dpo import make_pairs, record_from_search
+from marco_cli.models.registry import load_registry
+from marco_cli.reasoner import Reasoner, choose_model
 from marco_cli.treefile.io import load_tree
 
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
@@ -42,7 +42,7 @@ def test_pairs_share_a_prefix_consistent_with_the_tree(searched):
     views = {v.id: v for v in result.root.walk()}
     for pair in pairs:
         data = pair.to_json()
-        assert FIELDS <= set(data) and data["chosen"] != data["rejected"]
+        assert set(data) >= FIELDS and data["chosen"] != data["rejected"]
         assert data["chosen_value"] >= data["rejected_value"] or data["rejected"] in {
             p.text for p in record.paths if p.stop not in ("output_end", "eos")}
         n = pair.shared_prefix_tokens
@@ -75,7 +75,7 @@ def test_export_dpo_from_a_tree_saved_by_ask(tmp_path):
     paths = {p["text"]: p for p in saved.data["rollouts"]}
     views = {v.id: v for v in saved.root.walk()}
     for row in rows:
-        assert FIELDS <= set(row) and row["chosen"] != row["rejected"] and row["prompt"] == QUESTION
+        assert set(row) >= FIELDS and row["chosen"] != row["rejected"] and row["prompt"] == QUESTION
         chosen, rejected = paths[row["chosen"]], paths[row["rejected"]]
         n = row["shared_prefix_tokens"]
         assert chosen["tokens"][:n] == rejected["tokens"][:n]

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
-from marco_cli.core.errors import ContextOverflowError
+from marco_cli.core.errors import ContextOverflowError, UsageError
+from marco_cli.core.settings import Action, Mode
 from marco_cli.evaluation.datasets import load_dataset
 from marco_cli.evaluation.evaluate import (
     EvalInterrupted,
@@ -21,9 +22,7 @@ from marco_cli.evaluation.evaluate import (
     sample_seed,
 )
 from marco_cli.evaluation.results import JsonlWriter, ResultsError, read_rows
-from marco_cli.core.errors import UsageError
 from marco_cli.reasoner import Answer
-from marco_cli.core.settings import Action, Mode
 
 QUESTIONS = [("What is 2+2?", "4"), ("What is 3+4?", "7"), ("What is 10-1?", "9"), ("What is 6*7?", "42")]
 

@@ -10,8 +10,6 @@ token. Tests check behaviour, never timings.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from marco_cli.formats.prompts import FORMAT_INSTRUCTION, Message, build_messages, parse_output, render_chat, render_chatml
+from marco_cli.formats.prompts import (
+    FORMAT_INSTRUCTION,
+    Message,
+    build_messages,
+    parse_output,
+    render_chat,
+    render_chatml,
+)
 
 SMOL_TEMPLATE = (
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"

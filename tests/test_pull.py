@@ -6,13 +6,13 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from fakehub import FILE, REPO, closed_port_endpoint, write_registry
-from fakehub import gguf_bytes, gguf_sha, hub, online, registry_file  # noqa: F401  (fixtures)
+from fakehub import FILE, REPO, closed_port_endpoint, gguf_bytes, gguf_sha, hub, online, registry_file, write_registry  # noqa: F401  (fixtures)
 
+from marco_cli.core.errors import DownloadError, ModelNotFoundError, UsageError
 from marco_cli.models import download
 from marco_cli.models.download import Phase, PullProgress, pull
-from marco_cli.core.errors import DownloadError, ModelNotFoundError, UsageError
 from marco_cli.models.registry import load_registry, resolve
+
 
 def model(registry_file: Path, spec: str = "tiny-hub"):
     return resolve(load_registry(registry_file), spec)
@@ -190,9 +190,8 @@ def test_one_pull_per_file_at_a_time(hub, registry_file):
 
     dest = model(registry_file).path
     dest.parent.mkdir(parents=True)
-    with FileLock(dest.parent / f".{FILE}.lock"):
-        with pytest.raises(DownloadError, match="already downloading"):
-            pull(model(registry_file))
+    with FileLock(dest.parent / f".{FILE}.lock"), pytest.raises(DownloadError, match="already downloading"):
+        pull(model(registry_file))
     assert hub.gets() == []
 
 

@@ -11,14 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakehub import FILE, REPO, closed_port_endpoint
-from fakehub import gguf_bytes, gguf_sha, hub, online, registry_file  # noqa: F401  (fixtures)
+from fakehub import FILE, REPO, closed_port_endpoint, gguf_bytes, gguf_sha, hub, online, registry_file  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.models.download import Phase, PullProgress
-from marco_cli.reasoner import choose_model
 from marco_cli.models.registry import load_registry
+from marco_cli.reasoner import choose_model
 from marco_cli.ui.pull_progress import PlainPullDisplay
 
 URL_TAIL = f"/{REPO}/resolve/main/{FILE}"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from fake_openai_server import ENDING, IM_END, SCRIPTS, FakeServer, expected_confidence, tokenize
 from typer.testing import CliRunner
 
@@ -16,9 +15,9 @@ from marco_cli.backends.remote_probe import Dialect
 from marco_cli.backends.remote_wire import NoLogprobs, TokenEntry, confidence
 from marco_cli.cli import app
 from marco_cli.core.errors import BackendError, ContextOverflowError
+from marco_cli.core.settings import SearchSettings
 from marco_cli.models.registry import RemoteTarget
 from marco_cli.search import run_search
-from marco_cli.core.settings import SearchSettings
 
 PROMPT = "USER: what is 2+2?\nASSISTANT:"
 OUTPUT_STOP = Stop("</Output>", StopReason.OUTPUT_END)

@@ -21,9 +21,9 @@ for _module in ("sse_starlette", "starlette_context", "pydantic_settings", "uvic
 from marco_cli.backends.remote import RemoteBackend  # noqa: E402
 from marco_cli.backends.remote_probe import Dialect  # noqa: E402
 from marco_cli.cli import app  # noqa: E402
-from marco_cli.reasoner import Reasoner  # noqa: E402
-from marco_cli.models.registry import RemoteTarget, parse_registry, resolve  # noqa: E402
 from marco_cli.core.settings import GenerationSettings, Mode, SearchSettings  # noqa: E402
+from marco_cli.models.registry import RemoteTarget, parse_registry, resolve  # noqa: E402
+from marco_cli.reasoner import Reasoner  # noqa: E402
 
 N_CTX = 2048
 START_SECONDS = 120

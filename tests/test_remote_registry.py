@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.core.errors import ConfigError, UsageError
-from marco_cli.reasoner import choose_model
 from marco_cli.models.registry import RemoteTarget, parse_registry, resolve, with_backend
+from marco_cli.reasoner import choose_model
 
 REMOTE = """
 default = "gpu"

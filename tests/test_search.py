@@ -7,14 +7,14 @@ import sys
 
 import numpy as np
 import pytest
+from scripted_backend import ScriptedBackend
 
 from marco_cli.backends.base import StopReason
+from marco_cli.core.settings import Action, SearchSettings
 from marco_cli.search import NodeView, run_search
 from marco_cli.search.actions import REFLECTION_TEXT
 from marco_cli.search.node import Node
 from marco_cli.search.uct import select_child, uct_score
-from marco_cli.core.settings import Action, SearchSettings
-from scripted_backend import ScriptedBackend
 
 PROMPT = "Question: add two and three\n"
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scripted_backend import ScriptedBackend
 
+from marco_cli.core.settings import Action, Pick, SearchSettings, ValueSpan
 from marco_cli.search import StoppedBy, events, run_search, tree_to_dict
 from marco_cli.search.scoring import output_span, path_value
-from marco_cli.core.settings import Action, Pick, SearchSettings, ValueSpan
-from scripted_backend import ScriptedBackend
 
 PROMPT = "Question: add two and three\n"
 GOLDEN = Path(__file__).parent / "golden" / "search_tree.json"

@@ -12,17 +12,17 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from scripted_backend import OUTPUT, THOUGHT, THOUGHT_END, ScriptedBackend
 
 from marco_cli.core.errors import BackendError
-from marco_cli.reasoner import Reasoner
+from marco_cli.core.settings import SearchSettings
 from marco_cli.models.registry import parse_registry, resolve
+from marco_cli.reasoner import Reasoner
 from marco_cli.server.access import AccessPolicy
 from marco_cli.server.app import create_app
 from marco_cli.server.limits import ServerLimits
 from marco_cli.server.schema import ChatMessage, RequestError, conversation
 from marco_cli.server.service import ChatService, StandIn
-from marco_cli.core.settings import SearchSettings
-from scripted_backend import OUTPUT, THOUGHT, THOUGHT_END, ScriptedBackend
 
 REGISTRY = (
     'default = "big"\nfallback = "scripted"\n'

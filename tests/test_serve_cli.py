@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
-
 import openai
+import pytest
 
 pytestmark = pytest.mark.model
 

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from marco_cli.backends.base import BackendStats, Continuation, ModelInfo, StopReason
 from marco_cli.cli import app
 from marco_cli.core.errors import BackendError, ConfigError, ContextOverflowError, UsageError
+from marco_cli.reasoner import Reasoner
 from marco_cli.translate.glossary import load_glossary, parse_glossary
 from marco_cli.translate.languages import language
-from marco_cli.reasoner import Reasoner
 from marco_cli.translate.translation import build_prompt, looks_chinese, split_lines, split_paragraphs, tidy
 
 # -- languages and prompt ------------------------------------------------------

@@ -7,15 +7,15 @@ import json
 import os
 
 import pytest
+from scripted_backend import ScriptedBackend
 from typer.testing import CliRunner
 
-from marco_cli.treefile import io as treefile
 from marco_cli.cli import app
 from marco_cli.core.errors import TreeFileError, TreeSaveError
-from marco_cli.search import ObserverGroup, run_search, tree_to_dict
 from marco_cli.core.settings import SearchSettings
+from marco_cli.search import ObserverGroup, run_search, tree_to_dict
+from marco_cli.treefile import io as treefile
 from marco_cli.treefile.io import TreeRecorder, load_tree, options_dict, save_tree
-from scripted_backend import ScriptedBackend
 
 PROMPT = "Question: add two and three\n"
 SETTINGS = SearchSettings(simulations=6, children=2, max_tokens=150, reflection=True, seed=3)

@@ -8,17 +8,17 @@ import io
 
 import pytest
 from rich.console import Console
+from scripted_backend import ScriptedBackend
+from ui_trees import small_result, small_tree, wide_tree
 
-from marco_cli.search import StoppedBy, events, run_search
 from marco_cli.core.settings import SearchSettings
+from marco_cli.search import StoppedBy, events, run_search
 from marco_cli.ui.console import err_console
 from marco_cli.ui.heatmap import answer_heatmap, legend, render_confidence, token_pieces
 from marco_cli.ui.live import LiveSearchView
 from marco_cli.ui.mirror import SearchMirror
 from marco_cli.ui.summary import Progress, render_final, render_header
 from marco_cli.ui.tree_view import best_path_ids, render_tree, snippet
-from scripted_backend import ScriptedBackend
-from ui_trees import small_result, small_tree, wide_tree
 
 PROMPT = "Question: add two and three\n"
 

@@ -40,12 +40,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from ..core.errors import BackendError, ContextOverflowError
-from .remote_target import RemoteTarget
 from ..core.settings import RuntimeSettings
 from .base import BackendStats, Continuation, Handle, ModelInfo, Request, StopReason, TokenCallback
 from .remote_http import Http
 from .remote_probe import Dialect, ServerFacts, no_logprobs, probe_server
 from .remote_run import Run, State, kept_exact, kept_retokenized
+from .remote_target import RemoteTarget
 from .remote_wire import Chunk, parse_choice, sse_events
 from .stops import StopMatch
 

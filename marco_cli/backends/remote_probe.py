@@ -12,8 +12,8 @@ from enum import Enum
 from typing import Any
 
 from ..core.errors import BackendError
-from .remote_target import RemoteTarget
 from .remote_http import Http, ServerError
+from .remote_target import RemoteTarget
 from .remote_wire import NoLogprobs, parse_choice
 
 PROBE_TEXT = "Hello"

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .settings import ChatSettings
 from ..core.atomic import write_text_atomic
 from ..core.errors import ConversationFileError
-from ..formats.prompts import Message
 from ..core.settings import Mode
+from ..formats.prompts import Message
+from .settings import ChatSettings
 
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 64 * 1024 * 1024  # far beyond any context; refuse before parsing

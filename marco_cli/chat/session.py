@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ContextManager
 
-from .settings import ChatSettings
-from .conversation import Conversation, Turn, load_conversation, save_conversation
 from ..core.errors import MarcoError
-from ..reasoner import LOOP_NOTICE, Answer, Interrupted, ModelChoice, Reasoner, check_question, choose_model
-from ..models.registry import Registry, ResolvedModel
 from ..core.settings import Mode, RuntimeSettings
+from ..models.registry import Registry, ResolvedModel
+from ..reasoner import LOOP_NOTICE, Answer, Interrupted, ModelChoice, Reasoner, check_question, choose_model
+from .conversation import Conversation, Turn, load_conversation, save_conversation
+from .settings import ChatSettings
 
 if TYPE_CHECKING:
     from ..search import Observer, SearchResult

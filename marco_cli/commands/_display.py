@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..core.errors import TreeSaveError
+from ..core.settings import Mode, SearchSettings
 from ..reasoner import Answer
 from ..search import Observer, ObserverGroup
-from ..core.settings import Mode, SearchSettings
 from ..treefile.io import TreeRecorder, options_dict, save_tree
 from ..ui.console import err_console
 from ..ui.live import LiveSearchView

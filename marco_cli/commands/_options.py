@@ -4,7 +4,7 @@ each flag is spelled and documented once."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,12 +14,12 @@ _RUNTIME = "Model runtime"
 _SEARCH = "MCTS search"
 _VIEW = "Display"
 
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", envvar="MARCO_MODEL", help="Model name, alias, NAME:QUANT or path to a .gguf file.", show_default=False)]
-BackendOpt = Annotated[Optional[str], typer.Option("--backend", envvar="MARCO_BACKEND", help="Run the model on an OpenAI-compatible server at this URL (vLLM, llama-server); its API key from MARCO_API_KEY.", show_default=False, rich_help_panel=_RUNTIME)]
-ModelsFileOpt = Annotated[Optional[str], typer.Option("--models", envvar="MARCO_MODELS", help="Model registry file to use instead of the shipped models.toml.", show_default=False)]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", envvar="MARCO_MODEL", help="Model name, alias, NAME:QUANT or path to a .gguf file.", show_default=False)]
+BackendOpt = Annotated[str | None, typer.Option("--backend", envvar="MARCO_BACKEND", help="Run the model on an OpenAI-compatible server at this URL (vLLM, llama-server); its API key from MARCO_API_KEY.", show_default=False, rich_help_panel=_RUNTIME)]
+ModelsFileOpt = Annotated[str | None, typer.Option("--models", envvar="MARCO_MODELS", help="Model registry file to use instead of the shipped models.toml.", show_default=False)]
 CtxOpt = Annotated[int, typer.Option("--ctx", help="KV-cache size in tokens (shared by the whole search tree).", rich_help_panel=_RUNTIME)]
-ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads [default: all cores].", show_default=False, rich_help_panel=_RUNTIME)]
-GpuLayersOpt = Annotated[Optional[int], typer.Option("--n-gpu-layers", help="Layers to offload to the GPU; -1 = all [default: all when this llama.cpp build can offload, else 0].", show_default=False, rich_help_panel=_RUNTIME)]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads [default: all cores].", show_default=False, rich_help_panel=_RUNTIME)]
+GpuLayersOpt = Annotated[int | None, typer.Option("--n-gpu-layers", help="Layers to offload to the GPU; -1 = all [default: all when this llama.cpp build can offload, else 0].", show_default=False, rich_help_panel=_RUNTIME)]
 KVCacheOpt = Annotated[KVCacheType, typer.Option("--kv-cache", help="KV-cache type (q8_0 halves its memory).", rich_help_panel=_RUNTIME)]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", help="Show llama.cpp's own log on stderr.", rich_help_panel=_RUNTIME)]
 
@@ -30,19 +30,19 @@ ChildrenOpt = Annotated[int, typer.Option("--children", help="Children sampled p
 MaxDepthOpt = Annotated[int, typer.Option("--max-depth", help="Deepest tree level that is expanded.", rich_help_panel=_SEARCH)]
 ExplorationOpt = Annotated[float, typer.Option("--exploration", help="UCT exploration constant c.", rich_help_panel=_SEARCH)]
 ReflectionOpt = Annotated[bool, typer.Option("--reflection/--no-reflection", help="Insert Marco-o1's reflection phrase before </Thought>, once per path.", rich_help_panel=_SEARCH)]
-ReflectBelowOpt = Annotated[Optional[float], typer.Option("--reflect-below", help="Offer a reflection step under nodes whose step confidence is below this.", show_default=False, rich_help_panel=_SEARCH)]
+ReflectBelowOpt = Annotated[float | None, typer.Option("--reflect-below", help="Offer a reflection step under nodes whose step confidence is below this.", show_default=False, rich_help_panel=_SEARCH)]
 PickOpt = Annotated[Pick, typer.Option("--pick", help="Final answer: most-visited path, best-value rollout, or vote (the answer most rollout value agrees on).", rich_help_panel=_SEARCH)]
 EarlyStopOpt = Annotated[float, typer.Option("--early-stop", help="Stop searching once one answer holds this share of the finished rollouts' value; 0 = off.", metavar="SHARE", rich_help_panel=_SEARCH)]
 EarlyStopMinOpt = Annotated[int, typer.Option("--early-stop-min", help="Finished rollouts with an answer needed before --early-stop may end the search.", metavar="N", rich_help_panel=_SEARCH)]
 LoopGuardOpt = Annotated[bool, typer.Option("--loop-guard/--no-loop-guard", help="End a generation that repeats itself (a looped path is worth 0 and never wins).")]
 ValueSpanOpt = Annotated[ValueSpan, typer.Option("--value-span", help="Tokens a rollout's value averages over.", rich_help_panel=_SEARCH)]
 LeavesOpt = Annotated[int, typer.Option("--leaves", help="Leaves expanded together per iteration (virtual loss): bigger llama.cpp batches, a different but still seeded tree.", rich_help_panel=_SEARCH)]
-BudgetOpt = Annotated[Optional[float], typer.Option("--budget", help="Stop searching after this many seconds and answer with the best path so far.", show_default=False, rich_help_panel=_SEARCH)]
+BudgetOpt = Annotated[float | None, typer.Option("--budget", help="Stop searching after this many seconds and answer with the best path so far.", show_default=False, rich_help_panel=_SEARCH)]
 
 NoLiveOpt = Annotated[bool, typer.Option("--no-live", help="Don't draw the search tree live on stderr (it is drawn only on a terminal anyway).", rich_help_panel=_VIEW)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Leave no tree or summary on stderr after the search.", rich_help_panel=_VIEW)]
 ConfidenceOpt = Annotated[bool, typer.Option("--confidence", help="Print the answer with each token coloured by its confidence (red unsure, green sure).", rich_help_panel=_VIEW)]
-SaveTreeOpt = Annotated[Optional[Path], typer.Option("--save-tree", help="Write the whole search to this JSON file (for `marco replay`; schema in docs/tree-schema.md).", show_default=False, metavar="FILE", rich_help_panel=_VIEW)]
+SaveTreeOpt = Annotated[Path | None, typer.Option("--save-tree", help="Write the whole search to this JSON file (for `marco replay`; schema in docs/tree-schema.md).", show_default=False, metavar="FILE", rich_help_panel=_VIEW)]
 
 
 def runtime_settings(ctx: int, threads: int | None, gpu_layers: int | None, kv_cache: KVCacheType, verbose: bool) -> RuntimeSettings:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..core.errors import UsageError
-from ..reasoner import LOOP_NOTICE, Answer, Interrupted, Reasoner, choose_model
-from ..models.registry import load_registry
 from ..core.settings import GenerationSettings, Mode, SearchSettings
+from ..models.registry import load_registry
+from ..reasoner import LOOP_NOTICE, Answer, Interrupted, Reasoner, choose_model
 from ..ui.console import err_console, is_tty, notice, out_console
 from ..ui.heatmap import confidence_json, confidence_view
 from ..ui.stream import AnswerStream
@@ -25,13 +25,13 @@ _R = o.DEFAULT_RUNTIME
 
 
 def ask(
-    question: Annotated[Optional[str], typer.Argument(help="The question; '-' or a pipe reads stdin.", show_default=False)] = None,
+    question: Annotated[str | None, typer.Argument(help="The question; '-' or a pipe reads stdin.", show_default=False)] = None,
     model: o.ModelOpt = None,
     models_file: o.ModelsFileOpt = None,
     backend: o.BackendOpt = None,
     mode: o.ModeOpt = Mode.MCTS,
-    system: Annotated[Optional[str], typer.Option("--system", help="System prompt (replaces the model's default).", show_default=False)] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature [default: 0 for cot, 0.8 for mcts].", show_default=False)] = None,
+    system: Annotated[str | None, typer.Option("--system", help="System prompt (replaces the model's default).", show_default=False)] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", "-t", help="Sampling temperature [default: 0 for cot, 0.8 for mcts].", show_default=False)] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated for the answer.")] = 1024,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same answer.")] = 0,
     show_thoughts: Annotated[bool, typer.Option("--show-thoughts", help="Print the thought on stdout too.")] = False,

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from ..core.errors import ExitCode, MarcoError
-from ..models.registry import load_registry
 from ..chat.conversation import check_writable
 from ..chat.session import ChatSession, open_session
+from ..core.errors import ExitCode, MarcoError
 from ..core.settings import Mode, marco_home
+from ..models.registry import load_registry
 from ..ui.console import is_tty, notice
 from ..ui.line_input import StreamLines, TerminalLines
 from ..ui.repl import Repl
@@ -29,10 +29,10 @@ def chat(
     model: o.ModelOpt = None,
     models_file: o.ModelsFileOpt = None,
     mode: o.ModeOpt = Mode.COT,
-    system: Annotated[Optional[str], typer.Option("--system", help="System prompt (replaces the model's default).", show_default=False)] = None,
-    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue a conversation saved with --save or /save.", show_default=False)] = None,
-    save: Annotated[Optional[str], typer.Option("--save", help="Save the conversation to this JSON file on exit (and on /save).", show_default=False)] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature [default: 0 for cot, 0.8 for mcts].", show_default=False)] = None,
+    system: Annotated[str | None, typer.Option("--system", help="System prompt (replaces the model's default).", show_default=False)] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Continue a conversation saved with --save or /save.", show_default=False)] = None,
+    save: Annotated[str | None, typer.Option("--save", help="Save the conversation to this JSON file on exit (and on /save).", show_default=False)] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", "-t", help="Sampling temperature [default: 0 for cot, 0.8 for mcts].", show_default=False)] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per answer.")] = 1024,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same answers.")] = 0,
     action: o.ActionOpt = _S.action,

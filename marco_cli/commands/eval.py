@@ -8,19 +8,19 @@ import sys
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..core.errors import UsageError
+from ..core.settings import GenerationSettings, SearchSettings
 from ..evaluation.datasets import load_dataset
 from ..evaluation.dpo_io import DpoCollector
 from ..evaluation.evaluate import EvalInterrupted, EvalPlan, EvalReport, check_previous, parse_modes, run_eval
 from ..evaluation.results import JsonlWriter, read_rows
-from ..reasoner import Reasoner, choose_model
-from ..models.registry import load_registry
-from ..core.settings import GenerationSettings, SearchSettings
 from ..evaluation.voting import ConfScore
+from ..models.registry import load_registry
+from ..reasoner import Reasoner, choose_model
 from ..ui.console import err_console, is_tty, notice, out_console
 from ..ui.eval_view import EvalProgress, print_table, results_table
 from . import _options as o
@@ -32,22 +32,22 @@ _R = o.DEFAULT_RUNTIME
 def eval_command(
     dataset: Annotated[Path, typer.Argument(help="Questions: MGSM-style TSV (question<TAB>answer) or JSON Lines ({\"question\", \"answer\"}, GSM8K '#### N' answers).", show_default=False)],
     modes: Annotated[str, typer.Option("--modes", help="Comma-separated: cot (greedy), sc (majority vote of --samples sampled CoTs), conf-vote (the same samples, votes weighted by confidence), mcts-step, mcts-mini64, mcts-mini32. The first is the baseline of the Δ column.")] = "cot,mcts-step",
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N questions (after --offset).", show_default=False)] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N questions (after --offset).", show_default=False)] = None,
     offset: Annotated[int, typer.Option("--offset", help="Skip the first N questions (--offset 50 --limit 100: questions 51-150).")] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Base seed; each answer's seed derives from it, the question and the sample.")] = 0,
     samples: Annotated[int, typer.Option("--samples", help="k: the sampled CoTs sc and conf-vote vote over (made in one batch). Without sc/conf-vote: answers per question and mode (test@k counts a question right if any is).")] = 1,
     conf_keep: Annotated[float, typer.Option("--conf-keep", help="conf-vote: only this share of the samples, the most confident, votes.")] = 1.0,
     conf_score: Annotated[ConfScore, typer.Option("--conf-score", help="conf-vote: a trace's confidence: mean (eq. 2), tail (last 32 tokens) or window (lowest 16-token window).")] = ConfScore.MEAN,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Append one JSON line per answer here, as it is made.", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Append one JSON line per answer here, as it is made.", show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run recorded in --out: skip answers already there.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
-    dpo_out: Annotated[Optional[Path], typer.Option("--dpo-out", help="Also write DPO preference pairs from every MCTS tree (JSON Lines).", show_default=False)] = None,
-    max_pairs: Annotated[Optional[int], typer.Option("--max-pairs-per-question", help="Keep at most N pairs per question (largest value gaps first).", show_default=False)] = None,
+    dpo_out: Annotated[Path | None, typer.Option("--dpo-out", help="Also write DPO preference pairs from every MCTS tree (JSON Lines).", show_default=False)] = None,
+    max_pairs: Annotated[int | None, typer.Option("--max-pairs-per-question", help="Keep at most N pairs per question (largest value gaps first).", show_default=False)] = None,
     model: o.ModelOpt = None,
     models_file: o.ModelsFileOpt = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per answer.")] = 1024,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature of sc, conf-vote, MCTS and of cot with --samples > 1; cot answering once is greedy [default: 0.8].", show_default=False)] = None,
-    top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling threshold of the sampled modes [default: 0.95].", show_default=False)] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", "-t", help="Sampling temperature of sc, conf-vote, MCTS and of cot with --samples > 1; cot answering once is greedy [default: 0.8].", show_default=False)] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling threshold of the sampled modes [default: 0.95].", show_default=False)] = None,
     simulations: o.SimulationsOpt = _S.simulations,
     children: o.ChildrenOpt = _S.children,
     max_depth: o.MaxDepthOpt = _S.max_depth,

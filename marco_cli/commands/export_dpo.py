@@ -6,7 +6,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,9 +19,9 @@ from ..ui.console import notice
 
 def export_dpo(
     trees: Annotated[list[Path], typer.Argument(help="Search trees saved with --save-tree (JSON).", show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the pairs here (JSON Lines) [default: stdout].", show_default=False)] = None,
-    dataset: Annotated[Optional[Path], typer.Option("--dataset", help="A benchmark file (TSV/JSONL) whose answers grade the paths: chosen = correct, rejected = wrong.", show_default=False)] = None,
-    max_pairs: Annotated[Optional[int], typer.Option("--max-pairs-per-question", help="Keep at most N pairs per question (largest value gaps first).", show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the pairs here (JSON Lines) [default: stdout].", show_default=False)] = None,
+    dataset: Annotated[Path | None, typer.Option("--dataset", help="A benchmark file (TSV/JSONL) whose answers grade the paths: chosen = correct, rejected = wrong.", show_default=False)] = None,
+    max_pairs: Annotated[int | None, typer.Option("--max-pairs-per-question", help="Keep at most N pairs per question (largest value gaps first).", show_default=False)] = None,
 ) -> None:
     """Turn search trees into chosen/rejected pairs that share their deepest common ancestor."""
     if max_pairs is not None and max_pairs < 1:

@@ -11,9 +11,9 @@ from typing import Annotated
 
 import typer
 
+from ..core.errors import UsageError
 from ..models import download
 from ..models.download import Phase, PullProgress
-from ..core.errors import UsageError
 from ..models.registry import ResolvedModel, load_registry, resolve
 from ..ui.console import notice
 from ..ui.pull_progress import human_bytes, pull_display

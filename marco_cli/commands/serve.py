@@ -6,14 +6,14 @@ import errno
 import ipaddress
 import socket
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..core.errors import MarcoError, UsageError
-from ..reasoner import Reasoner, choose_model
-from ..models.registry import load_registry, resolve
 from ..core.settings import SearchSettings
+from ..models.registry import load_registry, resolve
+from ..reasoner import Reasoner, choose_model
 from ..ui.console import notice
 from . import _options as o
 
@@ -33,10 +33,10 @@ def serve(
     backend: o.BackendOpt = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Default for requests that give no max_tokens.")] = 1024,
     max_queue: Annotated[int, typer.Option("--max-queue", help="Requests that may wait for the model; more get 503.")] = 16,
-    api_key: Annotated[Optional[str], typer.Option("--api-key", envvar="MARCO_API_KEY", help="Require this key from clients (Authorization: Bearer KEY); also MARCO_API_KEY.", show_default=False)] = None,
-    allow_host: Annotated[Optional[list[str]], typer.Option("--allow-host", help="Also accept requests whose Host is NAME (a proxy's public name; '*': any). Repeatable.", show_default=False, metavar="NAME")] = None,
-    cors: Annotated[Optional[list[str]], typer.Option("--cors", help="Let web pages from ORIGIN (https://app.example) call the server; '*': any. Repeatable.", show_default=False, metavar="ORIGIN")] = None,
-    limit: Annotated[Optional[list[str]], typer.Option("--limit", help="Raise or lower a per-request limit: body-bytes, messages, max-tokens, simulations, children, max-depth, seconds. Repeatable.", show_default=False, metavar="NAME=N")] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="MARCO_API_KEY", help="Require this key from clients (Authorization: Bearer KEY); also MARCO_API_KEY.", show_default=False)] = None,
+    allow_host: Annotated[list[str] | None, typer.Option("--allow-host", help="Also accept requests whose Host is NAME (a proxy's public name; '*': any). Repeatable.", show_default=False, metavar="NAME")] = None,
+    cors: Annotated[list[str] | None, typer.Option("--cors", help="Let web pages from ORIGIN (https://app.example) call the server; '*': any. Repeatable.", show_default=False, metavar="ORIGIN")] = None,
+    limit: Annotated[list[str] | None, typer.Option("--limit", help="Raise or lower a per-request limit: body-bytes, messages, max-tokens, simulations, children, max-depth, seconds. Repeatable.", show_default=False, metavar="NAME=N")] = None,
     action: o.ActionOpt = _S.action,
     simulations: o.SimulationsOpt = _S.simulations,
     children: o.ChildrenOpt = _S.children,

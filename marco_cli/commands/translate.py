@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..core.errors import UsageError
+from ..core.settings import GenerationSettings, Mode, SearchSettings
+from ..models.registry import load_registry
+from ..reasoner import Reasoner, choose_model
 from ..translate.glossary import load_glossary
 from ..translate.languages import language
-from ..reasoner import Reasoner, choose_model
-from ..models.registry import load_registry
-from ..core.settings import GenerationSettings, Mode, SearchSettings
-from ..translate.translation import TranslateOptions, Translation, TranslationFailed, Translator, Unit, split_lines, split_paragraphs
+from ..translate.translation import (
+    TranslateOptions,
+    Translation,
+    TranslationFailed,
+    Translator,
+    Unit,
+    split_lines,
+    split_paragraphs,
+)
 from ..ui.console import err_console, is_tty, notice
 from ..ui.progress import LineProgress
 from ..ui.stream import AnswerStream
@@ -32,17 +40,17 @@ _R = o.DEFAULT_RUNTIME
 
 
 def translate(
-    text: Annotated[Optional[str], typer.Argument(help="Text to translate; without it (or with '-') stdin is translated line by line.", show_default=False)] = None,
+    text: Annotated[str | None, typer.Argument(help="Text to translate; without it (or with '-') stdin is translated line by line.", show_default=False)] = None,
     to: Annotated[str, typer.Option("--to", help="Target language: a code (en, zh, ja, ko, fr, de, es, ru, pt, it, ...) or a name.", show_default=False)] = ...,
-    source: Annotated[Optional[str], typer.Option("--from", help="Source language [default: recognised by the model].", show_default=False)] = None,
-    glossary: Annotated[Optional[str], typer.Option("--glossary", help="TOML file with a [terms] table: \"slang\" = \"preferred rendering\".", show_default=False)] = None,
+    source: Annotated[str | None, typer.Option("--from", help="Source language [default: recognised by the model].", show_default=False)] = None,
+    glossary: Annotated[str | None, typer.Option("--glossary", help="TOML file with a [terms] table: \"slang\" = \"preferred rendering\".", show_default=False)] = None,
     paragraph: Annotated[bool, typer.Option("--paragraph", help="Translate blank-line separated blocks instead of single lines.")] = False,
     show_thoughts: Annotated[bool, typer.Option("--show-thoughts", help="Show the reasoning about slang and idioms (on stderr).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON Lines on stdout: {line, source, translation, thought}.")] = False,
     mode: o.ModeOpt = Mode.COT,
     model: o.ModelOpt = None,
     models_file: o.ModelsFileOpt = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature [default: 0 for cot, 0.8 for mcts].", show_default=False)] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", "-t", help="Sampling temperature [default: 0 for cot, 0.8 for mcts].", show_default=False)] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per line (thought included).")] = 1024,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same translation.")] = 0,
     action: o.ActionOpt = _S.action,

@@ -172,7 +172,7 @@ class SearchSettings:
         """The share that stops the search, or None when early stopping is off."""
         return self.early_stop or None
 
-    def with_(self, **changes: object) -> "SearchSettings":
+    def with_(self, **changes: object) -> SearchSettings:
         return replace(self, **changes)
 
 

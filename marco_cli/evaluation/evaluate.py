@@ -20,11 +20,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..core.errors import ContextOverflowError, ExitCode, MarcoError, UsageError
-from ..reasoner import Answer, Interrupted
 from ..core.settings import Action, GenerationSettings, Mode, SearchSettings
+from ..reasoner import Answer, Interrupted
 from .answers import extract_answer, is_correct
 from .datasets import Problem
-from .results import Key, ResultsError, JsonlWriter, row_key
+from .results import JsonlWriter, Key, ResultsError, row_key
 from .stats import ModeSummary, Outcome, summarize
 from .voting import ConfScore, Trace, vote
 
@@ -83,7 +83,7 @@ class EvalInterrupted(MarcoError):
 
     exit_code = ExitCode.INTERRUPTED
 
-    def __init__(self, report: "EvalReport") -> None:
+    def __init__(self, report: EvalReport) -> None:
         super().__init__("interrupted")
         self.report = report
 

@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import ModelNotFoundError, UsageError
 from ..core.atomic import write_text_atomic
+from ..core.errors import ModelNotFoundError, UsageError
 from .registry import QuantFile, Registry, ResolvedModel, download_path
 
 

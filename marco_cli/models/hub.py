@@ -97,7 +97,7 @@ def describe(repo: str, filename: str, revision: str = "main") -> RemoteFile:
     headers["Accept-Encoding"] = "identity"
     try:
         meta = get_hf_file_metadata(url, headers=headers, endpoint=endpoint())
-    except Exception as exc:  # noqa: BLE001 - every failure is mapped, unknown ones included
+    except Exception as exc:
         raise _error(exc, repo, filename, url) from None
     if meta.commit_hash is None:
         raise DownloadError(
@@ -165,7 +165,7 @@ class _Meter:
         self.n = initial
         self._on_bytes = on_bytes
 
-    def __enter__(self) -> "_Meter":
+    def __enter__(self) -> _Meter:
         return self
 
     def __exit__(self, *exc: object) -> None:

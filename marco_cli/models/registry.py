@@ -18,10 +18,10 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from ..core.errors import ConfigError, UnknownModelError, UsageError
-from ..core.settings import config_dir, models_dir
 # The remote backend owns the shape of its target; the registry only fills it in.
 from ..backends.remote_target import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RemoteTarget
+from ..core.errors import ConfigError, UnknownModelError, UsageError
+from ..core.settings import config_dir, models_dir
 
 SHIPPED_REGISTRY = Path(__file__).parent.parent / "models.toml"
 
@@ -145,7 +145,7 @@ def _typed(path: Path, where: str, table: dict, key: str, kind: type | tuple, de
     if key not in table:
         return default
     value = table[key]
-    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise _err(path, f"{where}.{key}", f"expected {names}, got {type(value).__name__} {value!r}")
     return value

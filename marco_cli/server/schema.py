@@ -9,13 +9,13 @@ accepted and ignored, as OpenAI-compatible servers do; the ``marco`` object
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal, Optional, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..core.errors import UsageError
-from ..formats.prompts import Message
 from ..core.settings import Action, GenerationSettings, Mode, Pick, SearchSettings, ValueSpan
+from ..formats.prompts import Message
 
 if TYPE_CHECKING:
     from .limits import ServerLimits
@@ -36,32 +36,32 @@ class RequestError(Exception):
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: str
-    text: Optional[str] = None
+    text: str | None = None
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant"]
-    content: Union[str, list[ContentPart], None] = None
+    content: str | list[ContentPart] | None = None
 
 
 class MarcoOptions(BaseModel):
     """Search options under ``"marco"`` (the same names as ``marco ask``'s flags)."""
 
     model_config = ConfigDict(extra="forbid")
-    action: Optional[Action] = None
-    simulations: Optional[int] = None
-    children: Optional[int] = None
-    max_depth: Optional[int] = None
-    exploration: Optional[float] = None
-    reflection: Optional[bool] = None
-    reflect_below: Optional[float] = None
-    pick: Optional[Pick] = None
-    value_span: Optional[ValueSpan] = None
-    budget: Optional[float] = None
-    step_max_tokens: Optional[int] = None
-    delimiter: Optional[str] = None
-    top_k: Optional[int] = None
+    action: Action | None = None
+    simulations: int | None = None
+    children: int | None = None
+    max_depth: int | None = None
+    exploration: float | None = None
+    reflection: bool | None = None
+    reflect_below: float | None = None
+    pick: Pick | None = None
+    value_span: ValueSpan | None = None
+    budget: float | None = None
+    step_max_tokens: int | None = None
+    delimiter: str | None = None
+    top_k: int | None = None
 
 
 class StreamOptions(BaseModel):
@@ -74,14 +74,14 @@ class ChatRequest(BaseModel):
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
-    stream_options: Optional[StreamOptions] = None
-    temperature: Optional[float] = None
-    top_p: Optional[float] = None
-    max_tokens: Optional[int] = None
-    max_completion_tokens: Optional[int] = None
-    seed: Optional[int] = None
-    n: Optional[int] = None
-    marco: Optional[MarcoOptions] = None
+    stream_options: StreamOptions | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    seed: int | None = None
+    n: int | None = None
+    marco: MarcoOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def conversation(messages: list[ChatMessage]) -> tuple[str | None, tuple[Message
     return ("\n\n".join(system) or None), tuple(turns[:-1]), turns[-1].content
 
 
-def check_limits(req: ChatRequest, limits: "ServerLimits") -> None:
+def check_limits(req: ChatRequest, limits: ServerLimits) -> None:
     """Refuse what is above the server's limits, naming the field and the limit."""
     from .limits import MAX_DELIMITER_CHARS, over_limit
 
@@ -170,7 +170,7 @@ def check_limits(req: ChatRequest, limits: "ServerLimits") -> None:
 
 
 def to_call(req: ChatRequest, model_id: str, mode: Mode, base_search: SearchSettings, default_max_tokens: int,
-            limits: "ServerLimits | None" = None, *, stand_in: bool = False) -> ChatCall:
+            limits: ServerLimits | None = None, *, stand_in: bool = False) -> ChatCall:
     if req.n not in (None, 1):
         raise RequestError(400, "n must be 1: marco returns one answer per request", param="n")
     if limits is not None:

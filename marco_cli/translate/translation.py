@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import MarcoError, ModelLoadError, ModelNotFoundError
+from ..core.settings import GenerationSettings, Mode, SearchSettings
+from ..reasoner import Answer, Interrupted, Reasoner
 from .glossary import Glossary, Term
 from .languages import Language
-from ..reasoner import Answer, Interrupted, Reasoner
-from ..core.settings import GenerationSettings, Mode, SearchSettings
 
 # -- prompt ----------------------------------------------------------------
 

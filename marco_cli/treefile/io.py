@@ -24,6 +24,7 @@ from .. import __version__
 from ..backends.base import StopReason
 from ..core.atomic import write_text_atomic
 from ..core.errors import TreeSaveError
+from ..core.settings import SearchSettings
 from ..formats.prompts import parse_output
 from ..search import SearchResult, tree_to_dict
 from ..search.events import (
@@ -36,7 +37,6 @@ from ..search.events import (
     RolloutScored,
     SearchFinished,
 )
-from ..core.settings import SearchSettings
 from .check import FORMAT, VERSION, SavedTree, load_tree, tree_from_dict
 
 __all__ = [

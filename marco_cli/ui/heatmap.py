@@ -94,7 +94,7 @@ def answer_heatmap(
     return Text("\n\n").join([head, answer])
 
 
-def confidence_view(answer: "Answer", detokenize: Detokenize, *, thought: bool = False) -> Text:
+def confidence_view(answer: Answer, detokenize: Detokenize, *, thought: bool = False) -> Text:
     """An ``Answer`` as a heatmap (``--confidence`` in ask and chat); plain
     text when no tokens survived (e.g. Ctrl-C before the first one)."""
     if not answer.tokens:
@@ -103,7 +103,7 @@ def confidence_view(answer: "Answer", detokenize: Detokenize, *, thought: bool =
     return answer_heatmap(pieces, answer.confidences, thought=thought)
 
 
-def confidence_json(answer: "Answer", detokenize: Detokenize) -> list[dict[str, Any]]:
+def confidence_json(answer: Answer, detokenize: Detokenize) -> list[dict[str, Any]]:
     """``[{"piece": "4", "c": 0.93}, ...]`` for ``--json --confidence``."""
     pieces = token_pieces(detokenize, answer.tokens)
     return [

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..search import StopReason
-from ..search import NodeView, SearchResult
+from ..search import NodeView, SearchResult, StopReason
 from ..search.events import (
     Backpropagated,
     Event,

@@ -49,7 +49,7 @@ class LineProgress:
             )
             self._task = self._progress.add_task(label, total=total)
 
-    def __enter__(self) -> "LineProgress":
+    def __enter__(self) -> LineProgress:
         if self._progress is not None:
             self._progress.start()
         return self

@@ -15,13 +15,13 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
-from ..core.errors import InputError, MarcoError
-from ..reasoner import Answer, Interrupted
 from ..chat.session import ChatSession
+from ..core.errors import InputError, MarcoError
 from ..core.settings import Mode
+from ..reasoner import Answer, Interrupted
 from .console import err_console, is_tty, out_console
-from .line_input import CONTINUATION, PROMPT, ReadLine, read_input
 from .heatmap import confidence_view
+from .line_input import CONTINUATION, PROMPT, ReadLine, read_input
 from .live import LiveSearchView
 from .slash import QUIT, SlashContext, dispatch
 from .stream import AnswerStream

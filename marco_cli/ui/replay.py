@@ -13,8 +13,7 @@ from typing import Any
 
 from rich.console import Console, Group, RenderableType
 
-from ..search import StopReason
-from ..search import NodeView
+from ..search import NodeView, StopReason
 from ..search.events import (
     Backpropagated,
     Event,

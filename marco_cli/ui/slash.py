@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Union
 
 from rich.console import Group, RenderableType
 
+from ..chat.session import ChatSession, Loading
 from ..chat.settings import KEYS
 from ..core.errors import UsageError
-from ..chat.session import ChatSession, Loading
 from ..core.settings import Mode
 from .summary import render_summary
 from .tree_view import render_tree

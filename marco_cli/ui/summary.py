@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..formats.prompts import parse_output
-from ..search import SearchResult, StopReason, StoppedBy
+from ..search import SearchResult, StoppedBy, StopReason
 from .scale import confidence_style
 from .tree_view import render_tree
 
