@@ -27,6 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import itertools
+
 from benchmarks.naive_backend import NaiveBackend
 from marco_cli.backends.base import Backend, Request, Sampling
 from marco_cli.backends.llama import LlamaBackend
@@ -57,7 +59,7 @@ def expansion_order(n: int, depth: int, children: int, seed: int) -> list[Node]:
         node = frontier.pop(int(rng.integers(len(frontier))))
         order.append(node)
         if len(node) + 1 < depth:
-            frontier += [node + (k,) for k in range(children)]
+            frontier += [(*node, k) for k in range(children)]
     return order
 
 
@@ -197,7 +199,7 @@ def main() -> None:
     with LlamaBackend.load(path, RuntimeSettings(n_ctx=512), name="tok") as tok:
         prompt = tok.tokenize(f"<|im_start|>user\n{QUESTION}<|im_end|>\n<|im_start|>assistant\n")
     order = expansion_order(args.expansions, args.depth, args.children, args.seed)
-    jumps = sum(1 for a, b in zip(order, order[1:]) if b[:-1] != a) / max(1, len(order) - 1)
+    jumps = sum(1 for a, b in itertools.pairwise(order) if b[:-1] != a) / max(1, len(order) - 1)
 
     rows = [bench_engine(path, prompt, order, g, args) for g in args.groups]
     gc.collect()

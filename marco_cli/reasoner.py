@@ -244,7 +244,7 @@ class Reasoner:
 
     def _stops(self) -> tuple[Stop, ...]:
         extra = tuple(Stop(s, StopReason.EOS, keep=False) for s in self.model.entry.stop)
-        return (Stop(OUTPUT_CLOSE, StopReason.OUTPUT_END),) + extra
+        return (Stop(OUTPUT_CLOSE, StopReason.OUTPUT_END), *extra)
 
     # -- use cases ---------------------------------------------------------
     def ask(

@@ -179,7 +179,7 @@ class ScriptedBackend:
             rng = self._rng(seed, context)
             token = self._policy(context[prompt_len:], rng)
             confidence = float(rng.uniform(0.05, 0.3) if self.low_confidence else rng.uniform(0.05, 1.0))
-            if "again " in self.detokenize(context[prompt_len:] + (token,)):
+            if "again " in self.detokenize((*context[prompt_len:], token)):
                 confidence = LOOP_CONFIDENCE
             if token == EOS:
                 stop = StopReason.EOS

@@ -166,7 +166,7 @@ def test_a_saved_tree_gives_the_same_pairs(searched, tmp_path):
 def test_a_saved_tree_without_rollout_texts(searched, tmp_path):
     _, result, _ = searched
     path = save(tmp_path / "t.json", result)  # no recorder: rollout texts are null
-    with pytest.raises(TreeFileError, match="t.json: rollout 0: its 'text' was not recorded"):
+    with pytest.raises(TreeFileError, match=r"t.json: rollout 0: its 'text' was not recorded"):
         load_record(path)
     data = json.loads(path.read_text())
     data["rollouts"] = [r for r in data["rollouts"] if r["n_rollout_tokens"] == 0]

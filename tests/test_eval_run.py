@@ -145,12 +145,12 @@ def test_resume_refuses_other_settings_or_dataset(dataset, tmp_path):
     with pytest.raises(ResultsError, match="mode cot was run with another model, --seed or options"):
         check_previous(previous, problems, _plan(seed=9), str(out))
     other = [p.__class__(p.id, p.question + "!", p.reference) for p in problems]
-    with pytest.raises(ResultsError, match="r.jsonl:1: question math:1 differs"):
+    with pytest.raises(ResultsError, match=r"r.jsonl:1: question math:1 differs"):
         check_previous(previous, other, _plan(), str(out))
     with pytest.raises(ResultsError, match="already exists"):
         JsonlWriter(out, resume=False)
     out.write_text("not json\n{}\n")
-    with pytest.raises(ResultsError, match="r.jsonl:1: not a JSON line"):
+    with pytest.raises(ResultsError, match=r"r.jsonl:1: not a JSON line"):
         read_rows(out)
 
 

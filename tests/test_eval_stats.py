@@ -51,6 +51,6 @@ def test_summary_accuracy_test_at_k_and_paired_difference():
 
 
 def test_summary_of_a_mode_without_answers():
-    (cot, mcts) = summarize([_o("a", "cot", 0, True)], ["cot", "mcts"], k=1)
+    (_cot, mcts) = summarize([_o("a", "cot", 0, True)], ["cot", "mcts"], k=1)
     assert mcts.questions == 0 and mcts.accuracy == 0.0 and mcts.diff is None
     assert set(mcts.to_json()) >= {"mode", "accuracy", "ci_low", "ci_high", "test_at_k", "mean_tokens", "mean_seconds", "diff"}

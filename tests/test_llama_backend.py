@@ -76,7 +76,7 @@ def prompt(backend) -> list[int]:
 
 def test_missing_file(tmp_path):
     path = tmp_path / "nope.gguf"
-    with pytest.raises(ModelNotFoundError, match="model file not found: .*nope.gguf"):
+    with pytest.raises(ModelNotFoundError, match=r"model file not found: .*nope.gguf"):
         LlamaBackend.load(path, RuntimeSettings(n_threads=1), name="x")
 
 

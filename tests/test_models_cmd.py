@@ -15,8 +15,8 @@ def test_models_table_plain_when_piped():
     assert "\x1b[" not in result.stdout
     lines = result.stdout.splitlines()
     assert lines[0].split()[:6] == ["name", "aliases", "quant", "size", "on", "disk"]
-    assert any(l.startswith("marco-o1 *") and "Q4_K_M" in l for l in lines)
-    assert any(l.startswith("smollm2-135m") and " yes " in l for l in lines)
+    assert any(line.startswith("marco-o1 *") and "Q4_K_M" in line for line in lines)
+    assert any(line.startswith("smollm2-135m") and " yes " in line for line in lines)
     assert "GPU offload:" in result.stdout
 
 

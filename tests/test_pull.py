@@ -79,7 +79,7 @@ def test_interrupted_pull_keeps_its_partial_and_the_next_pull_resumes(hub, regis
     events: list[PullProgress] = []
     path = pull(model(registry_file), progress=events.append)
     assert hub.gets()[-1].headers.get("Range") == f"bytes={kept}-"
-    assert [e.resumed_from for e in events if e.phase is Phase.DOWNLOADING][0] == kept
+    assert next(e.resumed_from for e in events if e.phase is Phase.DOWNLOADING) == kept
     assert sha_of(path) == gguf_sha
     assert not list(dest.parent.glob("*.incomplete"))
 

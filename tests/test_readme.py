@@ -18,5 +18,5 @@ def test_ci_runs_the_readme_test_command():
     install_and_ask, install_and_test = blocks[0].strip(), blocks[1].strip()
     assert "marco ask" in install_and_ask and "pip install" in install_and_ask
     assert "pytest" in install_and_test
-    ci_lines = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines()]
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert install_and_test in ci_lines

@@ -113,4 +113,4 @@ def test_threads_default_flag_env_and_errors(monkeypatch):
     for bad in ("zero", "0", "-2"):
         monkeypatch.setenv("MARCO_THREADS", bad)
         with pytest.raises(UsageError, match="MARCO_THREADS must be"):
-            RuntimeSettings().threads
+            _ = RuntimeSettings().threads

@@ -38,7 +38,7 @@ def test_a_remote_entry_resolves_to_its_server():
     assert model.remote == RemoteTarget("http://gpu-box:8000", "AIDC-AI/Marco-o1", "GPU_KEY", 32768, 8, 300.0)
     assert model.available and not model.on_disk and model.entry.thought_format
     assert choose_model(reg, None).model.remote is not None  # no download, no fallback notice
-    with pytest.raises(UsageError, match="runs on a server .* no quant 'q4'"):
+    with pytest.raises(UsageError, match=r"runs on a server .* no quant 'q4'"):
         resolve(reg, "gpu:q4")
 
 

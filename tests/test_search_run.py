@@ -225,7 +225,7 @@ def test_events_arrive_in_a_sensible_order():
     assert isinstance(seen[-1], events.SearchFinished) and seen[-1].result is result
     created: set[int] = set()
     scored: set[int] = set()
-    for i, event in enumerate(seen):
+    for event in seen:
         if isinstance(event, events.NodeCreated):
             assert event.node_id == len(created)  # ids in creation order
             assert event.parent_id is None or event.parent_id in created

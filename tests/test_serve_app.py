@@ -89,7 +89,7 @@ def service_call(client, model):
 
 
 def test_quick_preset_is_smaller_than_the_server_search():
-    client, service = make_client()
+    _client, service = make_client()
     try:
         service.search = SearchSettings(simulations=16, children=3, max_tokens=80)
         call = service.call({"model": "scripted+mcts-quick", "messages": QUESTION})
@@ -491,7 +491,7 @@ def test_the_time_limit_returns_the_answer_so_far_as_length():
 
 def test_shutdown_stops_the_running_request_and_refuses_the_queued_ones():
     backend = SlowBackend()
-    client, service = make_client(backend)
+    _client, service = make_client(backend)
     try:
         running, _ = service.submit(service.call({"model": "scripted", "messages": HI}))
         queued, _ = service.submit(service.call({"model": "scripted", "messages": HI}))

@@ -163,7 +163,7 @@ def test_bad_requests_are_4xx_json_and_the_server_keeps_answering(server, client
     with pytest.raises(openai.UnprocessableEntityError):
         client.chat.completions.create(model="tiny+mcts", messages=[{"role": "user", "content": "hi"}],
                                        extra_body={"marco": {"simulatons": 2}})
-    assert [m.id for m in client.models.list()][0] == "smollm2-135m"
+    assert next(m.id for m in client.models.list()) == "smollm2-135m"
 
 
 def test_a_taken_port_is_a_one_line_error(tmp_path):

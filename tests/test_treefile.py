@@ -107,7 +107,7 @@ def test_failed_rename_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(TreeSaveError, match="cannot write .*tree.json: No space left on device"):
+    with pytest.raises(TreeSaveError, match=r"cannot write .*tree.json: No space left on device"):
         save_tree(target, result, question="q", model="m", options={}, recorder=recorder)
     assert target.read_text() == "old contents"
     assert _leftovers(tmp_path) == []

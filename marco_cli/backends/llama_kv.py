@@ -148,9 +148,8 @@ class KVStore:
         """Take the sequence of the least recently used unpinned node."""
         victim = None
         for handle, node in self.nodes.items():
-            if node.seq is not None and handle not in pinned:
-                if victim is None or node.last_used < victim.last_used:
-                    victim = node
+            if node.seq is not None and handle not in pinned and (victim is None or node.last_used < victim.last_used):
+                victim = node
         if victim is None:
             return False
         self.evict(victim)

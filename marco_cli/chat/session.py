@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ContextManager
+from typing import TYPE_CHECKING
 
 from ..core.errors import MarcoError
 from ..core.settings import Mode, RuntimeSettings
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 ReasonerFactory = Callable[[ResolvedModel, RuntimeSettings], Reasoner]
 Notify = Callable[[str], None]
-Loading = Callable[[str], ContextManager[None]]
+Loading = Callable[[str], AbstractContextManager[None]]
 
 
 @dataclass(frozen=True)

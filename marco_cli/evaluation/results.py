@@ -69,7 +69,7 @@ class JsonlWriter:
                 f"{path} already exists", hint=f"pass --resume to continue that run, or choose another {option}"
             )
         try:
-            self._file: BinaryIO = open(path, "ab+")
+            self._file: BinaryIO = open(path, "ab+")  # noqa: SIM115  (the writer keeps it open until close())
             size = self._file.seek(0, os.SEEK_END)
             if keep_bytes is not None and size > keep_bytes:
                 self._file.truncate(keep_bytes)  # drop a torn last line

@@ -73,7 +73,7 @@ class Actions:
             )
             limit = s.step_max_tokens
         if reflect:
-            stops = tuple(st for st in stops if st.reason is not StopReason.THOUGHT_END) + (_REFLECT_STOP,)
+            stops = (*(st for st in stops if st.reason is not StopReason.THOUGHT_END), _REFLECT_STOP)
         return Request(
             parent=parent, max_tokens=min(limit, remaining), stops=stops, sampling=self.sampling(seed),
             loop_guard=s.loop_guard,

@@ -11,7 +11,7 @@ Observers are called on the search thread: keep them quick.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..backends.base import StopReason
 
@@ -75,9 +75,9 @@ class SearchFinished:
     result: SearchResult
 
 
-Event = Union[
-    NodeCreated, NodeExpanded, ReflectionInserted, RolloutScored, Backpropagated, IterationDone, SearchFinished
-]
+Event = (
+    NodeCreated | NodeExpanded | ReflectionInserted | RolloutScored | Backpropagated | IterationDone | SearchFinished
+)
 
 
 @runtime_checkable

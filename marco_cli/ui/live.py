@@ -135,10 +135,7 @@ class LiveSearchView:
         if self._started is None:
             return None
         done = m.result is not None
-        if done:
-            elapsed = m.result.stats.seconds
-        else:
-            elapsed = self._clock() - self._started
+        elapsed = m.result.stats.seconds if done else self._clock() - self._started
         running = m.simulations if done else m.simulations + 1
         if self.simulations:
             running = min(running, self.simulations)

@@ -23,10 +23,7 @@ _GREEN = ColorTriplet(0, 190, 0)
 def confidence_color(value: float) -> Color:
     """The scale's colour at ``value`` (clamped to [0, 1])."""
     x = min(1.0, max(0.0, float(value)))
-    if x < 0.5:
-        rgb = blend_rgb(_RED, _YELLOW, x / 0.5)
-    else:
-        rgb = blend_rgb(_YELLOW, _GREEN, (x - 0.5) / 0.5)
+    rgb = blend_rgb(_RED, _YELLOW, x / 0.5) if x < 0.5 else blend_rgb(_YELLOW, _GREEN, (x - 0.5) / 0.5)
     return Color.from_triplet(rgb)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
 
@@ -30,7 +30,7 @@ class _Quit:
 
 
 QUIT = _Quit()
-Reply = Union[str, RenderableType, None, _Quit]
+Reply = str | RenderableType | _Quit | None
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def _mode(session: ChatSession, arg: str, _ctx: SlashContext) -> Reply:
 def _set(session: ChatSession, arg: str, _ctx: SlashContext) -> Reply:
     if not arg:
         return "\n".join(f"  {name:<18} {key.help}" for name, key in KEYS.items())
-    key, value = (arg.split(None, 1) + [""])[:2]
+    key, value = [*arg.split(None, 1), ""][:2]
     session.set(key, value)
     key = key.lower()
     mcts_only = KEYS[key].cot is None

@@ -164,7 +164,7 @@ def _paths_to(view: NodeView, targets: set[int]) -> Iterable[list[int]]:
         if node.id in targets:
             yield path
         for child in node.children:
-            stack.append((child, path + [child.id]))
+            stack.append((child, [*path, child.id]))
 
 
 def _fit(view: NodeView, keep: set[int], max_lines: int) -> set[int]:
