@@ -12,11 +12,14 @@ import ctypes
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import BackendError, ModelLoadError, ModelNotFoundError
 from ..core.settings import KVCacheType, RuntimeSettings
 from .base import BackendStats, Continuation, Handle, ModelInfo, Request, TokenCallback
+
+if TYPE_CHECKING:  # imported lazily at load time: it needs llama_cpp
+    from .llama_tree import TreeEngine
 
 GGUF_MAGIC = b"GGUF"
 _END_TEXTS = ("<|im_end|>", "<|endoftext|>")  # ChatML end markers (ALGORITHM.md section 1)
@@ -141,7 +144,7 @@ def _eos_tokens(llama_cpp: Any, raw_vocab: Any, vocab: Vocab) -> tuple[int, ...]
 class LlamaBackend:
     """The ``Backend`` protocol on llama.cpp (see ``llama_tree`` for the engine)."""
 
-    def __init__(self, *, lib: Any, model: Any, vocab: Vocab, info: ModelInfo, engine: Any) -> None:
+    def __init__(self, *, lib: Any, model: Any, vocab: Vocab, info: ModelInfo, engine: TreeEngine) -> None:
         self._lib = lib
         self._model = model
         self._vocab = vocab
@@ -227,7 +230,7 @@ class LlamaBackend:
         self._engine.release(handle)
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> TreeEngine:
         """The tree engine (benchmarks read its KV figures)."""
         return self._engine
 

@@ -232,7 +232,7 @@ class KVStore:
 
     def cells_in_use(self) -> int:
         """Distinct KV cells held by live sequences (shared prefixes count once)."""
-        trie: dict = {}
+        trie: dict[int, Any] = {}  # token -> the next level
         count = 0
         for node in self.nodes.values():
             if node.seq is None:

@@ -130,6 +130,7 @@ class TreeEngine:
         self.stats.rebuilt_tokens += kv.materialize(handle, ())
         node = kv.get(handle)
         node.last_used = kv.clock
+        assert node.seq is not None  # materialize() gave the node a sequence
         scratch = kv.fork(node.seq, (handle,))
         try:
             return kv.decode([(node.path[-1], len(node.path) - 1, (scratch,), True)], (handle,))[0]
@@ -161,7 +162,13 @@ class TreeEngine:
             raise
         return [r for r in results if r is not None]
 
-    def _run_wave(self, requests, indices, on_token, results) -> None:
+    def _run_wave(
+        self,
+        requests: Sequence[Request],
+        indices: range,
+        on_token: TokenCallback | None,
+        results: list[Continuation | None],
+    ) -> None:
         kv, n_ctx = self._kv, self.info.n_ctx
         parents = {requests[i].parent for i in indices}
         for handle in parents:
@@ -196,6 +203,7 @@ class TreeEngine:
         for i in indices:
             req = requests[i]
             parent = kv.get(req.parent)
+            assert parent.seq is not None  # _run_wave materialized every parent
             room = n_ctx - len(parent.path)
             forced = self._checked(req.forced)[:room]
             run = _Run(
@@ -211,7 +219,7 @@ class TreeEngine:
             run.kv_len = len(parent.path) - 1
             runs.append(run)
 
-    def _prefill(self, runs: list[_Run], parents: set[Handle], on_token) -> None:
+    def _prefill(self, runs: list[_Run], parents: set[Handle], on_token: TokenCallback | None) -> None:
         """Decode each parent's pending token once for all its children, then the
         forced tokens; leave every sampling run with the logits row to sample from."""
         entries: list[Entry] = []
@@ -244,11 +252,14 @@ class TreeEngine:
             for run in readers:
                 run.row = row
 
-    def _step(self, active: list[_Run], on_token, results) -> list[_Run]:
+    def _step(
+        self, active: list[_Run], on_token: TokenCallback | None, results: list[Continuation | None]
+    ) -> list[_Run]:
         """Sample one token for every active run, then decode them all in one batch."""
         n_ctx, running, entries = self.info.n_ctx, [], []
         for run in active:
             req = run.request
+            assert run.row is not None  # _prefill or the last _step left the logits to sample from
             token, conf = sample_with_confidence(run.row, req.sampling, run.rng)
             if token in self._eos:
                 results[run.index] = self._finish(run, StopReason.EOS, on_token)

@@ -38,6 +38,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
 
 from ..core.errors import BackendError, ContextOverflowError
 from ..core.settings import RuntimeSettings
@@ -68,7 +69,7 @@ class RemoteBackend:
 
     @classmethod
     def connect(cls, target: RemoteTarget, runtime: RuntimeSettings | None = None, *,
-                name: str | None = None, **http_options) -> RemoteBackend:
+                name: str | None = None, **http_options: Any) -> RemoteBackend:
         """Reach the server, learn what it speaks, check it returns logprobs.
         ``http_options`` go to ``Http`` (tests pass a transport, retries, sleep)."""
         api_key = _api_key(target)
@@ -189,8 +190,9 @@ class RemoteBackend:
             wait(futures)
             self._http.cancelled.clear()
             for f in futures:
-                if not f.cancelled() and f.exception() is None and f.result().handle is not None:
-                    self.release(f.result().handle)
+                handle = None if f.cancelled() or f.exception() is not None else f.result().handle
+                if handle is not None:
+                    self.release(handle)
             raise
 
     def _start(self, index: int, request: Request) -> Run:
@@ -217,7 +219,7 @@ class RemoteBackend:
             return self._generate_streamed(run, emit)
         return self._generate_chunked(run, emit)
 
-    def _body(self, run: Run, prompt: list[int] | str, max_tokens: int, *, stream: bool, seed: int) -> dict:
+    def _body(self, run: Run, prompt: list[int] | str, max_tokens: int, *, stream: bool, seed: int) -> dict[str, Any]:
         s = run.request.sampling
         body = {
             "model": self._facts.model, "prompt": prompt, "max_tokens": max_tokens,
@@ -238,6 +240,7 @@ class RemoteBackend:
                     raise KeyboardInterrupt
                 chunk = self._checked(parse_choice(data))
                 entries = chunk.entries
+                assert entries is not None  # _checked refuses a chunk without logprobs
                 ended = next((k for k, e in enumerate(entries) if e.id is not None and e.id in eos), None)
                 if ended is not None:  # an end-of-turn token: the continuation ends before it
                     entries = entries[:ended]
@@ -245,7 +248,7 @@ class RemoteBackend:
                 run.exact_pieces &= exact
                 last = len(entries) - 1
                 # Without each token's bytes, the event's text goes on its last token.
-                pieces = [e.piece for e in entries] if exact else [b""] * last + [chunk.text.encode("utf-8")]
+                pieces = [e.piece for e in entries if e.piece is not None] if exact else [b""] * last + [chunk.text.encode("utf-8")]
                 for k, (entry, piece) in enumerate(zip(entries, pieces)):
                     run.shared_event = not exact and last > 0
                     match = run.add(entry, piece, clean=exact or k == last)

@@ -112,7 +112,7 @@ class Http:
             raise BackendError(f"{self.base_url}{path} did not answer with JSON") from None
 
     @contextmanager
-    def _send(self, method: str, path: str, body: dict | None, *, stream: bool = False) -> Iterator[httpx.Response]:
+    def _send(self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool = False) -> Iterator[httpx.Response]:
         response = self._send_with_retries(method, path, body, stream)
         try:
             yield response
@@ -123,7 +123,7 @@ class Http:
         finally:
             response.close()
 
-    def _send_with_retries(self, method: str, path: str, body: dict | None, stream: bool) -> httpx.Response:
+    def _send_with_retries(self, method: str, path: str, body: dict[str, Any] | None, stream: bool) -> httpx.Response:
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:

@@ -82,6 +82,7 @@ class ServerFacts:
         if not isinstance(raw, list):
             raise BackendError("the server's tokenize answer has no 'tokens' list")
         out = []
+        item: Any  # an id, or an {"id", "piece"} object that gives one
         for item in raw:
             if isinstance(item, dict):  # llama-server with_pieces: {"id", "piece"}
                 item, piece = item.get("id"), item.get("piece")
@@ -101,8 +102,9 @@ class ServerFacts:
             data = self._detokenize_text(http, list(tokens))
         if isinstance(data, dict):
             for key in ("content", "prompt", "text"):  # llama-server, vLLM, llama-cpp-python
-                if isinstance(data.get(key), str):
-                    return data[key]
+                value = data.get(key)
+                if isinstance(value, str):
+                    return value
         raise BackendError("the server's detokenize answer has no text")
 
     def _detokenize_text(self, http: Http, tokens: list[int]) -> Any:
@@ -145,7 +147,7 @@ def probe_server(http: Http, target: RemoteTarget) -> ServerFacts:
     return facts
 
 
-def _served_models(http: Http) -> list[dict]:
+def _served_models(http: Http) -> list[dict[str, Any]]:
     data = http.get_json("/v1/models")
     items = data.get("data") if isinstance(data, dict) else None
     if not isinstance(items, list):

@@ -79,7 +79,7 @@ def _number(value: Any) -> float:
     return float(value)
 
 
-def _llama_server_entries(items: list) -> tuple[TokenEntry, ...]:
+def _llama_server_entries(items: list[Any]) -> tuple[TokenEntry, ...]:
     out = []
     for item in items:
         if not isinstance(item, dict):
@@ -100,7 +100,7 @@ def _llama_server_entries(items: list) -> tuple[TokenEntry, ...]:
     return tuple(out)
 
 
-def _legacy_entries(logprobs: dict) -> tuple[TokenEntry, ...]:
+def _legacy_entries(logprobs: dict[str, Any]) -> tuple[TokenEntry, ...]:
     tokens = logprobs.get("tokens") or []
     values = logprobs.get("token_logprobs") or []
     tops = logprobs.get("top_logprobs") or []

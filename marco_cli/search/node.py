@@ -9,6 +9,7 @@ re-tokenised text (ALGORITHM.md section 2).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +102,7 @@ class NodeView:
     def n_tokens(self) -> int:
         return len(self.tokens)
 
-    def walk(self):
+    def walk(self) -> Iterator[NodeView]:
         """This view and every descendant, depth first, children in id order."""
         yield self
         for child in self.children:
