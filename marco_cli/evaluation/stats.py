@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 
@@ -63,7 +64,7 @@ class ModeSummary:
         """Accuracy points (0-100) bought per 1000 generated tokens per question."""
         return 100 * self.accuracy / (self.tokens_per_question / 1000) if self.tokens_per_question else 0.0
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
         for key in ("accuracy", "ci_low", "ci_high", "test_at_k", "diff"):
             if data[key] is not None:

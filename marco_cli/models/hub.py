@@ -36,7 +36,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from huggingface_hub.file_download import http_get
-from huggingface_hub.utils import build_hf_headers
+from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]  # a lazy module: typed re-export missing
 
 from .. import __version__
 from ..core.errors import DownloadError
@@ -71,7 +71,7 @@ def quiet_logs() -> None:
         return
     from huggingface_hub.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # unannotated in huggingface_hub
 
 
 def endpoint() -> str:

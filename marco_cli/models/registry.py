@@ -10,13 +10,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # Python 3.10
+    import tomli as tomllib
 
 # The remote backend owns the shape of its target; the registry only fills it in.
 from ..backends.remote_target import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RemoteTarget
@@ -135,13 +137,15 @@ def _err(path: Path, where: str, message: str) -> ConfigError:
     return ConfigError(f"{path}: {where}: {message}")
 
 
-def _check_keys(path: Path, where: str, table: dict, allowed: set[str]) -> None:
+def _check_keys(path: Path, where: str, table: dict[str, Any], allowed: set[str]) -> None:
     for key in table:
         if key not in allowed:
             raise _err(path, where, f"unknown key '{key}' (allowed: {', '.join(sorted(allowed))})")
 
 
-def _typed(path: Path, where: str, table: dict, key: str, kind: type | tuple, default=None):
+def _typed(
+    path: Path, where: str, table: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = None
+) -> Any:
     if key not in table:
         return default
     value = table[key]
@@ -151,7 +155,7 @@ def _typed(path: Path, where: str, table: dict, key: str, kind: type | tuple, de
     return value
 
 
-def _strings(path: Path, where: str, table: dict, key: str) -> tuple[str, ...]:
+def _strings(path: Path, where: str, table: dict[str, Any], key: str) -> tuple[str, ...]:
     values = _typed(path, where, table, key, list, [])
     for value in values:
         if not isinstance(value, str) or not value:
@@ -236,7 +240,7 @@ def normalize_base_url(url: str) -> str:
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
-def _remote_keys(path: Path, where: str, table: dict) -> dict:
+def _remote_keys(path: Path, where: str, table: dict[str, Any]) -> dict[str, Any]:
     base_url = _typed(path, where, table, "base_url", str)
     if base_url is not None:
         try:
@@ -292,7 +296,7 @@ def parse_registry(text: str, source: Path) -> Registry:
     return Registry(source, registry.lookup(default).name, fallback and registry.lookup(fallback).name, models)
 
 
-def registry_path(override: str | os.PathLike | None = None) -> Path:
+def registry_path(override: str | os.PathLike[str] | None = None) -> Path:
     if override:
         return Path(override).expanduser()
     env = os.environ.get("MARCO_MODELS")
@@ -302,7 +306,7 @@ def registry_path(override: str | os.PathLike | None = None) -> Path:
     return user if user.is_file() else SHIPPED_REGISTRY
 
 
-def load_registry(override: str | os.PathLike | None = None) -> Registry:
+def load_registry(override: str | os.PathLike[str] | None = None) -> Registry:
     path = registry_path(override)
     try:
         raw = path.read_bytes()

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 from rich.console import Console
 
 
-def is_tty(stream) -> bool:
+def is_tty(stream: Any) -> bool:  # any object; one without isatty() is no terminal
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):

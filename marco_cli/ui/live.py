@@ -135,7 +135,7 @@ class LiveSearchView:
         if self._started is None:
             return None
         done = m.result is not None
-        elapsed = m.result.stats.seconds if done else self._clock() - self._started
+        elapsed = m.result.stats.seconds if m.result is not None else self._clock() - self._started
         running = m.simulations if done else m.simulations + 1
         if self.simulations:
             running = min(running, self.simulations)
