@@ -133,7 +133,7 @@ def _turn(data: object, number: int) -> Turn:
     return Turn(values["user"], values["assistant"], values["thought"], error)
 
 
-def save_conversation(conversation: Conversation, path: str | os.PathLike) -> Path:
+def save_conversation(conversation: Conversation, path: str | os.PathLike[str]) -> Path:
     """Write atomically: a crash or a full disk leaves the old file intact."""
     target = Path(path).expanduser()
     text = json.dumps(conversation.to_json(), ensure_ascii=False, indent=2) + "\n"
@@ -146,7 +146,7 @@ def save_conversation(conversation: Conversation, path: str | os.PathLike) -> Pa
     return target
 
 
-def check_writable(path: str | os.PathLike) -> None:
+def check_writable(path: str | os.PathLike[str]) -> None:
     """Fail early for a ``--save`` path that cannot be written."""
     target = Path(path).expanduser()
     if target.is_dir():
@@ -158,7 +158,7 @@ def check_writable(path: str | os.PathLike) -> None:
         raise ConversationFileError(f"{target}: cannot write in {parent}")
 
 
-def load_conversation(path: str | os.PathLike) -> Conversation:
+def load_conversation(path: str | os.PathLike[str]) -> Conversation:
     source = Path(path).expanduser()
     try:
         if source.stat().st_size > MAX_FILE_BYTES:

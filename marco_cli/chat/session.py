@@ -173,10 +173,10 @@ class ChatSession:
         self.conversation.model = self._spec(choice.model)
         return choice
 
-    def save(self, path: str | os.PathLike) -> str:
+    def save(self, path: str | os.PathLike[str]) -> str:
         return str(save_conversation(self.conversation, path))
 
-    def load(self, path: str | os.PathLike, *, loading: Loading | None = None) -> None:
+    def load(self, path: str | os.PathLike[str], *, loading: Loading | None = None) -> None:
         """Replace the conversation by a saved one, switching to its model when
         that is available (otherwise a notice, and the current model stays)."""
         conversation = load_conversation(path)
@@ -208,7 +208,7 @@ def open_session(
     *,
     model: str | None,
     model_given: bool,
-    resume: str | os.PathLike | None = None,
+    resume: str | os.PathLike[str] | None = None,
     overrides: dict[str, object] | None = None,
     mode: Mode | None = None,
     reasoner_factory: ReasonerFactory = Reasoner,

@@ -142,9 +142,12 @@ class ChatSettings:
 
     def with_value(self, key: str, value: object) -> ChatSettings:
         spec = _key(key)
+        # the key is only known at run time; __post_init__ checks the value
+        cot: dict[str, Any] = {spec.cot: value} if spec.cot else {}
+        mcts: dict[str, Any] = {spec.mcts: value} if spec.mcts else {}
         try:
-            generation = replace(self.generation, **{spec.cot: value}) if spec.cot else self.generation
-            search = replace(self.search, **{spec.mcts: value}) if spec.mcts else self.search
+            generation = replace(self.generation, **cot) if spec.cot else self.generation
+            search = replace(self.search, **mcts) if spec.mcts else self.search
         except UsageError as exc:
             # the dataclasses word their errors for flags ("--temperature must ..."); here it is a key
             raise UsageError(exc.message.removeprefix("--")) from None

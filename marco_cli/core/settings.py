@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from .errors import UsageError
 
@@ -172,7 +173,7 @@ class SearchSettings:
         """The share that stops the search, or None when early stopping is off."""
         return self.early_stop or None
 
-    def with_(self, **changes: object) -> SearchSettings:
+    def with_(self, **changes: Any) -> SearchSettings:  # checked by __post_init__, not statically
         return replace(self, **changes)
 
 

@@ -12,6 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # jinja2 is imported only when a model brings a template
+    from jinja2 import Template
 
 THOUGHT_OPEN, THOUGHT_CLOSE = "<Thought>", "</Thought>"
 OUTPUT_OPEN, OUTPUT_CLOSE = "<Output>", "</Output>"
@@ -70,7 +74,7 @@ def render_chatml(messages: list[Message], default_system: str | None = None) ->
 
 
 @lru_cache(maxsize=8)
-def _compile_template(template: str):
+def _compile_template(template: str) -> Template:
     # Same environment Hugging Face uses for chat templates: sandboxed, with
     # trim_blocks/lstrip_blocks, and a raise_exception helper.
     from jinja2.exceptions import TemplateError

@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..backends.base import StopReason
 from ..core.errors import TreeFileError
@@ -167,7 +167,7 @@ class _Checker:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str) -> NoReturn:
         raise TreeFileError(f"{self.path}: {message}")
 
     def fields(self, obj: Any, spec: dict[str, str], where: str) -> None:

@@ -14,7 +14,7 @@ import datetime as _dt
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
@@ -124,7 +124,7 @@ def _node_dicts(result: SearchResult) -> dict[str, Any]:
     return tree
 
 
-def _confs(values) -> list[float | None]:
+def _confs(values: Iterable[float | None]) -> list[float | None]:
     return [None if c is None else _r(c) for c in values]
 
 
