@@ -268,7 +268,14 @@ class Reasoner:
             return self._ask_mcts(question, tokens, search or SearchSettings(), observer, started, should_stop)
         return self._ask_cot(question, tokens, generation, on_text, started)
 
-    def _ask_cot(self, question, tokens, gen: GenerationSettings, on_text, started) -> Answer:
+    def _ask_cot(
+        self,
+        question: str,
+        tokens: list[int],
+        gen: GenerationSettings,
+        on_text: Callable[[str], None] | None,
+        started: float,
+    ) -> Answer:
         backend = self.backend
         root = backend.root(tokens)
         request = Request(
@@ -334,7 +341,15 @@ class Reasoner:
             for c in conts
         ]
 
-    def _ask_mcts(self, question, tokens, settings: SearchSettings, observer, started, should_stop=None) -> Answer:
+    def _ask_mcts(
+        self,
+        question: str,
+        tokens: list[int],
+        settings: SearchSettings,
+        observer: Observer | None,
+        started: float,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Answer:
         from .search import StoppedBy, run_search
 
         result = run_search(self.backend, tokens, settings, observer=observer, should_stop=should_stop)
@@ -348,7 +363,17 @@ class Reasoner:
             raise Interrupted(answer)
         return answer
 
-    def _answer(self, question, text, n_prompt, n_generated, started, *, mode=Mode.COT, **kw) -> Answer:
+    def _answer(
+        self,
+        question: str,
+        text: str,
+        n_prompt: int,
+        n_generated: int,
+        started: float,
+        *,
+        mode: Mode = Mode.COT,
+        **kw: Any,
+    ) -> Answer:
         parsed = parse_output(text)
         return Answer(
             question=question, answer=parsed.answer, thought=parsed.thought, text=text,

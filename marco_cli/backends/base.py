@@ -141,7 +141,9 @@ TokenCallback = Callable[[int, str], None]
 @runtime_checkable
 class Backend(Protocol):
     info: ModelInfo
-    stats: BackendStats
+
+    @property
+    def stats(self) -> BackendStats: ...  # read-only: callers read the counters, the backend keeps them
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
         """Token ids for ``text``; ``special`` parses ``<|im_start|>`` & co."""
