@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 import typer
@@ -36,7 +37,8 @@ class MarcoGroup(TyperGroup):
     in the tests sees exactly what a user sees.
     """
 
-    def invoke(self, ctx: click.Context):
+    # Any: the Context is click's, or typer's private copy of click since typer 0.29
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except MarcoError as exc:

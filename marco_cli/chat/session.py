@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -209,7 +209,7 @@ def open_session(
     model: str | None,
     model_given: bool,
     resume: str | os.PathLike[str] | None = None,
-    overrides: dict[str, object] | None = None,
+    overrides: Mapping[str, object] | None = None,
     mode: Mode | None = None,
     reasoner_factory: ReasonerFactory = Reasoner,
     notify: Notify = lambda _message: None,
