@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from .backends.base import Backend, Request, Sampling, Stop, StopReason
 from .core.errors import ContextOverflowError, ExitCode, MarcoError, ModelNotFoundError, UsageError
-from .formats.prompts import OUTPUT_CLOSE, Message, build_messages, parse_output, render_chat
+from .backends.utf8 import whole_character_text
+from .formats.prompts import Message, build_messages, render_chat
+from .formats.reasoning import MARCO, ReasoningFormat
 from .models.registry import Registry, ResolvedModel, resolve, with_backend
 from .core.settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
 
@@ -28,8 +30,8 @@ MAX_QUESTION_CHARS = 2_000_000  # far beyond any context; refuse before tokenisi
 class Answer:
     question: str
     answer: str
-    thought: str
-    text: str  # everything the model generated for the chosen path
+    thought: str | None  # None: the model has no thought format
+    text: str  # the chosen path's assistant text (with a <think> its chat template opened)
     model: str
     mode: Mode
     prompt_tokens: int
@@ -40,6 +42,9 @@ class Answer:
     confidences: tuple[float | None, ...] = ()
     search: "SearchResult | None" = None
     extra: dict[str, Any] = field(default_factory=dict)
+    truncated: bool = False  # the generation ran into its token cap instead of ending
+    reasoning: ReasoningFormat = MARCO  # the model's format, by which ``text`` was split
+    opened: str = ""  # the thought tag the chat template opened, at the start of ``text`` but not of ``tokens``
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -102,6 +107,11 @@ class ModelChoice:
     notice: str | None = None  # one line for stderr, e.g. "using the embedded model"
 
 
+def no_format_notice(model: ResolvedModel) -> str:
+    """Said once per session where thoughts would be shown, for a model without a format."""
+    return f"{model.label} has no thought format; the answer is what follows its last 'Answer:' line"
+
+
 def choose_model(registry: Registry, spec: str | None, *, backend: str | None = None) -> ModelChoice:
     """``--model`` > ``MARCO_MODEL`` > registry default (the caller passes the
     first two as ``spec``). When the default is not on disk, run on the
@@ -119,10 +129,8 @@ def choose_model(registry: Registry, spec: str | None, *, backend: str | None = 
         return ModelChoice(model)
     fallback = resolve(registry, registry.fallback)
     _require_on_disk(fallback)
-    notice = (
-        f"{model.label} is not downloaded; answering with the embedded {fallback.label}. "
-        f"Get {model.name} with `marco pull {model.name}` (or put {model.path.name} in {model.path.parent})"
-    )
+    # One short line (the model is about to run, the user wants to know which).
+    notice = f"{model.label} is not downloaded; using {fallback.label} (`marco pull {model.name}` gets it)"
     return ModelChoice(fallback, notice)
 
 
@@ -165,14 +173,25 @@ class Reasoner:
         runtime: RuntimeSettings | None = None,
         *,
         backend: Backend | None = None,
+        on_load: Callable[[], None] | None = None,
     ) -> None:
+        """``on_load`` runs once, right before the model is loaded (where a
+        fallback notice belongs: only when a model is about to run)."""
         self.model = model
         self.runtime = runtime or RuntimeSettings()
         self._backend = backend
+        self._on_load = on_load
+
+    @property
+    def reasoning(self) -> ReasoningFormat:
+        return self.model.entry.format
 
     @property
     def backend(self) -> Backend:
         if self._backend is None:
+            if self._on_load is not None:
+                on_load, self._on_load = self._on_load, None
+                on_load()
             if self.model.remote is not None:
                 from .backends.remote import RemoteBackend
 
@@ -200,9 +219,7 @@ class Reasoner:
         """The exact text the model continues (chat template applied); DPO pairs
         record it as their ``prompt``."""
         entry = self.model.entry
-        messages = build_messages(
-            question, system=system, thought_format=entry.thought_format, history=history
-        )
+        messages = build_messages(question, system=system, reasoning=entry.format, history=history)
         info = self.backend.info
         return render_chat(
             messages,
@@ -218,7 +235,8 @@ class Reasoner:
 
     def _stops(self) -> tuple[Stop, ...]:
         extra = tuple(Stop(s, StopReason.EOS, keep=False) for s in self.model.entry.stop)
-        return (Stop(OUTPUT_CLOSE, StopReason.OUTPUT_END),) + extra
+        close = self.reasoning.answer_close
+        return ((Stop(close, StopReason.OUTPUT_END),) if close else ()) + extra
 
     # -- use cases ---------------------------------------------------------
     def ask(
@@ -237,12 +255,19 @@ class Reasoner:
         question = check_question(question)
         generation = generation or GenerationSettings()
         started = time.perf_counter()
-        tokens = self.prompt_tokens(question, system=generation.system, history=history)
+        prompt = self.prompt_text(question, system=generation.system, history=history)
+        tokens = self.backend.tokenize(prompt, special=True)
+        # A template that opens the thought (R1's "<think>\n") leaves the tag
+        # out of what the model generates; put it back in front, so the text
+        # says where the thought starts (streamed first, kept in Answer.text).
+        opened = self.reasoning.opened_by(prompt)
         if mode is Mode.MCTS:
-            return self._ask_mcts(question, tokens, search or SearchSettings(), observer, started, should_stop)
-        return self._ask_cot(question, tokens, generation, on_text, started)
+            return self._ask_mcts(question, tokens, search or SearchSettings(), observer, started, should_stop, opened)
+        if opened and on_text is not None:
+            on_text(opened)
+        return self._ask_cot(question, tokens, generation, on_text, started, opened)
 
-    def _ask_cot(self, question, tokens, gen: GenerationSettings, on_text, started) -> Answer:
+    def _ask_cot(self, question, tokens, gen: GenerationSettings, on_text, started, opened: str = "") -> Answer:
         backend = self.backend
         root = backend.root(tokens)
         request = Request(
@@ -262,30 +287,41 @@ class Reasoner:
         try:
             (cont,) = backend.extend([request], on_token)
         except KeyboardInterrupt:
-            text = "".join(pieces)
-            raise Interrupted(self._answer(question, text, len(tokens), len(pieces), started, interrupted=True)) from None
+            text = opened + "".join(pieces)
+            raise Interrupted(
+                self._answer(question, text, len(tokens), len(pieces), started, interrupted=True, opened=opened)
+            ) from None
+        text = cont.text
+        truncated = cont.stop in (StopReason.LENGTH, StopReason.CONTEXT)
+        if truncated:  # cut by a cap: maybe inside a character
+            text = whole_character_text(cont.tokens, backend.detokenize)
         return self._answer(
-            question, cont.text, len(tokens), cont.n_sampled, started,
-            tokens=cont.tokens, confidences=cont.confidences,
+            question, opened + text, len(tokens), cont.n_sampled, started,
+            tokens=cont.tokens, confidences=cont.confidences, opened=opened, truncated=truncated,
         )
 
-    def _ask_mcts(self, question, tokens, settings: SearchSettings, observer, started, should_stop=None) -> Answer:
+    def _ask_mcts(self, question, tokens, settings: SearchSettings, observer, started, should_stop=None, opened="") -> Answer:
         from .search import StoppedBy, run_search
 
-        result = run_search(self.backend, tokens, settings, observer=observer, should_stop=should_stop)
+        result = run_search(
+            self.backend, tokens, settings, observer=observer, should_stop=should_stop, reasoning=self.reasoning
+        )
+        text = whole_character_text(result.tokens, self.backend.detokenize) if result.tokens else result.answer_text
         answer = self._answer(
-            question, result.answer_text, len(tokens), result.stats.tokens_generated, started,
+            question, opened + text, len(tokens), result.stats.tokens_generated, started, opened=opened,
             mode=Mode.MCTS, interrupted=result.stopped_by is StoppedBy.INTERRUPTED,
             tokens=tuple(result.tokens), confidences=tuple(result.confidences), search=result,
+            truncated=not result.complete or len(result.tokens) >= settings.max_tokens,
         )
         if answer.interrupted:
             raise Interrupted(answer)
         return answer
 
-    def _answer(self, question, text, n_prompt, n_generated, started, *, mode=Mode.COT, **kw) -> Answer:
-        parsed = parse_output(text)
+    def _answer(self, question, text, n_prompt, n_generated, started, *, mode=Mode.COT, opened="", **kw) -> Answer:
+        parsed = self.reasoning.parse(text)
         return Answer(
             question=question, answer=parsed.answer, thought=parsed.thought, text=text,
+            reasoning=self.reasoning, opened=opened,
             model=self.model.label, mode=mode, prompt_tokens=n_prompt,
             generated_tokens=n_generated, seconds=time.perf_counter() - started, **kw,
         )

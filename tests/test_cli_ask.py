@@ -81,7 +81,7 @@ def test_show_thoughts_prints_thought_and_answer(runner):
 @pytest.mark.parametrize("args, stdin, code, text", [
     (["ask", "   "], None, 2, "the question is empty"),
     (["ask"], "", 2, "the question is empty"),
-    (["ask", "-m", "no-such-model", "hi"], None, 2, "unknown model 'no-such-model'; known models: marco-o1, smollm2-135m"),
+    (["ask", "-m", "no-such-model", "hi"], None, 2, "unknown model 'no-such-model'; known models: marco-o1, qwen3-1.7b, r1-distill-qwen-1.5b, r1-distill-qwen-7b, smollm2-135m"),
     (["ask", "-m", "/nonexistent/model.gguf", "hi"], None, 1, "model file not found: /nonexistent/model.gguf"),
     (["ask", "-m", "marco-o1", "hi"], None, 1, "marco-o1:Q4_K_M is not downloaded"),
     (["ask", "-m", "marco-o1:q3", "hi"], None, 2, "no quant 'q3'"),

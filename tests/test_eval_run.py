@@ -148,7 +148,7 @@ def test_cli_ctrl_c_prints_partial_table_and_exits_130(dataset, tmp_path, monkey
     import marco_cli.commands.eval as command
 
     class FakeReasoner(FakeAnswerer):
-        def __init__(self, model, runtime):
+        def __init__(self, model, runtime, **_kw):
             super().__init__(interrupt_at=3)
 
         def close(self):
@@ -164,7 +164,7 @@ def test_cli_ctrl_c_prints_partial_table_and_exits_130(dataset, tmp_path, monkey
     assert [line.split("│")[1].strip() for line in lines] == ["cot", "mcts-step"]
     assert len(out.read_text().splitlines()) == 2
     # resume picks up from there, and --json prints the summary
-    monkeypatch.setattr(FakeReasoner, "__init__", lambda self, model, runtime: FakeAnswerer.__init__(self))
+    monkeypatch.setattr(FakeReasoner, "__init__", lambda self, model, runtime, **_kw: FakeAnswerer.__init__(self))
     result = CliRunner().invoke(app, ["eval", str(dataset), "-m", "tiny", "--out", str(out), "--resume", "--json"])
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from marco_cli.cli import app
 from marco_cli.core.errors import BackendError, ConfigError, ContextOverflowError, UsageError
 from marco_cli.translate.glossary import load_glossary, parse_glossary
 from marco_cli.translate.languages import language
+from marco_cli.formats.reasoning import Reasoning
 from marco_cli.reasoner import Reasoner
 from marco_cli.translate.translation import build_prompt, looks_chinese, split_lines, split_paragraphs, tidy
 
@@ -194,11 +196,16 @@ class ScriptedBackend:
 @pytest.fixture
 def scripted(monkeypatch):
     backend = ScriptedBackend()
+    # The scripted backend speaks Marco-o1's format; the model entry says so.
     monkeypatch.setattr(
         "marco_cli.commands.translate.Reasoner",
-        lambda model, runtime: Reasoner(model, runtime, backend=backend),
+        lambda model, runtime: Reasoner(as_marco(model), runtime, backend=backend),
     )
     return backend
+
+
+def as_marco(model):
+    return replace(model, entry=replace(model.entry, reasoning=Reasoning.MARCO))
 
 
 def _invoke(args, stdin=None):

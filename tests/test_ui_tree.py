@@ -16,7 +16,7 @@ from marco_cli.ui.heatmap import answer_heatmap, legend, render_confidence, toke
 from marco_cli.ui.live import LiveSearchView
 from marco_cli.ui.mirror import SearchMirror
 from marco_cli.ui.summary import Progress, render_final, render_header
-from marco_cli.ui.tree_view import best_path_ids, render_tree, snippet
+from marco_cli.ui.tree_view import best_path_ids, render_tree, snippet, snippet_width_for
 from scripted_backend import ScriptedBackend
 from ui_trees import small_result, small_tree, wide_tree
 
@@ -244,7 +244,7 @@ def test_live_view_animates_then_leaves_the_final_view():
         result = run_search(backend, backend.tokenize(PROMPT), SearchSettings(simulations=4), observer=view)
     out = console.file.getvalue()
     assert "\x1b[?25l" in out  # rich hid the cursor: it was live
-    final = text_of(render_final(result, simulations=4, title="q"), width=90)
+    final = text_of(render_final(result, simulations=4, title="q", snippet_width=snippet_width_for(console)), width=90)
     assert out.endswith(final)
 
 

@@ -1,11 +1,13 @@
 """Numeric answer extraction and comparison for math benchmarks (MGSM, GSM8K).
 
-Rule (the usual one for MGSM/GSM8K scoring): look inside the ``<Output>``
-span when the model wrote one, else at the whole generation; a ``\\boxed{}``
-value wins when present (it is an explicit answer marker), else the last
-number. Numbers compare exactly as decimals after normalisation, so "18",
-"18.00", "$18" and "18." are one answer and "1,234" is 1234. Fractions and
-expressions are not evaluated: "3/4" reads as 4, as in the reference scorers.
+Rule (the usual one for MGSM/GSM8K scoring): look inside the answer when
+the model's format shows one (the last ``<Output>`` span, the text after
+``</think>``, the text after the last ``Answer:`` line), else at the whole
+generation; a ``\\boxed{}`` value wins when present (it is an explicit answer
+marker), else the last number. Numbers compare exactly as decimals after
+normalisation, so "18", "18.00", "$18" and "18." are one answer and "1,234"
+is 1234. Fractions and expressions are not evaluated: "3/4" reads as 4, as in
+the reference scorers.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
+
+from ..formats.reasoning import Reasoning, ReasoningFormat
 
 # 1,234,567.89 | 1234.5 | .5 -- a thousands group needs exactly 3 digits, so a
 # list "3,4" stays two numbers.
@@ -79,9 +83,13 @@ def last_number(text: str) -> Decimal | None:
     return None
 
 
-def extract_answer(generation: str) -> str | None:
+def extract_answer(generation: str, reasoning: ReasoningFormat | None = None) -> str | None:
     """The model's numeric answer in canonical spelling, or None if it gave none."""
-    span = output_span(normalize_text(generation))
+    text = normalize_text(generation)
+    if reasoning is None or reasoning.kind is Reasoning.MARCO:
+        span = output_span(text)
+    else:
+        span = reasoning.answer_region(text)
     for boxed in reversed(_boxed_values(span)):
         number = last_number(boxed)
         if number is not None:

@@ -59,7 +59,7 @@ def partial(search: MCTS, leaf: Node | None) -> Answer:
         return Answer(None, (), (), 0.0, False)
     tokens = tuple(leaf.path_tokens())
     confidences = tuple(leaf.path_confidences())
-    value = path_value(tokens, confidences, search.settings.value_span, search.backend.detokenize)
+    value = path_value(tokens, confidences, search.settings.value_span, search.backend.detokenize, search.reasoning)
     return Answer(leaf, tokens, confidences, value, complete=leaf.terminal)
 
 
@@ -68,7 +68,7 @@ def finish_greedily(search: MCTS, leaf: Node) -> Answer:
     (ending,) = search.rollout([leaf], greedy=True)
     tokens = tuple(leaf.path_tokens()) + ending.tokens
     confidences = tuple(leaf.path_confidences()) + ending.confidences
-    value = path_value(tokens, confidences, search.settings.value_span, search.backend.detokenize)
+    value = path_value(tokens, confidences, search.settings.value_span, search.backend.detokenize, search.reasoning)
     return Answer(leaf, tokens, confidences, value, complete=True)
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..backends.base import Backend, Continuation, Handle, Request, StopReason
 from ..core.settings import SearchSettings
+from ..formats.reasoning import MARCO, ReasoningFormat
 from . import reflection, uct
 from .actions import Actions
 from .events import (
@@ -64,9 +65,11 @@ class MCTS:
         observer: Observer,
         should_stop: Callable[[], bool] | None,
         clock: Callable[[], float],
+        reasoning: ReasoningFormat = MARCO,
     ) -> None:
         self.backend = backend
         self.settings = settings
+        self.reasoning = reasoning
         self.observer = observer
         self.should_stop = should_stop
         self.clock = clock
@@ -118,11 +121,11 @@ class MCTS:
 
     def owes_reflection(self, node: Node) -> bool:
         assert self.actions is not None
-        return reflection.owes_reflection(node, self.settings, len(self.actions.reflection))
+        return reflection.owes_reflection(node, self.settings, len(self.actions.reflection), self.reasoning)
 
     def wants_rethink(self, node: Node) -> bool:
         assert self.actions is not None
-        return reflection.wants_rethink(node, self.settings, len(self.actions.reflection))
+        return reflection.wants_rethink(node, self.settings, len(self.actions.reflection), self.reasoning)
 
     def add_node(self, parent: Node | None, handle: Handle | None, cont: Continuation | None = None) -> Node:
         depth = 0 if parent is None else parent.depth + 1
@@ -160,7 +163,7 @@ class MCTS:
         tokens = tuple(node.path_tokens()) + (ending.tokens if ending else ())
         confidences = tuple(node.path_confidences()) + (ending.confidences if ending else ())
         stop = ending.stop if ending else (node.stop or StopReason.LENGTH)
-        value = path_value(tokens, confidences, self.settings.value_span, self.backend.detokenize)
+        value = path_value(tokens, confidences, self.settings.value_span, self.backend.detokenize, self.reasoning)
         n_new = len(ending.tokens) if ending else 0
         self.rollouts.append(Rollout(node.id, tokens, confidences, value, stop, n_new))
         self.emit(RolloutScored(node.id, value, n_new, self.backend.detokenize(tokens), stop))
@@ -189,7 +192,7 @@ class MCTS:
         assert self.actions is not None
         requests: list[Request] = []
         owners: list[Node] = []
-        reflecting: list[bool] = []  # the request drops "</Thought>" for a reflection
+        reflecting: list[bool] = []  # the request drops the thought's end for a reflection
         for leaf in leaves:
             assert leaf.handle is not None
             owes = self.owes_reflection(leaf)

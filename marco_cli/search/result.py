@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from ..backends.base import StopReason
+from ..formats.reasoning import MARCO, ReasoningFormat
 from .node import NodeView
 
 
@@ -56,3 +57,4 @@ class SearchResult:
     value: float  # eq. 2 value of the chosen path
     complete: bool  # False when no finished path existed (partial text)
     rollouts: tuple[Rollout, ...] = ()  # every finished path, in scoring order
+    reasoning: ReasoningFormat = MARCO  # the model's format: how answer_text splits

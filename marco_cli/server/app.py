@@ -30,7 +30,7 @@ from ..core.errors import ContextOverflowError, MarcoError, UsageError
 from ..core.settings import Mode
 from .schema import ChatCall, RequestError
 from .service import ChatService, chunk, completion, finish_reason, new_id, usage
-from ..formats.split import CONTENT, REASONING, ThoughtSplitter
+from ..formats.split import CONTENT, REASONING, splitter_for
 
 KEEPALIVE_SECONDS = 10.0  # an SSE comment while a search runs, so proxies keep the line open
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -128,12 +128,14 @@ def _stream_response(service: ChatService, call: ChatCall) -> StreamingResponse:
     future = service.submit(call, on_text if call.mode is Mode.COT else None, cancelled)
     future.add_done_callback(done)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(_events(call, queue, cancelled), media_type="text/event-stream", headers=headers)
+    events = _events(call, queue, cancelled, splitter_for(service.reasoner.reasoning))
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 
-async def _events(call: ChatCall, queue: asyncio.Queue, cancelled: threading.Event) -> AsyncIterator[str]:
+async def _events(call: ChatCall, queue: asyncio.Queue, cancelled: threading.Event, splitter) -> AsyncIterator[str]:
+    """``splitter`` follows the model's reasoning format; a model without one
+    streams nothing until its answer is known (drafts are not sent)."""
     cid, created = new_id(), int(time.time())
-    splitter = ThoughtSplitter()
 
     def delta(channel: str, text: str) -> str:
         return sse(chunk(call, cid, created, {_DELTA_KEY[channel]: text}))
@@ -148,7 +150,8 @@ async def _events(call: ChatCall, queue: asyncio.Queue, cancelled: threading.Eve
                 continue
             if kind == "text":
                 for channel, text in splitter.feed(item):
-                    yield delta(channel, text)
+                    if channel in _DELTA_KEY:
+                        yield delta(channel, text)
                 continue
             if item.exception() is not None:
                 # Headers are sent: the error travels as an event, as OpenAI does.
@@ -163,7 +166,7 @@ async def _events(call: ChatCall, queue: asyncio.Queue, cancelled: threading.Eve
                 if not splitter.sent[CONTENT] and answer.answer:
                     parts.append((CONTENT, answer.answer))  # a thought with no <Output>
             for channel, text in parts:
-                if text:
+                if text and channel in _DELTA_KEY:
                     yield delta(channel, text)
             yield sse(chunk(call, cid, created, {}, finish_reason(call, answer)))
             if call.include_usage:

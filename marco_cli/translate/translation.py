@@ -11,13 +11,22 @@ with ``--paragraph``. Each unit is an independent question to the reasoner
 (CoT at temperature 0 is deterministic, so a line translates the same wherever
 it appears). A unit that fails carries its error instead of a translation, so
 the caller can keep one output line per input line.
+
+Guards, so a translation never fails silently:
+
+- a token cap per unit, proportional to its length: ``CAP_BASE`` tokens plus
+  ``CAP_PER_TOKEN`` per source token (``CAP_THOUGHT`` more for a model that
+  thinks first), never more than ``--max-tokens``. A unit that still runs
+  into it failed (the model rambles or loops) and is reported, not printed;
+- an answer that starts by repeating the prompt is stripped of it;
+- text cut by a cap ends on a whole character (``backends/utf8.py``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..core.errors import MarcoError, ModelLoadError, ModelNotFoundError
@@ -25,6 +34,17 @@ from .glossary import Glossary, Term
 from .languages import Language
 from ..reasoner import Answer, Interrupted, Reasoner
 from ..core.settings import GenerationSettings, Mode, SearchSettings
+
+CAP_BASE = 32  # tokens every unit gets: a short line may still need a sentence
+CAP_PER_TOKEN = 4  # per source token: translations run about 1-3x the source's tokens
+CAP_THOUGHT = 512  # extra room for a model that reasons before it answers
+
+
+def token_cap(source_tokens: int, max_tokens: int, *, thinks: bool) -> int:
+    """Most tokens one unit may generate (documented in the README)."""
+    cap = CAP_BASE + CAP_PER_TOKEN * source_tokens + (CAP_THOUGHT if thinks else 0)
+    return max(1, min(max_tokens, cap))
+
 
 # -- prompt ----------------------------------------------------------------
 
@@ -147,6 +167,31 @@ def tidy(answer: str, *, paragraph: bool) -> str:
 
 
 _BREAKS = re.compile("[\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+_SPACE = re.compile(r"\s+")
+
+
+def strip_echo(answer: str, prompt: str) -> str:
+    """``answer`` without a leading copy of the prompt (small models often
+    start by repeating ``翻译到英文：<text>``). Each line of the prompt (the
+    glossary line, the instruction with the text) may be echoed, in order;
+    spacing differences do not matter."""
+    rest = answer.lstrip()
+    for line in (ln.strip() for ln in prompt.split("\n")):
+        cut = _echo_end(rest, line) if line else None
+        if cut is not None:
+            rest = rest[cut:].lstrip(" \t\n:：-—")
+    return rest
+
+
+def _echo_end(text: str, line: str) -> int | None:
+    """Where ``text`` ends its leading copy of ``line`` (whitespace-insensitive)."""
+    want = _SPACE.sub("", line)
+    got, i = "", 0
+    while i < len(text) and len(got) < len(want):
+        if not text[i].isspace():
+            got += text[i]
+        i += 1
+    return i if got == want else None
 
 
 # -- use case ----------------------------------------------------------------
@@ -171,7 +216,7 @@ class TranslateOptions:
 class Translation:
     unit: Unit
     translation: str = ""
-    thought: str = ""
+    thought: str | None = ""  # None: the model has no thought format
     error: str | None = None
     missed: tuple[Term, ...] = ()  # glossary terms whose rendering is absent
     answer: Answer | None = None
@@ -202,6 +247,15 @@ class Translator:
         """Load the model (otherwise loaded by the first line that needs it)."""
         _ = self.reasoner.backend
 
+    @property
+    def what(self) -> str:
+        return "block" if self.options.paragraph else "line"
+
+    def cap(self, unit: Unit) -> int:
+        """``token_cap`` for this unit, its length counted in the model's tokens."""
+        n = len(self.reasoner.backend.tokenize(unit.source, special=False))
+        return token_cap(n, self.options.generation.max_tokens, thinks=self.reasoner.reasoning.has_thought)
+
     def prompt(self, unit: Unit) -> tuple[str, tuple[Term, ...]]:
         opts = self.options
         terms = opts.glossary.find(unit.source) if opts.glossary else ()
@@ -214,17 +268,22 @@ class Translator:
             return Translation(unit)
         prompt, terms = self.prompt(unit)
         opts = self.options
+        cap = self.cap(unit)
         try:
             answer = self.reasoner.ask(
-                prompt, mode=opts.mode, generation=opts.generation, search=opts.search, on_text=on_text
+                prompt, mode=opts.mode, generation=replace(opts.generation, max_tokens=cap),
+                search=opts.search.with_(max_tokens=cap), on_text=on_text,
             )
         except _FATAL:
             raise
         except MarcoError as exc:
             return Translation(unit, error=str(exc))
-        text = tidy(answer.answer, paragraph=opts.paragraph)
-        if not text:
-            error = "the model gave no translation (a larger --max-tokens may help)"
+        if answer.truncated:
+            more = "" if cap < opts.generation.max_tokens else "; a larger --max-tokens may help"
+            error = f"the translation did not end within {cap} tokens (the cap for this {self.what}{more})"
             return Translation(unit, thought=answer.thought, error=error, answer=answer)
+        text = tidy(strip_echo(answer.answer, prompt), paragraph=opts.paragraph)
+        if not text:
+            return Translation(unit, thought=answer.thought, error="the model gave no translation", answer=answer)
         missed = tuple(t for t in terms if not t.used_in(text))
         return Translation(unit, text, answer.thought, missed=missed, answer=answer)
