@@ -8,6 +8,10 @@ then EOS. Each token and its confidence come from a generator seeded by
 continuation whatever else shares its batch; temperature 0 ignores the seed.
 It honours Stop rules (keep, needs_content), max_tokens, forced tokens, keep,
 the context size, and counts calls and live handles.
+
+``style="think"`` makes it an R1-style model instead: ``<think>``, the same
+paragraphs, ``</think>``, then a few answer words and EOS (no closing tag);
+``opened=True`` when the chat template already opened the ``<think>``.
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ from marco_cli.backends.base import (
 WORDS = ["so ", "we ", "add ", "two ", "and ", "three ", "then ", "check ", "it ", "five "]
 SPECIAL = ["", "\n\n", "\n", "<Thought>", "</Thought>", "<Output>", "</Output>"]
 CHARS = [chr(c) for c in range(32, 127)]
-PIECES = SPECIAL + WORDS + CHARS
+THINK_TAGS = ["<think>", "</think>"]  # last, so the other pieces keep their ids
+PIECES = SPECIAL + WORDS + CHARS + THINK_TAGS
 EOS = 0
 BLANK, NEWLINE, THOUGHT, THOUGHT_END, OUTPUT, OUTPUT_END = range(1, 7)
 FIRST_WORD = len(SPECIAL)
+THINK, THINK_END = len(PIECES) - 2, len(PIECES) - 1
 
 
 class ScriptedBackend:
@@ -44,10 +50,15 @@ class ScriptedBackend:
         ignore_seed: bool = False,
         interrupt_at_call: int | None = None,
         low_confidence: bool = False,
+        style: str = "marco",
+        opened: bool = False,
+        chat_template: str | None = None,
     ) -> None:
         self.info = ModelInfo(
-            name="scripted", path="-", n_ctx=n_ctx, n_vocab=len(PIECES), eos_tokens=(EOS,), chat_template=None
+            name="scripted", path="-", n_ctx=n_ctx, n_vocab=len(PIECES), eos_tokens=(EOS,), chat_template=chat_template
         )
+        self.style = style
+        self.opened = opened
         self.stats = BackendStats()
         self.thought_words = thought_words
         self.ignore_seed = ignore_seed  # every sibling samples the same tokens
@@ -114,6 +125,8 @@ class ScriptedBackend:
 
     def _policy(self, generated: tuple[int, ...], rng: np.random.Generator) -> int:
         """The fake model's next token given what it wrote after the prompt."""
+        if self.style == "think":
+            return self._think_policy(generated, rng)
         text = self.detokenize(generated)
         u = rng.random()
         if "</Output>" in text:
@@ -133,6 +146,27 @@ class ScriptedBackend:
         paragraph = thought.rsplit("\n\n", 1)[-1]
         if words >= self.thought_words and u < 0.3:
             return THOUGHT_END
+        if sum(paragraph.count(w) for w in WORDS) >= 2 and u < 0.35:
+            return BLANK
+        return FIRST_WORD + int(rng.integers(len(WORDS)))
+
+    def _think_policy(self, generated: tuple[int, ...], rng: np.random.Generator) -> int:
+        text = ("<think>" if self.opened else "") + self.detokenize(generated)
+        u = rng.random()
+        if "</think>" in text:
+            answer = text.split("</think>", 1)[1]
+            if not answer.strip():
+                return BLANK if not answer else FIRST_WORD + int(rng.integers(len(WORDS)))
+            return EOS if sum(answer.count(w) for w in WORDS) >= 2 and u < 0.4 else FIRST_WORD + int(rng.integers(len(WORDS)))
+        if "<think>" not in text:
+            return THINK
+        if text.endswith("<think>"):
+            return NEWLINE
+        thought = text[text.index("<think>") :]
+        words = sum(thought.count(w) for w in WORDS)
+        paragraph = thought.rsplit("\n\n", 1)[-1]
+        if words >= self.thought_words and u < 0.3:
+            return THINK_END
         if sum(paragraph.count(w) for w in WORDS) >= 2 and u < 0.35:
             return BLANK
         return FIRST_WORD + int(rng.integers(len(WORDS)))
