@@ -191,7 +191,8 @@ class ScriptedBackend:
         stop = StopReason.OUTPUT_END
         if "RAMBLE" in text:  # runs on until the cap
             out, stop = "<Thought>\n" + "and so on " * 1000, StopReason.LENGTH
-        out = out[: requests[0].max_tokens]
+        if len(out) > requests[0].max_tokens:
+            out, stop = out[: requests[0].max_tokens], StopReason.LENGTH
         for piece in out:
             if on_token:
                 on_token(0, piece)

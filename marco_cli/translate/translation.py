@@ -15,8 +15,8 @@ the caller can keep one output line per input line.
 Guards, so a translation never fails silently:
 
 - a token cap per unit, proportional to its length: ``CAP_BASE`` tokens plus
-  ``CAP_PER_TOKEN`` per source token (``CAP_THOUGHT`` more for a model that
-  thinks first), never more than ``--max-tokens``. A unit that still runs
+  ``CAP_PER_TOKEN`` per source token, plus ``CAP_THOUGHT`` for a model with a
+  thought format (``CAP_STEPS`` without one), never more than ``--max-tokens``. A unit that still runs
   into it failed (the model rambles or loops) and is reported, not printed;
 - an answer that starts by repeating the prompt is stripped of it;
 - text cut by a cap ends on a whole character (``backends/utf8.py``).
@@ -37,12 +37,13 @@ from ..core.settings import GenerationSettings, Mode, SearchSettings
 
 CAP_BASE = 32  # tokens every unit gets: a short line may still need a sentence
 CAP_PER_TOKEN = 4  # per source token: translations run about 1-3x the source's tokens
-CAP_THOUGHT = 512  # extra room for a model that reasons before it answers
+CAP_THOUGHT = 512  # extra room for a model with a thought format: it reasons before it answers
+CAP_STEPS = 128  # a model without one is asked for its steps and an Answer: line
 
 
 def token_cap(source_tokens: int, max_tokens: int, *, thinks: bool) -> int:
     """Most tokens one unit may generate (documented in the README)."""
-    cap = CAP_BASE + CAP_PER_TOKEN * source_tokens + (CAP_THOUGHT if thinks else 0)
+    cap = CAP_BASE + CAP_PER_TOKEN * source_tokens + (CAP_THOUGHT if thinks else CAP_STEPS)
     return max(1, min(max_tokens, cap))
 
 
