@@ -175,7 +175,7 @@ class Reasoner:
         backend: Backend | None = None,
         on_load: Callable[[], None] | None = None,
     ) -> None:
-        """``on_load`` runs once, right before the model is loaded (where a
+        """``on_load`` runs once, on the first use of the backend (where a
         fallback notice belongs: only when a model is about to run)."""
         self.model = model
         self.runtime = runtime or RuntimeSettings()
@@ -188,10 +188,10 @@ class Reasoner:
 
     @property
     def backend(self) -> Backend:
+        if self._on_load is not None:  # the first use: the model is about to run
+            on_load, self._on_load = self._on_load, None
+            on_load()
         if self._backend is None:
-            if self._on_load is not None:
-                on_load, self._on_load = self._on_load, None
-                on_load()
             if self.model.remote is not None:
                 from .backends.remote import RemoteBackend
 

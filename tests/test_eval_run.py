@@ -180,3 +180,26 @@ def test_cli_usage_errors(dataset, tmp_path):
     assert result.exit_code == 2 and "unknown mode 'beam'" in result.stderr
     result = runner.invoke(app, ["eval", str(tmp_path / "none.tsv"), "-m", "tiny"])
     assert result.exit_code == 2 and "dataset not found" in result.stderr
+
+
+def test_fallback_notice_only_when_a_model_runs(monkeypatch, dataset, tmp_path, isolated_home):
+    """The registry default (Marco-o1) is not downloaded: the embedded model
+    answers and says so in one line, but a --resume with nothing left to
+    answer runs no model and says nothing."""
+    from chat_fakes import FakeBackend
+
+    from marco_cli.commands import eval as command
+    from marco_cli.reasoner import Reasoner
+
+    monkeypatch.setattr(
+        command, "Reasoner", lambda model, runtime, on_load=None: Reasoner(model, runtime, backend=FakeBackend(), on_load=on_load)
+    )
+    out = tmp_path / "r.jsonl"
+    args = ["eval", str(dataset), "--modes", "cot", "--limit", "2", "--out", str(out)]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.stderr
+    notices = [line for line in first.stderr.splitlines() if "not downloaded" in line]
+    assert len(notices) == 1 and len(notices[0]) <= 100 and "marco pull marco-o1" in notices[0]
+    again = CliRunner().invoke(app, [*args, "--resume"])
+    assert again.exit_code == 0, again.stderr
+    assert "not downloaded" not in again.stderr
