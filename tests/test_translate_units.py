@@ -373,3 +373,11 @@ def test_a_model_without_a_thought_format(monkeypatch):
     assert result.stderr.splitlines() == [
         "marco: smollm2-135m:Q4_1 has no thought format; the answer is what follows its last 'Answer:' line"
     ]
+
+
+def test_a_smaller_max_tokens_is_the_users_limit(scripted):
+    """Below a line's cap, --max-tokens is what the user asked for: the text
+    generated up to it is printed (a fast preview), not reported."""
+    result = _invoke(["--to", "en", "--max-tokens", "40"], "RAMBLE\n")
+    assert result.exit_code == 0, result.stderr
+    assert scripted.max_tokens == [40] and result.stdout.startswith("and so on")

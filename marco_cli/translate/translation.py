@@ -16,8 +16,10 @@ Guards, so a translation never fails silently:
 
 - a token cap per unit, proportional to its length: ``CAP_BASE`` tokens plus
   ``CAP_PER_TOKEN`` per source token, plus ``CAP_THOUGHT`` for a model with a
-  thought format (``CAP_STEPS`` without one), never more than ``--max-tokens``. A unit that still runs
-  into it failed (the model rambles or loops) and is reported, not printed;
+  thought format (``CAP_STEPS`` without one), never more than ``--max-tokens``.
+  A unit that still runs into it failed (the model rambles or loops) and is
+  reported, not printed. When ``--max-tokens`` is the smaller limit, it is the
+  one the user chose: what was generated is printed;
 - an answer that starts by repeating the prompt is stripped of it;
 - text cut by a cap ends on a whole character (``backends/utf8.py``).
 """
@@ -279,9 +281,10 @@ class Translator:
             raise
         except MarcoError as exc:
             return Translation(unit, error=str(exc))
-        if answer.truncated:
-            more = "" if cap < opts.generation.max_tokens else "; a larger --max-tokens may help"
-            error = f"the translation did not end within {cap} tokens (the cap for this {self.what}{more})"
+        if answer.truncated and cap < opts.generation.max_tokens:
+            # The length-proportional cap stopped it, not the user's --max-tokens:
+            # the model rambles or loops, and its text is no translation.
+            error = f"the translation did not end within {cap} tokens (the cap for this {self.what})"
             return Translation(unit, thought=answer.thought, error=error, answer=answer)
         text = tidy(strip_echo(answer.answer, prompt), paragraph=opts.paragraph)
         if not text:
