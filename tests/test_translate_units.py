@@ -346,6 +346,9 @@ def test_an_echoed_prompt_is_stripped(scripted):
     assert result.stdout == "T(今天 ECHO)\nT(ECHO again)\n"
     assert strip_echo("翻译到英文：今天天气很好 The weather is nice.", "翻译到英文：今天天气很好") == "The weather is nice."
     assert strip_echo("The weather is nice.", "翻译到英文：今天天气很好") == "The weather is nice."
+    # the source again behind the model's own label: an echo, not a translation
+    assert strip_echo("翻译为英文：今天天气很好.", "翻译到英文：今天天气很好", "今天天气很好") == ""
+    assert strip_echo("Hello there", "Translate into English: hola", "hola") == "Hello there"
 
 
 def test_messages_go_above_the_progress_bar_on_a_terminal(scripted, monkeypatch):

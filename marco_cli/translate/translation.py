@@ -173,16 +173,27 @@ _BREAKS = re.compile("[\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 _SPACE = re.compile(r"\s+")
 
 
-def strip_echo(answer: str, prompt: str) -> str:
+_ECHO_TRIM = " \t\n:：-—.。,，"
+_LABEL = re.compile(r"^[^\n:：]{0,24}[:：]")  # "翻译为英文：", "Translation:" before an echoed text
+
+
+def strip_echo(answer: str, prompt: str, source: str | None = None) -> str:
     """``answer`` without a leading copy of the prompt (small models often
     start by repeating ``翻译到英文：<text>``). Each line of the prompt (the
-    glossary line, the instruction with the text) may be echoed, in order;
-    spacing differences do not matter."""
+    glossary line, the instruction with the text) may be echoed, in order, and
+    so may the source text itself after a short label of the model's own
+    wording (``翻译为英文：<text>``); spacing differences do not matter."""
     rest = answer.lstrip()
     for line in (ln.strip() for ln in prompt.split("\n")):
         cut = _echo_end(rest, line) if line else None
         if cut is not None:
-            rest = rest[cut:].lstrip(" \t\n:：-—")
+            rest = rest[cut:].lstrip(_ECHO_TRIM)
+    if source and source.strip():
+        label = _LABEL.match(rest)
+        head = rest[label.end():].lstrip() if label else rest
+        cut = _echo_end(head, source.strip())
+        if cut is not None:
+            rest = head[cut:].lstrip(_ECHO_TRIM)
     return rest
 
 
@@ -286,7 +297,7 @@ class Translator:
             # the model rambles or loops, and its text is no translation.
             error = f"the translation did not end within {cap} tokens (the cap for this {self.what})"
             return Translation(unit, thought=answer.thought, error=error, answer=answer)
-        text = tidy(strip_echo(answer.answer, prompt), paragraph=opts.paragraph)
+        text = tidy(strip_echo(answer.answer, prompt, unit.source), paragraph=opts.paragraph)
         if not text:
             return Translation(unit, thought=answer.thought, error="the model gave no translation", answer=answer)
         missed = tuple(t for t in terms if not t.used_in(text))
