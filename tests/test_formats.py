@@ -276,3 +276,68 @@ def test_whole_character_prefix(cut, kept):
     tokens = list(range(cut))
     assert whole_character_prefix(tokens, fake.detokenize) == kept
     assert "\ufffd" not in whole_character_text(tokens, fake.detokenize)
+
+
+# -- marco serve with an R1-style model ----------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_serve_splits_think_into_reasoning_content(stream):
+    import json as _json
+
+    from fastapi.testclient import TestClient
+
+    from marco_cli.server.app import create_app
+    from marco_cli.server.service import ChatService
+
+    backend = ScriptedBackend(style="think", opened=True, chat_template=R1_TEMPLATE)
+    service = ChatService(_r1(backend), search=SearchSettings(simulations=3), max_tokens=120)
+    try:
+        body = {"model": "r1", "messages": [{"role": "user", "content": "q"}], "stream": stream}
+        response = TestClient(create_app(service)).post("/v1/chat/completions", json=body)
+        if stream:
+            deltas = [
+                _json.loads(line[6:])["choices"][0]["delta"]
+                for line in response.text.splitlines()
+                if line.startswith("data: {") and '"choices": [{' in line
+            ]
+            thought = "".join(d.get("reasoning_content") or "" for d in deltas)
+            content = "".join(d.get("content") or "" for d in deltas)
+        else:
+            message = response.json()["choices"][0]["message"]
+            thought, content = message["reasoning_content"], message["content"]
+    finally:
+        service.close()
+    assert thought and content and "think>" not in thought + content
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_serve_without_a_format_sends_no_reasoning_and_no_draft(stream):
+    import json as _json
+
+    from fastapi.testclient import TestClient
+
+    from marco_cli.server.app import create_app
+    from marco_cli.server.service import ChatService
+
+    entry = ModelEntry(name="plain", path="p.gguf")
+    reasoner = Reasoner(ResolvedModel("plain", None, Path("p.gguf"), entry), backend=ScriptedBackend())
+    service = ChatService(reasoner, search=SearchSettings(simulations=3), max_tokens=120)
+    try:
+        body = {"model": "plain", "messages": [{"role": "user", "content": "q"}], "stream": stream}
+        response = TestClient(create_app(service)).post("/v1/chat/completions", json=body)
+        if stream:
+            deltas = [
+                _json.loads(line[6:])["choices"][0]["delta"]
+                for line in response.text.splitlines()
+                if line.startswith("data: {") and '"choices": [{' in line
+            ]
+            assert not any(d.get("reasoning_content") for d in deltas)
+            content = "".join(d.get("content") or "" for d in deltas)
+        else:
+            message = response.json()["choices"][0]["message"]
+            assert message["reasoning_content"] is None
+            content = message["content"]
+    finally:
+        service.close()
+    assert content and "<" not in content
