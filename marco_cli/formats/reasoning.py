@@ -11,8 +11,8 @@
   ``Answer:`` or ``Output:`` marker (``Final answer:``, Markdown emphasis and
   a full-width colon allowed; an ``<Output>`` tag counts too), else the whole
   text, never with a marker word or tag in it. Such models are asked to
-  end with an ``Answer:`` line (``NONE_INSTRUCTION``), and small models that
-  were once asked for ``<Output>`` tags write "Output:" instead, hence both.
+  end with an ``Answer:`` line (``NONE_INSTRUCTION``); small models asked
+  for ``<Output>`` tags were seen to write "Output:" lines, hence both.
 
 Everything that depends on the format asks this module: the prompt, the
 parsed thought and answer, the streaming splitter (``split.py``), the search's
@@ -38,6 +38,7 @@ NONE_INSTRUCTION = (
     "that starts with \"Answer:\"."
 )
 """Asked of models without a thought format, so the answer marker rule has a marker to find."""
+
 
 @dataclass(frozen=True)
 class Parsed:
