@@ -35,24 +35,30 @@ def _registry(body: str):
     return parse_registry(f"[models.a]\npath = 'x.gguf'\n{body}", Path("models.toml"))
 
 
-@pytest.mark.parametrize("body,kind", [
-    ("reasoning = 'marco'", Reasoning.MARCO),
-    ("reasoning = 'think'", Reasoning.THINK),
-    ("reasoning = 'None'", Reasoning.NONE),
-    ("thought_format = true", Reasoning.MARCO),  # the older key still reads
-    ("thought_format = false", Reasoning.NONE),
-    ("", Reasoning.NONE),
-])
+@pytest.mark.parametrize(
+    "body,kind",
+    [
+        ("reasoning = 'marco'", Reasoning.MARCO),
+        ("reasoning = 'think'", Reasoning.THINK),
+        ("reasoning = 'None'", Reasoning.NONE),
+        ("thought_format = true", Reasoning.MARCO),  # the older key still reads
+        ("thought_format = false", Reasoning.NONE),
+        ("", Reasoning.NONE),
+    ],
+)
 def test_registry_reasoning_key(body, kind):
     entry = _registry(body).models["a"]
     assert entry.reasoning is kind and entry.format.kind is kind
 
 
-@pytest.mark.parametrize("body,message", [
-    ("reasoning = 'cot'", r"\[models.a\].reasoning: expected one of 'marco', 'think', 'none', got 'cot'"),
-    ("reasoning = true", r"\[models.a\].reasoning: expected str"),
-    ("reasoning = 'think'\nthought_format = true", r"give 'reasoning' or the older 'thought_format', not both"),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ("reasoning = 'cot'", r"\[models.a\].reasoning: expected one of 'marco', 'think', 'none', got 'cot'"),
+        ("reasoning = true", r"\[models.a\].reasoning: expected str"),
+        ("reasoning = 'think'\nthought_format = true", r"give 'reasoning' or the older 'thought_format', not both"),
+    ],
+)
 def test_registry_reasoning_errors(body, message):
     with pytest.raises(ConfigError, match=message):
         _registry(body)
@@ -61,7 +67,10 @@ def test_registry_reasoning_errors(body, message):
 def test_shipped_registry_has_reasoning_models_with_hub_files():
     registry = load_registry()
     expected = {
-        "r1-distill-qwen-1.5b": ("unsloth/DeepSeek-R1-Distill-Qwen-1.5B-GGUF", "DeepSeek-R1-Distill-Qwen-1.5B-Q4_K_M.gguf"),
+        "r1-distill-qwen-1.5b": (
+            "unsloth/DeepSeek-R1-Distill-Qwen-1.5B-GGUF",
+            "DeepSeek-R1-Distill-Qwen-1.5B-Q4_K_M.gguf",
+        ),
         "r1-distill-qwen-7b": ("unsloth/DeepSeek-R1-Distill-Qwen-7B-GGUF", "DeepSeek-R1-Distill-Qwen-7B-Q4_K_M.gguf"),
         "qwen3-1.7b": ("Qwen/Qwen3-1.7B-GGUF", "Qwen3-1.7B-Q8_0.gguf"),
     }
@@ -74,11 +83,14 @@ def test_shipped_registry_has_reasoning_models_with_hub_files():
     assert registry.lookup("r1-1.5b").name == "r1-distill-qwen-1.5b"
 
 
-@pytest.mark.parametrize("name,repo,file", [
-    ("r1-1.5b", "unsloth/DeepSeek-R1-Distill-Qwen-1.5B-GGUF", "DeepSeek-R1-Distill-Qwen-1.5B-Q4_K_M.gguf"),
-    ("r1-7b", "unsloth/DeepSeek-R1-Distill-Qwen-7B-GGUF", "DeepSeek-R1-Distill-Qwen-7B-Q4_K_M.gguf"),
-    ("qwen3", "Qwen/Qwen3-1.7B-GGUF", "Qwen3-1.7B-Q8_0.gguf"),
-])
+@pytest.mark.parametrize(
+    "name,repo,file",
+    [
+        ("r1-1.5b", "unsloth/DeepSeek-R1-Distill-Qwen-1.5B-GGUF", "DeepSeek-R1-Distill-Qwen-1.5B-Q4_K_M.gguf"),
+        ("r1-7b", "unsloth/DeepSeek-R1-Distill-Qwen-7B-GGUF", "DeepSeek-R1-Distill-Qwen-7B-Q4_K_M.gguf"),
+        ("qwen3", "Qwen/Qwen3-1.7B-GGUF", "Qwen3-1.7B-Q8_0.gguf"),
+    ],
+)
 def test_reasoning_models_are_pullable(online, monkeypatch, isolated_home, gguf_bytes, name, repo, file):  # noqa: F811
     with FakeHub() as fake:
         fake.add(repo, file, gguf_bytes)
@@ -102,16 +114,19 @@ def test_think_parse():
     assert THINK.parse("plain 4").thought == ""
 
 
-@pytest.mark.parametrize("text,answer", [
-    ("6 * 7 = 42\n\nOutput: 42\n\nOutput: 42", "42"),  # the leak the issue shows
-    ("work\n**Answer:** 12 apples", "12 apples"),
-    ("work\n### Final Answer: 7", "7"),
-    ("x\nAnswer: 42\nAnswer:", "42"),  # an empty last marker does not win
-    ("答案\nAnswer：五", "五"),
-    ("The answer: is in the sentence", "The answer: is in the sentence"),  # not a line marker
-    ("<Thought>t</Thought><Output>3</Output>", "3"),
-    ("just text", "just text"),
-])
+@pytest.mark.parametrize(
+    "text,answer",
+    [
+        ("6 * 7 = 42\n\nOutput: 42\n\nOutput: 42", "42"),  # the leak the issue shows
+        ("work\n**Answer:** 12 apples", "12 apples"),
+        ("work\n### Final Answer: 7", "7"),
+        ("x\nAnswer: 42\nAnswer:", "42"),  # an empty last marker does not win
+        ("答案\nAnswer：五", "五"),
+        ("The answer: is in the sentence", "The answer: is in the sentence"),  # not a line marker
+        ("<Thought>t</Thought><Output>3</Output>", "3"),
+        ("just text", "just text"),
+    ],
+)
 def test_none_answer_rule(text, answer):
     p = NONE.parse(text)
     assert p.thought is None and p.answer == answer
@@ -171,7 +186,9 @@ def test_terminal_stream_for_think_and_none(capsys):
         (NONE, "6*7=42\nAnswer: 42", "42\n", "6*7=42"),
     ):
         buf = io.StringIO()
-        stream = AnswerStream(answer_to_stdout=True, thought_console=Console(file=buf, color_system=None), reasoning=fmt)
+        stream = AnswerStream(
+            answer_to_stdout=True, thought_console=Console(file=buf, color_system=None), reasoning=fmt
+        )
         for ch in text:
             stream.feed(ch)
         stream.close()
@@ -214,7 +231,9 @@ def test_reflection_replaces_think_end():
 def test_value_span_output_covers_the_text_after_think_end():
     backend = ScriptedBackend(style="think")
     result = run_search(
-        backend, backend.tokenize("q"), SearchSettings(simulations=4, seed=3, value_span=ValueSpan.OUTPUT),
+        backend,
+        backend.tokenize("q"),
+        SearchSettings(simulations=4, seed=3, value_span=ValueSpan.OUTPUT),
         reasoning=THINK,
     )
     start, end = output_span(result.tokens, backend.detokenize, THINK)

@@ -34,8 +34,7 @@ class Reasoning(str, Enum):
 
 
 NONE_INSTRUCTION = (
-    "Think step by step, then give the final answer on a last line of its own "
-    "that starts with \"Answer:\"."
+    'Think step by step, then give the final answer on a last line of its own that starts with "Answer:".'
 )
 """Asked of models without a thought format, so the answer marker rule has a marker to find."""
 
@@ -80,7 +79,7 @@ class ReasoningFormat:
         stripped = prompt.rstrip()
         if not stripped.endswith(self.thought_open):
             return ""
-        return prompt[len(stripped) - len(self.thought_open):]
+        return prompt[len(stripped) - len(self.thought_open) :]
 
     def parse(self, text: str) -> Parsed:
         if self.kind is Reasoning.MARCO:
@@ -140,10 +139,8 @@ _MARKER_RE = re.compile(
 
 
 def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
-    found = None
-    for found in pattern.finditer(text):
-        pass
-    return found
+    matches = list(pattern.finditer(text))
+    return matches[-1] if matches else None
 
 
 def _parse_marco(text: str) -> Parsed:
@@ -157,14 +154,14 @@ def _parse_marco(text: str) -> Parsed:
     """
     out = _OUTPUT_RE.search(text)
     if out:
-        head, tail = text[: out.start()], text[out.end():]
+        head, tail = text[: out.start()], text[out.end() :]
         close = _CLOSE_OUTPUT_RE.search(tail)
         answer = tail[: close.start()] if close else tail
         return Parsed(_strip_marco_thought(head), answer.strip(), True)
     close_t = _CLOSE_THOUGHT_RE.search(text)
     if close_t:
         thought = _strip_marco_thought(text[: close_t.start()])
-        after = text[close_t.end():].strip()
+        after = text[close_t.end() :].strip()
         return Parsed(thought, after or thought, True)
     if _OPEN_RE.match(text.lstrip()):
         thought = _strip_marco_thought(text)
@@ -183,12 +180,12 @@ def _parse_think(text: str) -> Parsed:
     close = _CLOSE_THINK_RE.search(text)
     if close:
         thought = _OPEN_THINK_RE.sub("", text[: close.start()], count=1).strip()
-        after = text[close.end():].strip()
+        after = text[close.end() :].strip()
         return Parsed(thought, after or thought, True)
     head = text.lstrip()
     opened = _OPEN_THINK_RE.match(head)
     if opened:
-        thought = head[opened.end():].strip()
+        thought = head[opened.end() :].strip()
         return Parsed(thought, thought, True)
     return Parsed("", text.strip(), False)
 

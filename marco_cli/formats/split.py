@@ -34,7 +34,7 @@ class _State(Enum):
     DONE = 5  # after </Output>: nothing more is shown
 
 
-def splitter_for(reasoning: ReasoningFormat) -> "ThoughtSplitter | MarkerSplitter":
+def splitter_for(reasoning: ReasoningFormat) -> ThoughtSplitter | MarkerSplitter:
     return ThoughtSplitter(reasoning) if reasoning.has_thought else MarkerSplitter(reasoning)
 
 
