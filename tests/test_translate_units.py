@@ -346,9 +346,14 @@ def test_an_echoed_prompt_is_stripped(scripted):
     assert result.stdout == "T(今天 ECHO)\nT(ECHO again)\n"
     assert strip_echo("翻译到英文：今天天气很好 The weather is nice.", "翻译到英文：今天天气很好") == "The weather is nice."
     assert strip_echo("The weather is nice.", "翻译到英文：今天天气很好") == "The weather is nice."
-    # the source again behind the model's own label: an echo, not a translation
-    assert strip_echo("翻译为英文：今天天气很好.", "翻译到英文：今天天气很好", "今天天气很好") == ""
+    # the source again behind the model's own label, then the translation
+    assert strip_echo("翻译为英文：今天天气很好. Nice weather", "翻译到英文：今天天气很好", "今天天气很好") == "Nice weather"
     assert strip_echo("Hello there", "Translate into English: hola", "hola") == "Hello there"
+    # a bare or labelled copy of the source alone may be the translation (en -> en)
+    assert strip_echo("I am blue", "Translate into English: I am blue", "I am blue") == "I am blue"
+    assert strip_echo("Translate into English: I am blue", "Translate into English: I am blue", "I am blue") == ""
+    assert strip_echo("Translation: I am blue", "Translate into English: I am blue", "I am blue") == "Translation: I am blue"
+    assert strip_echo("I am blue", "Translate into French: x", "I am blue") == "I am blue"
 
 
 def test_messages_go_above_the_progress_bar_on_a_terminal(scripted, monkeypatch):

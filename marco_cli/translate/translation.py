@@ -182,17 +182,20 @@ def strip_echo(answer: str, prompt: str, source: str | None = None) -> str:
     start by repeating ``翻译到英文：<text>``). Each line of the prompt (the
     glossary line, the instruction with the text) may be echoed, in order, and
     so may the source text itself after a short label of the model's own
-    wording (``翻译为英文：<text>``); spacing differences do not matter."""
+    wording (``翻译为英文：<text> <translation>``); spacing differences do not
+    matter."""
     rest = answer.lstrip()
     for line in (ln.strip() for ln in prompt.split("\n")):
         cut = _echo_end(rest, line) if line else None
         if cut is not None:
             rest = rest[cut:].lstrip(_ECHO_TRIM)
-    if source and source.strip():
-        label = _LABEL.match(rest)
-        head = rest[label.end():].lstrip() if label else rest
+    label = _LABEL.match(rest) if source and source.strip() else None
+    if label and source:
+        # Only behind a label: a bare copy of the source may be the right
+        # answer (English to English), and "Translation: <source>" alone too.
+        head = rest[label.end() :].lstrip()
         cut = _echo_end(head, source.strip())
-        if cut is not None:
+        if cut is not None and head[cut:].strip(_ECHO_TRIM):
             rest = head[cut:].lstrip(_ECHO_TRIM)
     return rest
 
