@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .search import Observer, SearchResult
 
 MAX_QUESTION_CHARS = 2_000_000  # far beyond any context; refuse before tokenising
+LOOP_NOTICE = "the model kept repeating itself, so the loop guard ended the answer there (--no-loop-guard lets it run)"
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,15 @@ class Answer:
     confidences: tuple[float | None, ...] = ()
     search: "SearchResult | None" = None
     extra: dict[str, Any] = field(default_factory=dict)
+    stop: StopReason | None = None  # how the answer's generation ended (None: unknown, cut short)
     truncated: bool = False  # the generation ran into its token cap instead of ending
     reasoning: ReasoningFormat = MARCO  # the model's format, by which ``text`` was split
     opened: str = ""  # the thought tag the chat template opened, at the start of ``text`` but not of ``tokens``
+
+    @property
+    def looped(self) -> bool:
+        """The loop guard ended the answer: the model was repeating itself."""
+        return self.stop is StopReason.LOOP
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -56,6 +63,8 @@ class Answer:
             "tokens": {"prompt": self.prompt_tokens, "generated": self.generated_tokens},
             "seconds": round(self.seconds, 3),
         }
+        if self.stop is not None:
+            data["stop"] = self.stop.value
         if self.interrupted:
             data["interrupted"] = True
         if self.search is not None:
@@ -76,7 +85,24 @@ def search_summary(result: "SearchResult") -> dict[str, Any]:
         "seconds": round(stats.seconds, 3),
         "tokens_per_second": round(stats.tokens_per_second, 1),
         "stopped_by": result.stopped_by.value,
+        "finish_tokens": stats.finish_tokens,
         "value": round(result.value, 6),
+        "vote": None if result.vote is None else {
+            "answer": result.vote.answer_key,
+            "share": round(result.vote.share, 6),
+            "voters": result.vote.voters,
+            "answers": result.vote.answers,
+        },
+        "picks": {
+            choice.pick.value: {
+                "answer": choice.answer_key,
+                "value": round(choice.value, 6),
+                "node": choice.node_id,
+                "complete": choice.complete,
+                "estimated": choice.estimated,
+            }
+            for choice in result.picks
+        },
         "path": [
             {
                 "text": node.text,
@@ -276,6 +302,7 @@ class Reasoner:
             stops=self._stops(),
             sampling=Sampling(temperature=gen.temperature, top_p=gen.top_p, seed=gen.seed),
             keep=False,
+            loop_guard=gen.loop_guard,
         )
         pieces: list[str] = []
 
@@ -297,7 +324,7 @@ class Reasoner:
             text = whole_character_text(cont.tokens, backend.detokenize)
         return self._answer(
             question, opened + text, len(tokens), cont.n_sampled, started,
-            tokens=cont.tokens, confidences=cont.confidences, opened=opened, truncated=truncated,
+            tokens=cont.tokens, confidences=cont.confidences, opened=opened, truncated=truncated, stop=cont.stop,
         )
 
     def _ask_mcts(self, question, tokens, settings: SearchSettings, observer, started, should_stop=None, opened="") -> Answer:
@@ -312,6 +339,7 @@ class Reasoner:
             mode=Mode.MCTS, interrupted=result.stopped_by is StoppedBy.INTERRUPTED,
             tokens=tuple(result.tokens), confidences=tuple(result.confidences), search=result,
             truncated=not result.complete or len(result.tokens) >= settings.max_tokens,
+            stop=result.stop,
         )
         if answer.interrupted:
             raise Interrupted(answer)

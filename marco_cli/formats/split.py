@@ -12,6 +12,14 @@ A model without a thought format (``none``) only shows where its answer
 starts at the end (the last ``Answer:`` line), so its text streams as
 ``"draft"`` (the terminal shows it dimmed on stderr; a server need not send
 it) and the answer comes whole from ``close``.
+
+Text that starts without a tag is the answer by default. With
+``thought_first`` it is the thought (the model skipped ``<Thought>``, as small
+models do although marco asks every model to think first) until ``<Output>``
+or ``</Thought>`` says otherwise, so no tag leaks into the answer; when neither
+comes, the thought is all there is and is also the answer. ``split`` runs the
+same splitter over a whole text: a streamed answer, joined, is the
+non-streamed one (``marco serve`` relies on it).
 """
 
 from __future__ import annotations
@@ -66,10 +74,11 @@ class MarkerSplitter:
 
 
 class ThoughtSplitter:
-    def __init__(self, reasoning: ReasoningFormat = MARCO) -> None:
+    def __init__(self, reasoning: ReasoningFormat = MARCO, *, thought_first: bool = False) -> None:
         assert reasoning.thought_open and reasoning.thought_close, "a format with a thought"
         self._open, self._close = reasoning.thought_open, reasoning.thought_close
         self._answer_open, self._answer_close = reasoning.answer_open, reasoning.answer_close
+        self._untagged = _State.THOUGHT if thought_first else _State.UNTAGGED
         self._state = _State.UNKNOWN
         self._buf = ""
         self._pending = {REASONING: "", CONTENT: ""}  # trailing whitespace held back
@@ -85,11 +94,18 @@ class ThoughtSplitter:
 
     def close(self) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
-        if self._state is _State.UNKNOWN:
+        state = self._state
+        if state is _State.UNKNOWN:  # only whitespace or an unfinished tag: plain text
             self._state = _State.UNTAGGED
+        if state is _State.AFTER_THOUGHT and not self._buf.strip():
+            self._state = _State.THOUGHT  # nothing after </Thought>: the thought is the answer
         if self._state is not _State.DONE:
             self._emit(out, self._buf)
         self._buf = ""
+        if self._state is _State.THOUGHT and not self.sent[CONTENT] and self.sent[REASONING]:
+            self._state = _State.DONE
+            self.sent[CONTENT] = self.sent[REASONING]
+            out.append((CONTENT, self.sent[REASONING]))
         return out
 
     def _channel(self) -> str:
@@ -108,7 +124,7 @@ class ThoughtSplitter:
                     self._buf, self._state = head[len(tag):], new
                     return True
             if head and not any(tag.startswith(head) for tag, _ in starts):
-                self._state = _State.UNTAGGED
+                self._state = self._untagged
                 return True
             return False
         if state is _State.THOUGHT:
@@ -130,6 +146,7 @@ class ThoughtSplitter:
             at = self._buf.find(self._answer_open)
             if at < 0:
                 return False
+            self._emit(out, self._buf[:at], REASONING)  # text between </Thought> and <Output> is thought too
             self._buf, self._state = self._buf[at + len(self._answer_open):], _State.ANSWER
             return True
         if state is _State.ANSWER:
@@ -155,8 +172,8 @@ class ThoughtSplitter:
         self._emit(out, self._buf[: len(self._buf) - keep])
         self._buf = self._buf[len(self._buf) - keep:]
 
-    def _emit(self, out: list[tuple[str, str]], text: str) -> None:
-        channel = self._channel()
+    def _emit(self, out: list[tuple[str, str]], text: str, channel: str | None = None) -> None:
+        channel = channel or self._channel()
         if not self._started[channel]:
             text = text.lstrip()
         if not text:
@@ -170,6 +187,14 @@ class ThoughtSplitter:
         self._started[channel] = True
         self.sent[channel] += piece
         out.append((channel, piece))
+
+
+def split(text: str, *, thought_first: bool = False) -> tuple[str, str]:
+    """(thought, answer) of a whole generation, by the streaming rules."""
+    splitter = ThoughtSplitter(thought_first=thought_first)
+    splitter.feed(text)
+    splitter.close()
+    return splitter.sent[REASONING], splitter.sent[CONTENT]
 
 
 def partial_tag_suffix(text: str, tags: tuple[str, ...]) -> int:

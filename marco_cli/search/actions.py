@@ -11,6 +11,9 @@ The ends come from the model's reasoning format: ``</Thought>`` and
 ``</Output>`` for Marco-o1; ``</think>`` and EOS (the answer has no closing
 tag) for R1-style models; the ``Answer:`` line and EOS without a format.
 
+Every sampling request carries ``loop_guard`` from the settings, so a step
+or rollout that falls into repetition ends with ``StopReason.LOOP``.
+
 While a path still owes its reflection (v1), the thought's end is a stop with
 ``keep=False``: the backend drops it so the search can put the reflection
 phrase there instead and keep the model thinking.
@@ -81,7 +84,10 @@ class Actions:
             limit = s.step_max_tokens
         if reflect:
             stops = tuple(st for st in stops if st.reason is not StopReason.THOUGHT_END) + self._thought_end(reflect=True)
-        return Request(parent=parent, max_tokens=min(limit, remaining), stops=stops, sampling=self.sampling(seed))
+        return Request(
+            parent=parent, max_tokens=min(limit, remaining), stops=stops, sampling=self.sampling(seed),
+            loop_guard=s.loop_guard,
+        )
 
     def rollout(self, parent: Handle, remaining: int, seed: int, *, reflect: bool, greedy: bool = False) -> Request:
         """Continue to a terminal state. Not kept, unless the reflection may
@@ -93,6 +99,7 @@ class Actions:
             stops=stops,
             sampling=self.sampling(seed, greedy=greedy),
             keep=reflect,
+            loop_guard=self.settings.loop_guard,
         )
 
     def reflect(self, parent: Handle) -> Request:
@@ -109,4 +116,5 @@ class Actions:
             sampling=self.sampling(seed, greedy=greedy),
             forced=self.reflection,
             keep=False,
+            loop_guard=self.settings.loop_guard,
         )
