@@ -89,9 +89,9 @@ def eval_command(
     problems = load_dataset(dataset)
     choice = choose_model(load_registry(models_file), model)
     plan = replace(plan, model=choice.model.label)
-    if choice.notice:
-        notice(choice.notice)
-    reasoner = Reasoner(choice.model, o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose))
+    # The fallback notice only when a model is about to run (not for a --resume with nothing left).
+    on_load = (lambda: notice(choice.notice)) if choice.notice else None
+    reasoner = Reasoner(choice.model, o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose), on_load=on_load)
     try:
         report = _run(reasoner, problems, plan, dataset, out, resume, dpo_out, max_pairs)
     except EvalInterrupted as exc:

@@ -17,7 +17,7 @@ import typer
 from ..core.errors import UsageError
 from ..translate.glossary import load_glossary
 from ..translate.languages import language
-from ..reasoner import Reasoner, choose_model
+from ..reasoner import Reasoner, choose_model, no_format_notice
 from ..models.registry import load_registry
 from ..core.settings import GenerationSettings, Mode, SearchSettings
 from ..translate.translation import TranslateOptions, Translation, TranslationFailed, Translator, Unit, split_lines, split_paragraphs
@@ -43,7 +43,7 @@ def translate(
     model: o.ModelOpt = None,
     models_file: o.ModelsFileOpt = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature [default: 0 for cot, 0.8 for mcts].", show_default=False)] = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per line (thought included).")] = 1024,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per line (thought included); each line gets less, in proportion to its length.")] = 1024,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same translation.")] = 0,
     action: o.ActionOpt = _S.action,
     simulations: o.SimulationsOpt = _S.simulations,
@@ -83,6 +83,8 @@ def translate(
     if choice.notice and any(u.needs_model for u in units):
         notice(choice.notice)
     reasoner = Reasoner(choice.model, runtime)
+    if show_thoughts and not reasoner.reasoning.has_thought and any(u.needs_model for u in units):
+        notice(no_format_notice(choice.model))
     try:
         failed = _run(Translator(reasoner, options), units, as_json=as_json, show_thoughts=show_thoughts)
     finally:
@@ -123,11 +125,15 @@ def _run(translator: Translator, units: list[Unit], *, as_json: bool, show_thoug
     what = "blocks" if paragraph else "lines"
     with LineProgress(todo, live=live, stdout_is_terminal=is_tty(sys.stdout), what=what) as progress:
         for index, unit in enumerate(units):
-            stream = AnswerStream(answer_to_stdout=False, thought_console=err_console()) if stream_live and unit.needs_model else None
+            stream = None
+            if stream_live and unit.needs_model:
+                stream = AnswerStream(
+                    answer_to_stdout=False, thought_console=err_console(), reasoning=translator.reasoner.reasoning
+                )
             result = translator.translate(unit, on_text=stream.feed if stream else None)
             if stream is not None:
                 stream.close()
-                if result.thought:  # end the streamed thought's last line
+                if stream.showed_thought:  # end the streamed thought's last line
                     err_console().print()
             failed += _report(result, progress, show_thoughts and not stream_live)
             _write(result, as_json=as_json, separator=paragraph and index > 0)
