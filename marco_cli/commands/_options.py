@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.settings import Action, KVCacheType, Mode, Pick, RuntimeSettings, SearchSettings, ValueSpan
+from ..ui.console import notice
 
 _RUNTIME = "Model runtime"
 _SEARCH = "MCTS search"
@@ -18,7 +19,7 @@ ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", envvar="MARCO_
 BackendOpt = Annotated[Optional[str], typer.Option("--backend", envvar="MARCO_BACKEND", help="Run the model on an OpenAI-compatible server at this URL (vLLM, llama-server); its API key from MARCO_API_KEY.", show_default=False, rich_help_panel=_RUNTIME)]
 ModelsFileOpt = Annotated[Optional[str], typer.Option("--models", envvar="MARCO_MODELS", help="Model registry file to use instead of the shipped models.toml.", show_default=False)]
 CtxOpt = Annotated[int, typer.Option("--ctx", help="KV-cache size in tokens (shared by the whole search tree).", rich_help_panel=_RUNTIME)]
-ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads [default: all cores].", show_default=False, rich_help_panel=_RUNTIME)]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads for llama.cpp, at most the CPUs here [default: MARCO_THREADS, else chosen while it runs: the count that decodes fastest right now, from all cores down to one, because llama.cpp's threads stall each other when another program holds a core].", show_default=False, rich_help_panel=_RUNTIME)]
 GpuLayersOpt = Annotated[Optional[int], typer.Option("--n-gpu-layers", help="Layers to offload to the GPU; -1 = all [default: all when this llama.cpp build can offload, else 0].", show_default=False, rich_help_panel=_RUNTIME)]
 KVCacheOpt = Annotated[KVCacheType, typer.Option("--kv-cache", help="KV-cache type (q8_0 halves its memory).", rich_help_panel=_RUNTIME)]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", help="Show llama.cpp's own log on stderr.", rich_help_panel=_RUNTIME)]
@@ -43,7 +44,11 @@ SaveTreeOpt = Annotated[Optional[Path], typer.Option("--save-tree", help="Write 
 
 
 def runtime_settings(ctx: int, threads: int | None, gpu_layers: int | None, kv_cache: KVCacheType, verbose: bool) -> RuntimeSettings:
-    return RuntimeSettings(n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers, kv_cache=kv_cache, verbose=verbose)
+    settings = RuntimeSettings(n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers, kv_cache=kv_cache, verbose=verbose)
+    capped = settings.threads_notice()
+    if capped:
+        notice(capped)
+    return settings
 
 
 DEFAULT_RUNTIME = RuntimeSettings()
