@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..core.errors import UsageError
 from ..core.settings import Action, KVCacheType, Mode, Pick, RuntimeSettings, SearchSettings, ValueSpan
 from ..ui.console import notice
 
@@ -34,13 +35,27 @@ ReflectionOpt = Annotated[bool, typer.Option("--reflection/--no-reflection", hel
 ReflectBelowOpt = Annotated[Optional[float], typer.Option("--reflect-below", help="Offer a reflection step under nodes whose step confidence is below this.", show_default=False, rich_help_panel=_SEARCH)]
 PickOpt = Annotated[Pick, typer.Option("--pick", help="Final answer: most-visited path, or best-value rollout.", rich_help_panel=_SEARCH)]
 ValueSpanOpt = Annotated[ValueSpan, typer.Option("--value-span", help="Tokens a rollout's value averages over.", rich_help_panel=_SEARCH)]
-LeavesOpt = Annotated[int, typer.Option("--leaves", help="Leaves expanded together per iteration (virtual loss): bigger llama.cpp batches, a different but still seeded tree.", rich_help_panel=_SEARCH)]
+LeavesOpt = Annotated[str, typer.Option("--leaves", metavar="auto|N", help="Leaves expanded together per iteration (virtual loss): bigger llama.cpp batches, a different but still seeded tree. auto: 4 where batches pay (weights of 256 MiB or more, or a GPU), else 1.", rich_help_panel=_SEARCH)]
 BudgetOpt = Annotated[Optional[float], typer.Option("--budget", help="Stop searching after this many seconds and answer with the best path so far.", show_default=False, rich_help_panel=_SEARCH)]
 
 NoLiveOpt = Annotated[bool, typer.Option("--no-live", help="Don't draw the search tree live on stderr (it is drawn only on a terminal anyway).", rich_help_panel=_VIEW)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Leave no tree or summary on stderr after the search.", rich_help_panel=_VIEW)]
 ConfidenceOpt = Annotated[bool, typer.Option("--confidence", help="Print the answer with each token coloured by its confidence (red unsure, green sure).", rich_help_panel=_VIEW)]
 SaveTreeOpt = Annotated[Optional[Path], typer.Option("--save-tree", help="Write the whole search to this JSON file (for `marco replay`; schema in docs/tree-schema.md).", show_default=False, metavar="FILE", rich_help_panel=_VIEW)]
+
+
+def parse_leaves(value: str) -> int:
+    """``--leaves auto|N``: 0 stands for auto in ``SearchSettings``."""
+    text = value.strip().lower()
+    if text == "auto":
+        return 0
+    try:
+        leaves = int(text)
+    except ValueError:
+        leaves = 0
+    if leaves <= 0:
+        raise UsageError(f"--leaves must be auto or a whole number > 0, got {value!r}")
+    return leaves
 
 
 def runtime_settings(ctx: int, threads: int | None, gpu_layers: int | None, kv_cache: KVCacheType, verbose: bool) -> RuntimeSettings:

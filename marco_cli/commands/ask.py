@@ -46,7 +46,7 @@ def ask(
     pick: o.PickOpt = _S.pick,
     value_span: o.ValueSpanOpt = _S.value_span,
     budget: o.BudgetOpt = None,
-    leaves: o.LeavesOpt = _S.leaves_per_iteration,
+    leaves: o.LeavesOpt = "auto",
     ctx: o.CtxOpt = _R.n_ctx,
     threads: o.ThreadsOpt = None,
     n_gpu_layers: o.GpuLayersOpt = None,
@@ -67,7 +67,7 @@ def ask(
         action=action, simulations=simulations, children=children, max_depth=max_depth,
         exploration=exploration, temperature=_S.temperature if temperature is None else temperature,
         max_tokens=max_tokens, reflection=reflection, reflect_below=reflect_below, pick=pick,
-        value_span=value_span, budget=budget, seed=seed, leaves_per_iteration=leaves,
+        value_span=value_span, budget=budget, seed=seed, leaves_per_iteration=o.parse_leaves(leaves),
     )
     if save_tree is not None and mode is not Mode.MCTS:
         raise UsageError("--save-tree needs --mode mcts (a chain of thought has no tree)")

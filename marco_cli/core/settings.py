@@ -151,12 +151,12 @@ class SearchSettings:
     value_span: ValueSpan = ValueSpan.ROLLOUT
     budget: float | None = None  # wall-clock seconds; None = no limit
     seed: int = 0
-    leaves_per_iteration: int = 1  # >1 selects several leaves with virtual loss
+    leaves_per_iteration: int = 0  # >1 selects several leaves with virtual loss; 0: auto (search/batching.py)
 
     def __post_init__(self) -> None:
         for name in ("simulations", "children", "max_depth", "max_tokens", "step_max_tokens", "top_k"):
             _positive(name.replace("_", "-"), getattr(self, name))
-        _positive("leaves", self.leaves_per_iteration)
+        _positive("leaves", self.leaves_per_iteration, allow_zero=True)
         _positive("exploration", self.exploration, allow_zero=True)
         _positive("temperature", self.temperature, allow_zero=True)
         _positive("seed", self.seed, allow_zero=True)

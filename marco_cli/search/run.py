@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from ..backends.base import Backend
 from ..core.settings import SearchSettings
 from .actions import Actions, reflection_tokens
+from .batching import auto_leaves
 from .events import IterationDone, NullObserver, Observer, SearchFinished
 from .final import Answer, choose_answer
 from .mcts import MCTS
@@ -33,6 +34,8 @@ def run_search(
     re-raises / exits 130. Every KV handle the search took is released
     before returning.
     """
+    if not settings.leaves_per_iteration:
+        settings = settings.with_(leaves_per_iteration=auto_leaves(backend.info))
     search = MCTS(backend, settings, observer or NullObserver(), should_stop, clock)
     evaluated_before = backend.stats.evaluated_tokens
     stopped_by = StoppedBy.COMPLETED
