@@ -279,3 +279,16 @@ def test_search_display_observers(monkeypatch, tmp_path, live, terminal, save, e
     cot = _display.SearchDisplay(mode=Mode.COT, settings=SearchSettings(), question="q")
     with cot.observe() as observer:
         assert observer is None  # a chain of thought has no search to draw
+
+
+def test_mirror_counts_tokens_in_flight_until_the_phase_ends():
+    from marco_cli.search.events import NodeCreated, TokensGenerated
+    from marco_cli.ui.mirror import SearchMirror
+
+    m = SearchMirror()
+    m.apply(NodeCreated(0, None, 0, "", 0, None, False, False, None))
+    version = m.version
+    m.apply(TokensGenerated(16))
+    assert (m.tokens, m.in_flight, m.version) == (0, 16, version)  # the tree drawing stays cached
+    m.apply(NodeCreated(1, 0, 1, "step", 20, 0.9, False, False, None))
+    assert (m.tokens, m.in_flight) == (20, 0)
