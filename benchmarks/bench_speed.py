@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -36,14 +35,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from marco_cli.backends.base import Request, Sampling  # noqa: E402
-from marco_cli.backends.llama import LlamaBackend  # noqa: E402
-from marco_cli.core.machine import physical_cores, usable_cpus  # noqa: E402
-from marco_cli.core.settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings  # noqa: E402
-from marco_cli.models.registry import load_registry, resolve  # noqa: E402
-from marco_cli.reasoner import Reasoner  # noqa: E402
-from marco_cli.search.batching import auto_leaves  # noqa: E402
-from marco_cli.search.events import NodeCreated  # noqa: E402
+from marco_cli.backends.base import Request, Sampling
+from marco_cli.backends.llama import LlamaBackend
+from marco_cli.core.machine import physical_cores, usable_cpus
+from marco_cli.core.settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
+from marco_cli.models.registry import load_registry, resolve
+from marco_cli.reasoner import Reasoner
+from marco_cli.search.batching import auto_leaves
+from marco_cli.search.events import NodeCreated
 
 QUESTION = "How many r's are in strawberry?"  # the README's first command
 STORY = "Write a long story about a cat who learns to sail. Use many details."
@@ -129,9 +128,13 @@ def threads_part(path: Path, tokens: int, repeat: int, busy_limit: float) -> Non
     one = LlamaBackend.load(path, RuntimeSettings(n_ctx=2048, n_threads=1), name="one")
     gov = auto.engine.kv.threads
     print(f"\n### Threads: default vs --threads 1 ({path.name}, {tokens} greedy tokens, best of {repeat})\n")
-    print(f"{usable_cpus()} CPUs, {physical_cores()} physical cores; default candidates {gov.choices}, "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '-')}\n")
-    print("| machine | default s | 1 thread s | default / 1 thread | default's count at the end | tries / switches | load |")
+    print(
+        f"{usable_cpus()} CPUs, {physical_cores()} physical cores; default candidates {gov.choices}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '-')}\n"
+    )
+    print(
+        "| machine | default s | 1 thread s | default / 1 thread | default's count at the end | tries / switches | load |"
+    )
     print("|---|---|---|---|---|---|---|")
     for label, busy in (("as it is", False), ("one core kept busy", True)):
         ctx = BusyCore(busy_limit) if busy else None
@@ -145,8 +148,11 @@ def threads_part(path: Path, tokens: int, repeat: int, busy_limit: float) -> Non
         finally:
             if ctx:
                 ctx.__exit__()
-        print(f"| {label} | {min(a):.2f} | {min(o):.2f} | **{min(a) / min(o):.2f}x** | {gov.current} | "
-              f"{gov.tries} / {gov.switches} | {os.getloadavg()[0]:.1f} |", flush=True)
+        print(
+            f"| {label} | {min(a):.2f} | {min(o):.2f} | **{min(a) / min(o):.2f}x** | {gov.current} | "
+            f"{gov.tries} / {gov.switches} | {os.getloadavg()[0]:.1f} |",
+            flush=True,
+        )
     auto.close()
     one.close()
 
@@ -188,10 +194,12 @@ def model_part(name: str, path: Path, tokens: int, simulations: int | None) -> N
     stats = mcts.search.stats
     search_tps = stats.tokens_generated / stats.seconds
     leaves = search.leaves_per_iteration or auto_leaves(backend.info)
-    print(f"| {name} | {load_s:.2f} | {plain_tps:.1f} | {search_tps:.1f} | **{search_tps / plain_tps:.2f}x** | "
-          f"{cot_s:.1f} ({cot.generated_tokens} tok) | {mcts_s:.1f} ({stats.tokens_generated} tok, {stats.rollouts} rollouts) | "
-          f"**{mcts_s / cot_s:.1f}x** | {first.root:.2f} / {first.child:.2f} | {leaves} | {gov.current} | {os.getloadavg()[0]:.1f} |",
-          flush=True)
+    print(
+        f"| {name} | {load_s:.2f} | {plain_tps:.1f} | {search_tps:.1f} | **{search_tps / plain_tps:.2f}x** | "
+        f"{cot_s:.1f} ({cot.generated_tokens} tok) | {mcts_s:.1f} ({stats.tokens_generated} tok, {stats.rollouts} rollouts) | "
+        f"**{mcts_s / cot_s:.1f}x** | {first.root:.2f} / {first.child:.2f} | {leaves} | {gov.current} | {os.getloadavg()[0]:.1f} |",
+        flush=True,
+    )
     reasoner.close()
 
 
@@ -212,8 +220,12 @@ def main() -> int:
     if not args.skip_threads:
         threads_part(smol, args.tokens, args.repeat, args.busy_limit)
     sims = "default" if args.simulations is None else str(args.simulations)
-    print(f"\n### Search vs plain decode, MCTS vs CoT wall (question: {QUESTION!r}, {sims} simulations, default threads)\n")
-    print("| model | load s | plain tok/s | search tok/s | search / plain | CoT wall s | MCTS wall s | MCTS / CoT | first event: root / first child s | leaves | threads at end | load |")
+    print(
+        f"\n### Search vs plain decode, MCTS vs CoT wall (question: {QUESTION!r}, {sims} simulations, default threads)\n"
+    )
+    print(
+        "| model | load s | plain tok/s | search tok/s | search / plain | CoT wall s | MCTS wall s | MCTS / CoT | first event: root / first child s | leaves | threads at end | load |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     model_part("SmolLM2-135M Q4_1 (embedded)", smol, args.tokens, args.simulations)
     proxy = proxy_path(args.proxy)

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from scripted_backend import ScriptedBackend
+
 from marco_cli.backends.base import ModelInfo
 from marco_cli.core.settings import SearchSettings
 from marco_cli.search import run_search
 from marco_cli.search.batching import MEMORY_BOUND_BYTES, WIDE_LEAVES, auto_leaves
 
-from scripted_backend import ScriptedBackend
-
 
 def info(path: str, gpu_layers: int = 0) -> ModelInfo:
-    return ModelInfo(name="m", path=path, n_ctx=512, n_vocab=10, eos_tokens=(), chat_template=None, gpu_layers=gpu_layers)
+    return ModelInfo(
+        name="m", path=path, n_ctx=512, n_vocab=10, eos_tokens=(), chat_template=None, gpu_layers=gpu_layers
+    )
 
 
 def sized(tmp_path, size: int) -> str:

@@ -101,7 +101,7 @@ def test_compares_only_decodes_of_the_same_size():
     gov = governed(m, [2, 1], 2)
     for i in range(400):
         size = 1 if i % 2 else 8
-        gov.decode(lambda: m.run(size), size)
+        gov.decode(lambda size=size: m.run(size), size)
     assert gov.switches == 0
 
 
@@ -128,6 +128,6 @@ def test_threads_setting_flag_env_cap_and_errors(monkeypatch):
     for bad in ("zero", "0", "-2"):
         monkeypatch.setenv("MARCO_THREADS", bad)
         with pytest.raises(UsageError, match="MARCO_THREADS must be"):
-            RuntimeSettings().threads
+            _ = RuntimeSettings().threads
     with pytest.raises(UsageError, match="--threads must be > 0"):
         RuntimeSettings(n_threads=-1)

@@ -110,9 +110,7 @@ class ThreadGovernor:
     batch) says which earlier decodes are comparable. ``attach`` tells it how
     to set the count on the context."""
 
-    def __init__(
-        self, choices: Sequence[int], start: int, *, clock: Callable[[], float] = time.perf_counter
-    ) -> None:
+    def __init__(self, choices: Sequence[int], start: int, *, clock: Callable[[], float] = time.perf_counter) -> None:
         self._set_threads: Callable[[int], None] = lambda n: None
         self.choices = list(choices)
         self.current = start

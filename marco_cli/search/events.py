@@ -90,7 +90,13 @@ class SearchFinished:
 
 
 Event = Union[
-    NodeCreated, NodeExpanded, ReflectionInserted, RolloutScored, Backpropagated, IterationDone, TokensGenerated,
+    NodeCreated,
+    NodeExpanded,
+    ReflectionInserted,
+    RolloutScored,
+    Backpropagated,
+    IterationDone,
+    TokensGenerated,
     SearchFinished,
 ]
 
