@@ -28,7 +28,7 @@ class Machine:
     def set_threads(self, n: int) -> None:
         self.threads = n
 
-    def run(self, size: int = 1) -> int:
+    def run(self, size: int = 3) -> int:
         assert self.threads is not None
         cost = self.costs[self.threads] * size
         self.now += cost
@@ -42,7 +42,7 @@ def governed(machine: Machine, choices: list[int], start: int) -> ThreadGovernor
     return gov
 
 
-def decode_many(gov: ThreadGovernor, machine: Machine, n: int, size: int = 1) -> None:
+def decode_many(gov: ThreadGovernor, machine: Machine, n: int, size: int = 3) -> None:
     for _ in range(n):
         assert gov.decode(lambda: machine.run(size), size) == 0
 
@@ -63,7 +63,7 @@ def test_idle_machine_keeps_all_cores_and_tries_cost_little():
     decode_many(gov, m, 2000)
     assert gov.current == 2
     assert gov.tries >= 2  # it kept checking
-    assert m.spent <= 2000 * 1.0 * 1.03
+    assert m.spent <= 2000 * 3 * 1.0 * 1.03  # 3 tokens a decode
 
 
 def test_busy_core_moves_to_one_thread_and_stays_within_ten_percent():
@@ -71,7 +71,7 @@ def test_busy_core_moves_to_one_thread_and_stays_within_ten_percent():
     gov = governed(m, [2, 1], 2)
     decode_many(gov, m, 2000)
     assert gov.current == 1
-    assert m.spent <= 2000 * 1.0 * 1.1
+    assert m.spent <= 2000 * 3 * 1.0 * 1.1
 
 
 def test_starting_on_one_thread_finds_the_faster_count():
@@ -100,7 +100,7 @@ def test_compares_only_decodes_of_the_same_size():
     m = Machine({2: 1.0, 1: 1.0})
     gov = governed(m, [2, 1], 2)
     for i in range(400):
-        size = 1 if i % 2 else 8
+        size = 2 if i % 2 else 8
         gov.decode(lambda size=size: m.run(size), size)
     assert gov.switches == 0
 
@@ -131,3 +131,16 @@ def test_threads_setting_flag_env_cap_and_errors(monkeypatch):
             _ = RuntimeSettings().threads
     with pytest.raises(UsageError, match="--threads must be > 0"):
         RuntimeSettings(n_threads=-1)
+
+
+def test_one_token_decodes_always_use_all_cores():
+    # Their attention rounds differently per thread count once the cache is
+    # big, so they never change count: a seed gives one answer.
+    m = Machine({2: 6.0, 1: 1.0})
+    gov = governed(m, [2, 1], 1)
+    used = []
+    for _ in range(200):
+        gov.decode(lambda: used.append(m.threads) or m.run(1), 1)
+    assert set(used) == {2} and gov.tries == 0
+    decode_many(gov, m, 20)  # batches are governed and stay on the fast count
+    assert gov.current == 1

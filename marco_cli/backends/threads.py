@@ -17,9 +17,14 @@ time since, so a collapsing count costs a few percent at worst. Time is
 counted in decode seconds: when the current count collapses, tries of the
 others come sooner by the same factor.
 
-Thread count does not change what ggml computes (every output element is
-summed by one thread), so switching keeps seeded runs reproducible; a test
-checks it.
+Seeds stay reproducible: in a decode of two or more tokens every output
+element is computed by one thread, so the count changes nothing, and only
+those decodes are governed. A decode of ONE token (a single stream, or a
+wave thinned to one row) is different: once the cache holds 512 cells,
+ggml's flash attention splits the cells among the threads and merges the
+parts, so its rounding depends on the count. Those decodes always run with
+``single`` threads (all physical cores), fixed for the whole run; libgomp's
+passive waiting is what keeps them from collapsing. Tests check both.
 
 OpenMP: llama.cpp built with OpenMP (the default with GCC) waits at its
 barriers in libgomp, which spins up to ~300,000 rounds before it sleeps;
@@ -113,6 +118,7 @@ class ThreadGovernor:
     def __init__(self, choices: Sequence[int], start: int, *, clock: Callable[[], float] = time.perf_counter) -> None:
         self._set_threads: Callable[[int], None] = lambda n: None
         self.choices = list(choices)
+        self.single = max(self.choices)  # one-token decodes (see above)
         self.current = start
         self._clock = clock
         self._applied: int | None = None
@@ -150,7 +156,10 @@ class ThreadGovernor:
         return self.current
 
     def decode(self, run: Callable[[], int], size: int) -> int:
-        threads = self._trial if self._trial is not None else self.current
+        if size == 1:  # fixed count: see the module's docstring
+            threads = self.single
+        else:
+            threads = self._trial if self._trial is not None else self.current
         if threads != self._applied:
             self._set_threads(threads)
             self._applied = threads
@@ -158,7 +167,7 @@ class ThreadGovernor:
         result = run()
         elapsed = self._clock() - started
         self._spent += elapsed
-        if len(self.choices) > 1:
+        if len(self.choices) > 1 and size > 1:
             if self._trial is None:
                 self._timed_current(size, elapsed)
             else:
