@@ -156,10 +156,8 @@ class ThreadGovernor:
         return self.current
 
     def decode(self, run: Callable[[], int], size: int) -> int:
-        if size == 1:  # fixed count: see the module's docstring
-            threads = self.single
-        else:
-            threads = self._trial if self._trial is not None else self.current
+        governed = self._trial if self._trial is not None else self.current
+        threads = self.single if size == 1 else governed  # one token: fixed (module docstring)
         if threads != self._applied:
             self._set_threads(threads)
             self._applied = threads
