@@ -2,8 +2,9 @@
 
 One process, three parts, ratios printed as Markdown tables (stdout):
 
-1. Threads: marco's default (the thread governor, libgomp waiting
-   passively) against a fixed single thread, on the same greedy decode,
+1. Threads: marco's default (libgomp waiting passively; the thread governor
+   for decodes of several streams) against a fixed single thread, on the
+   same decode of one greedy stream and of three sampled streams,
    first as the machine is, then with one core kept busy by a bounded busy
    loop this script starts and stops itself (a child process that also ends
    on its own after ``--busy-limit`` seconds).
@@ -108,13 +109,15 @@ def chat(backend: LlamaBackend, text: str) -> list[int]:
     return backend.tokenize(f"<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n")
 
 
-def plain_decode(backend: LlamaBackend, tokens: int) -> tuple[float, int]:
-    """Seconds for ``tokens`` greedy tokens, one stream (prompt excluded)."""
+def plain_decode(backend: LlamaBackend, tokens: int, rows: int = 1) -> tuple[float, int]:
+    """Seconds for ``tokens`` tokens in each of ``rows`` streams decoded together
+    (greedy for one stream, seeded samples for several; prompt excluded)."""
     root = backend.root(chat(backend, STORY))
+    sampling = [Sampling(temperature=0.0)] if rows == 1 else [Sampling(temperature=0.8, seed=s) for s in range(rows)]
     try:
         started = time.perf_counter()
-        (cont,) = backend.extend([Request(root, max_tokens=tokens, sampling=Sampling(temperature=0.0), keep=False)])
-        return time.perf_counter() - started, len(cont.tokens)
+        conts = backend.extend([Request(root, max_tokens=tokens, sampling=s, keep=False) for s in sampling])
+        return time.perf_counter() - started, sum(len(c.tokens) for c in conts)
     finally:
         backend.release(root)
 
@@ -127,7 +130,7 @@ def threads_part(path: Path, tokens: int, repeat: int, busy_limit: float) -> Non
     auto = LlamaBackend.load(path, RuntimeSettings(n_ctx=2048), name="auto")
     one = LlamaBackend.load(path, RuntimeSettings(n_ctx=2048, n_threads=1), name="one")
     gov = auto.engine.kv.threads
-    print(f"\n### Threads: default vs --threads 1 ({path.name}, {tokens} greedy tokens, best of {repeat})\n")
+    print(f"\n### Threads: default vs --threads 1 ({path.name}, {tokens} tokens a stream, best of {repeat})\n")
     print(
         f"{usable_cpus()} CPUs, {physical_cores()} physical cores; default candidates {gov.choices}, "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '-')}\n"
@@ -136,15 +139,20 @@ def threads_part(path: Path, tokens: int, repeat: int, busy_limit: float) -> Non
         "| machine | default s | 1 thread s | default / 1 thread | default's count at the end | tries / switches | load |"
     )
     print("|---|---|---|---|---|---|---|")
-    for label, busy in (("as it is", False), ("one core kept busy", True)):
+    for label, busy, rows in (
+        ("as it is, 1 stream", False, 1),
+        ("as it is, 3 streams", False, 3),
+        ("one core kept busy, 1 stream", True, 1),
+        ("one core kept busy, 3 streams", True, 3),
+    ):
         ctx = BusyCore(busy_limit) if busy else None
         if ctx:
             ctx.__enter__()
         try:
             a, o = [], []
             for _ in range(repeat):  # interleaved, so drifting load hits both
-                a.append(plain_decode(auto, tokens)[0])
-                o.append(plain_decode(one, tokens)[0])
+                a.append(plain_decode(auto, tokens, rows)[0])
+                o.append(plain_decode(one, tokens, rows)[0])
         finally:
             if ctx:
                 ctx.__exit__()
