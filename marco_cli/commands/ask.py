@@ -46,7 +46,7 @@ def ask(
     pick: o.PickOpt = _S.pick,
     value_span: o.ValueSpanOpt = _S.value_span,
     budget: o.BudgetOpt = None,
-    leaves: o.LeavesOpt = _S.leaves_per_iteration,
+    leaves: o.LeavesOpt = "auto",
     early_stop: o.EarlyStopOpt = _S.early_stop or 0.0,
     early_stop_min: o.EarlyStopMinOpt = _S.early_stop_min,
     loop_guard: o.LoopGuardOpt = _S.loop_guard,
@@ -70,7 +70,7 @@ def ask(
         action=action, simulations=simulations, children=children, max_depth=max_depth,
         exploration=exploration, temperature=_S.temperature if temperature is None else temperature,
         max_tokens=max_tokens, reflection=reflection, reflect_below=reflect_below, pick=pick,
-        value_span=value_span, budget=budget, seed=seed, leaves_per_iteration=leaves,
+        value_span=value_span, budget=budget, seed=seed, leaves_per_iteration=o.parse_leaves(leaves),
         early_stop=early_stop, early_stop_min=early_stop_min, loop_guard=loop_guard,
     )
     if save_tree is not None and mode is not Mode.MCTS:
