@@ -16,6 +16,7 @@ from ..core.settings import GenerationSettings, Mode, SearchSettings
 from ..ui.console import err_console, is_tty, notice, out_console
 from ..ui.heatmap import confidence_json, confidence_view
 from ..ui.stream import AnswerStream
+from ..ui.safe_text import for_terminal
 from . import _options as o
 from ._display import SearchDisplay
 from ._io import read_input
@@ -132,8 +133,8 @@ def _finish(answer: Answer, stream: AnswerStream | None, out: _Output, display: 
         out_console().print(confidence_view(answer, reasoner.backend.detokenize, thought=out.show_thoughts))
     elif stream is None or not stream.wrote_answer:
         if out.show_thoughts and answer.thought:
-            sys.stdout.write(answer.thought.rstrip() + "\n\n")
-        sys.stdout.write(answer.answer.rstrip() + "\n")
+            sys.stdout.write(for_terminal(answer.thought.rstrip(), sys.stdout) + "\n\n")
+        sys.stdout.write(for_terminal(answer.answer.rstrip(), sys.stdout) + "\n")
     sys.stdout.flush()
     if save_error is not None:
         if answer.interrupted:

@@ -24,6 +24,7 @@ from ..translate.translation import TranslateOptions, Translation, TranslationFa
 from ..ui.console import err_console, is_tty, notice
 from ..ui.progress import LineProgress
 from ..ui.stream import AnswerStream
+from ..ui.safe_text import for_terminal
 from . import _options as o
 from ._io import read_stdin_bytes, stdin_is_piped
 
@@ -149,7 +150,7 @@ def _write(result: Translation, *, as_json: bool, separator: bool) -> None:
     if as_json:
         out = json.dumps(result.to_json(), ensure_ascii=False) + "\n"
     else:
-        out = ("\n" if separator else "") + result.translation + "\n"
+        out = ("\n" if separator else "") + for_terminal(result.translation, sys.stdout) + "\n"
     sys.stdout.write(out)
     sys.stdout.flush()
 

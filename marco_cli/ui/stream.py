@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..formats.split import REASONING, ThoughtSplitter
+from .safe_text import for_terminal
 
 
 class AnswerStream:
@@ -48,6 +49,6 @@ class AnswerStream:
                 continue
             if not self.wrote_answer and self.thought_console is not None and self._splitter.sent[REASONING]:
                 self.thought_console.print()  # end the dimmed thought's line
-            sys.stdout.write(text)
+            sys.stdout.write(for_terminal(text, sys.stdout))
             sys.stdout.flush()
             self.wrote_answer = True
