@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .backends.base import Backend, Request, Sampling, Stop, StopReason
 from .core.errors import ContextOverflowError, ExitCode, MarcoError, ModelNotFoundError, UsageError
-from .formats.prompts import OUTPUT_CLOSE, Message, build_messages, parse_output, render_chat
+from .formats.prompts import OUTPUT_CLOSE, Message, PromptPart, build_messages, parse_output, render_chat_parts
 from .models.registry import Registry, ResolvedModel, resolve, with_backend
 from .core.settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
 
@@ -199,12 +199,15 @@ class Reasoner:
     ) -> str:
         """The exact text the model continues (chat template applied); DPO pairs
         record it as their ``prompt``."""
+        return "".join(p.text for p in self._prompt_parts(question, system, history))
+
+    def _prompt_parts(self, question: str, system: str | None, history: tuple[Message, ...]) -> list[PromptPart]:
         entry = self.model.entry
         messages = build_messages(
             question, system=system, thought_format=entry.thought_format, history=history
         )
         info = self.backend.info
-        return render_chat(
+        return render_chat_parts(
             messages,
             template=info.chat_template or entry.chat_template,
             default_system=entry.system_prompt,
@@ -213,8 +216,12 @@ class Reasoner:
     def prompt_tokens(
         self, question: str, *, system: str | None = None, history: tuple[Message, ...] = ()
     ) -> list[int]:
-        text = self.prompt_text(question, system=system, history=history)
-        return self.backend.tokenize(text, special=True)
+        """Only the chat template's own markers become special tokens: what the
+        user (or a file, or an earlier answer) wrote is tokenised as plain text."""
+        tokens: list[int] = []
+        for part in self._prompt_parts(question, system, history):
+            tokens += self.backend.tokenize(part.text, special=part.markup)
+        return tokens
 
     def _stops(self) -> tuple[Stop, ...]:
         extra = tuple(Stop(s, StopReason.EOS, keep=False) for s in self.model.entry.stop)
