@@ -49,6 +49,7 @@ def ask(
     budget: o.BudgetOpt = None,
     leaves: o.LeavesOpt = _S.leaves_per_iteration,
     ctx: o.CtxOpt = _R.n_ctx,
+    force_ctx: o.ForceCtxOpt = False,
     threads: o.ThreadsOpt = None,
     n_gpu_layers: o.GpuLayersOpt = None,
     kv_cache: o.KVCacheOpt = _R.kv_cache,
@@ -59,7 +60,7 @@ def ask(
     save_tree: o.SaveTreeOpt = None,
 ) -> None:
     """Answer a question by reasoning: a chain of thought, or a tree search."""
-    runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose)
+    runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose, force_ctx)
     generation = GenerationSettings(
         temperature=0.0 if temperature is None else temperature,
         max_tokens=max_tokens, seed=seed, system=system,

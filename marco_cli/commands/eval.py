@@ -52,6 +52,7 @@ def eval_command(
     value_span: o.ValueSpanOpt = _S.value_span,
     budget: o.BudgetOpt = None,
     ctx: o.CtxOpt = _R.n_ctx,
+    force_ctx: o.ForceCtxOpt = False,
     threads: o.ThreadsOpt = None,
     n_gpu_layers: o.GpuLayersOpt = None,
     kv_cache: o.KVCacheOpt = _R.kv_cache,
@@ -74,7 +75,7 @@ def eval_command(
     plan = EvalPlan(parse_modes(modes), choice.model.label, generation, search, samples, seed, limit)
     if choice.notice:
         notice(choice.notice)
-    reasoner = Reasoner(choice.model, o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose))
+    reasoner = Reasoner(choice.model, o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose, force_ctx))
     try:
         report = _run(reasoner, problems, plan, dataset, out, resume, dpo_out, max_pairs)
     except EvalInterrupted as exc:

@@ -55,13 +55,14 @@ def translate(
     pick: o.PickOpt = _S.pick,
     budget: o.BudgetOpt = None,
     ctx: o.CtxOpt = _R.n_ctx,
+    force_ctx: o.ForceCtxOpt = False,
     threads: o.ThreadsOpt = None,
     n_gpu_layers: o.GpuLayersOpt = None,
     kv_cache: o.KVCacheOpt = _R.kv_cache,
     verbose: o.VerboseOpt = False,
 ) -> None:
     """Translate colloquial text (slang, idioms) by reasoning about it first."""
-    runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose)
+    runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose, force_ctx)
     options = TranslateOptions(
         target=language(to, option="--to"),
         source=language(source, option="--from") if source else None,
