@@ -110,9 +110,13 @@ class RemoteBackend:
         """A TEXT server (llama-cpp-python's) gets the prompt as text and reads
         control tokens in all of it: plain text holding one cannot be sent."""
         for match in MARKER.finditer(text):
-            if len(self._facts.tokenize(self._http, match.group(), special=True)) == 1:
+            marker = match.group()
+            if not _control_like(marker):  # "<b>", "[1]": text, whatever the vocabulary
+                continue
+            ids = self._facts.tokenize(self._http, marker, special=True)
+            if len(ids) == 1:
                 raise BackendError(
-                    f"the text holds {match.group()!r}, a control token of this model, and "
+                    f"the text holds {marker!r}, a control token of this model, and "
                     f"{self._http.base_url} ({self._facts.flavour.value}) would read it as one",
                     hint="use llama-server or vLLM, which take token ids, or leave the marker out",
                 )
@@ -363,3 +367,11 @@ def _api_key(target: RemoteTarget) -> str | None:
             )
         return value
     return os.environ.get("MARCO_API_KEY") or None
+
+
+def _control_like(marker: str) -> bool:
+    """How control tokens are spelled: ``<|...|>``, ``<s>``/``</s>``, ``[INST]``-style capitals."""
+    inner = marker[1:-1].strip("/")
+    return "|" in marker or marker in ("<s>", "</s>", "<unk>", "<pad>") or (
+        inner.replace("_", "").isalpha() and inner.isupper()
+    )
