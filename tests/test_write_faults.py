@@ -170,3 +170,19 @@ def test_closed_stdout_is_one_line():
 
     one_line(closed("models", "--json"), 1, "stdout is closed")
     one_line(closed("ask", *TINY, "hi", "--json"), 1, "stdout is closed")
+
+
+def test_files_are_written_only_through_the_two_safe_writers():
+    """A new direct write would bring back the faults above: every file marco
+    writes goes through core/atomic.py, except the pull's own resumable partial
+    file (downloads) and the chat history (written beside, then renamed)."""
+    import re
+
+    writes = re.compile(r"\.write_text\(|\.write_bytes\(|open\([^)]*['\"][wax]b?\+?['\"]|write_history_file|O_CREAT")
+    allowed = {"core/atomic.py", "models/download.py", "ui/line_input.py"}
+    found = {
+        str(path.relative_to(ROOT / "marco_cli"))
+        for path in (ROOT / "marco_cli").rglob("*.py")
+        if writes.search(path.read_text(encoding="utf-8"))
+    }
+    assert found <= allowed, found - allowed
