@@ -180,3 +180,19 @@ def test_huge_times_and_tiny_speeds_wait_a_bounded_time(tree_file, tmp_path):
     assert pause(1.0, 2.0) == 0.5 and pause(1e308, 1e-300) == MAX_PAUSE and pause(-1.0, 1.0) == 0.0
     bad = CliRunner().invoke(app, ["replay", "--animate", "--speed", "nan", str(tree_file)])
     assert bad.exit_code == 2 and bad.stderr == "marco: error: --speed must be > 0, got nan\n"
+
+
+def test_files_are_parsed_only_through_the_gate():
+    """Every reader of a file goes through core/untrusted.py; json/tomllib are
+    called elsewhere only on HTTP bodies (the server's requests, a remote
+    backend's answers)."""
+    import re
+
+    parses = re.compile(r"json\.loads?\(|tomllib\.loads?\(")
+    allowed = {"core/untrusted.py", "server/app.py", "backends/remote_http.py", "backends/remote_wire.py"}
+    found = {
+        str(path.relative_to(ROOT / "marco_cli"))
+        for path in (ROOT / "marco_cli").rglob("*.py")
+        if parses.search(path.read_text(encoding="utf-8"))
+    }
+    assert found <= allowed, found - allowed
