@@ -196,3 +196,19 @@ def test_files_are_parsed_only_through_the_gate():
         if parses.search(path.read_text(encoding="utf-8"))
     }
     assert found <= allowed, found - allowed
+
+
+def test_every_console_escapes_control_characters():
+    """Rich consoles come only from ui/console.py, which makes SafeConsoles."""
+    import re
+
+    from marco_cli.ui.console import SafeConsole, err_console, out_console
+
+    assert isinstance(err_console(), SafeConsole) and isinstance(out_console(), SafeConsole)
+    makes = re.compile(r"\bConsole\(")
+    found = {
+        str(path.relative_to(ROOT / "marco_cli"))
+        for path in (ROOT / "marco_cli").rglob("*.py")
+        if makes.search(path.read_text(encoding="utf-8"))
+    }
+    assert found <= {"ui/console.py"}, found
