@@ -120,8 +120,9 @@ def confined(dest: Path) -> Path:
 
 
 def files_to_remove(model: ResolvedModel) -> list[Path]:
-    """What ``marco rm`` deletes: the file and its stamp, lock and partial downloads.
-    A complete file that no pull stamp vouches for is not marco's to delete."""
+    """What ``marco rm`` deletes: the file, its stamp and partial downloads (and,
+    in ``remove``, the lock). A complete file that no pull stamp vouches for is
+    not marco's to delete."""
     hub_quant(model)
     dest = confined(model.path)
     if dest.is_symlink() or (dest.exists() and not stamp_matches(dest, None, None)):
