@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from rich.console import Console
+from test_treefile import SETTINGS, searched
 from typer.testing import CliRunner
 
 from marco_cli.chat.conversation import load_conversation
@@ -26,7 +26,6 @@ from marco_cli.evaluation.results import ResultsError, read_rows
 from marco_cli.translate.glossary import load_glossary
 from marco_cli.treefile.io import load_tree, options_dict, save_tree
 from marco_cli.ui.replay import MAX_PAUSE, pause, play
-from test_treefile import SETTINGS, searched
 
 ROOT = Path(__file__).resolve().parent.parent
 DEEP_JSON = "[" * 100_000
@@ -144,7 +143,7 @@ def test_glossary_dataset_and_results_files(tmp_path):
         load_dataset(dataset)
     results = tmp_path / "r.jsonl"
     results.write_text('{"question_id": "a", "seconds": NaN}\n{"question_id": "b"}\n')
-    with pytest.raises(ResultsError, match="r.jsonl:1"):
+    with pytest.raises(ResultsError, match=r"r\.jsonl:1"):
         read_rows(results)
 
 

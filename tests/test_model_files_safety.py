@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fakehub import FILE, REPO, write_registry
-from fakehub import gguf_bytes, gguf_sha, hub, online, registry_file  # noqa: F401  (fixtures)
+from fakehub import FILE, REPO, gguf_bytes, gguf_sha, hub, online, registry_file, write_registry  # noqa: F401  (fixtures)
 
 from marco_cli.core.errors import ConfigError
 from marco_cli.models import hub as hub_module

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from test_treefile import SETTINGS, searched
 from typer.testing import CliRunner
 
 from marco_cli.chat.conversation import Conversation, Turn, load_conversation, save_conversation
@@ -24,7 +25,6 @@ from marco_cli.core.atomic import write_text_atomic
 from marco_cli.core.errors import OutputError
 from marco_cli.evaluation.results import JsonlWriter
 from marco_cli.treefile.io import options_dict, save_tree
-from test_treefile import SETTINGS, searched
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["-m", "tiny", "--threads", "1", "--max-tokens", "4", "--ctx", "1024"]
@@ -37,7 +37,7 @@ def marco(*args: str, stdout=subprocess.PIPE, cwd: Path = ROOT, pass_fds=()) -> 
 
 def one_line(proc, code: int, *texts: str) -> str:
     assert proc.returncode == code, (proc.returncode, proc.stderr)
-    lines = [l for l in proc.stderr.strip().splitlines() if l.startswith("marco: error: ")]
+    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("marco: error: ")]
     assert len(lines) == 1, proc.stderr
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr and "Exception" not in proc.stderr
     for text in texts:
@@ -140,14 +140,11 @@ def test_results_file_keeps_whole_rows_when_the_disk_fills(full_disk):
     mnt, fill = full_disk
     path = mnt / "rows.jsonl"
     row = {"question_id": "q", "pad": "y" * 3000}
-    written = 0
-    with pytest.raises(OutputError, match="rows written before are kept"):
-        with JsonlWriter(path, resume=False) as writer:
+    with pytest.raises(OutputError, match="rows written before are kept"), JsonlWriter(path, resume=False) as writer:
+        writer.append(row)
+        fill()
+        while True:
             writer.append(row)
-            fill()
-            while True:
-                writer.append(row)
-                written += 1
     lines = path.read_bytes().splitlines(keepends=True)
     assert lines and all(line.endswith(b"\n") and json.loads(line) == row for line in lines)
 

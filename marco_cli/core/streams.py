@@ -48,7 +48,7 @@ class _GuardedRaw(io.RawIOBase):
         except OSError:
             return False
 
-    def write(self, data) -> int:  # type: ignore[override]
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         try:
             return os.write(self._fd, data)
         except (BrokenPipeError, BlockingIOError):
@@ -86,7 +86,8 @@ def guard_standard_streams() -> None:
     """Install the guarded stdout (once, by the console-script entry point)."""
     _fill_closed_descriptors()
     old = sys.stdout
-    if isinstance(getattr(old, "buffer", None), io.BufferedWriter) and isinstance(old.buffer.raw, _GuardedRaw):
+    buffer = getattr(old, "buffer", None)
+    if isinstance(buffer, io.BufferedWriter) and isinstance(buffer.raw, _GuardedRaw):
         return
     encoding = getattr(old, "encoding", None) or "utf-8"
     errors = getattr(old, "errors", None) or "strict"

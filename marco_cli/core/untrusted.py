@@ -55,11 +55,11 @@ def load_json(data: bytes | str) -> Any:
 def load_toml(text: str) -> dict[str, Any]:
     """``tomllib.loads`` with the limits above; ``tomllib.TOMLDecodeError`` for bad syntax."""
     try:
-        value = tomllib.loads(text)
+        table = tomllib.loads(text)
     except RecursionError:
         raise UntrustedDataError(_TOO_DEEP) from None
-    check(value)
-    return value
+    check(table)
+    return table
 
 
 def check(value: Any) -> None:

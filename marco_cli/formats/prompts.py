@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from collections.abc import Callable
 from functools import lru_cache
 
 THOUGHT_OPEN, THOUGHT_CLOSE = "<Thought>", "</Thought>"
@@ -97,7 +98,9 @@ def render_chat(
     return _render(messages, template, default_system, bos_token, eos_token)[0]
 
 
-def _render(messages, template, default_system, bos_token, eos_token) -> tuple[str, bool]:
+def _render(
+    messages: list[Message], template: str | None, default_system: str | None, bos_token: str, eos_token: str
+) -> tuple[str, bool]:
     """The prompt, and whether the model's own template made it."""
     if template:
         try:
@@ -159,7 +162,7 @@ def render_chat_parts(
     return _split(skeleton, contents, None)
 
 
-def _split(skeleton: str, contents: list[str], transform) -> list[PromptPart]:
+def _split(skeleton: str, contents: list[str], transform: Callable[[str], str] | None) -> list[PromptPart]:
     parts: list[PromptPart] = []
     at = 0
     for match in _MARK.finditer(skeleton):

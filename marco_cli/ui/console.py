@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 
 from rich.console import Console
 from rich.segment import Segment
@@ -26,7 +27,7 @@ class SafeConsole(Console):
     (``ui.safe_text``): the sequences Rich itself emits for styles and live
     redraws are added after this step, or travel as control segments."""
 
-    def _render_buffer(self, buffer) -> str:  # type: ignore[override]
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
         from .safe_text import escape_controls
 
         return super()._render_buffer(

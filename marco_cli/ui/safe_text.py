@@ -32,6 +32,6 @@ def escape_controls(text: str) -> str:
     return _CONTROLS.sub(_show, text) if _CONTROLS.search(text) else text
 
 
-def for_terminal(text: str, stream) -> str:
+def for_terminal(text: str, stream: object) -> str:
     """``text`` escaped when ``stream`` is a terminal; exact for a pipe or a file."""
     return escape_controls(text) if is_tty(stream) else text
