@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.errors import UsageError
-from ..reasoner import Answer, Interrupted, Reasoner, choose_model
+from ..reasoner import LOOP_NOTICE, Answer, Interrupted, Reasoner, choose_model
 from ..models.registry import load_registry
 from ..core.settings import GenerationSettings, Mode, SearchSettings
 from ..ui.console import err_console, is_tty, notice, out_console
@@ -48,6 +48,9 @@ def ask(
     value_span: o.ValueSpanOpt = _S.value_span,
     budget: o.BudgetOpt = None,
     leaves: o.LeavesOpt = _S.leaves_per_iteration,
+    early_stop: o.EarlyStopOpt = _S.early_stop or 0.0,
+    early_stop_min: o.EarlyStopMinOpt = _S.early_stop_min,
+    loop_guard: o.LoopGuardOpt = _S.loop_guard,
     ctx: o.CtxOpt = _R.n_ctx,
     force_ctx: o.ForceCtxOpt = False,
     threads: o.ThreadsOpt = None,
@@ -63,13 +66,14 @@ def ask(
     runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose, force_ctx)
     generation = GenerationSettings(
         temperature=0.0 if temperature is None else temperature,
-        max_tokens=max_tokens, seed=seed, system=system,
+        max_tokens=max_tokens, seed=seed, system=system, loop_guard=loop_guard,
     )
     search = SearchSettings(
         action=action, simulations=simulations, children=children, max_depth=max_depth,
         exploration=exploration, temperature=_S.temperature if temperature is None else temperature,
         max_tokens=max_tokens, reflection=reflection, reflect_below=reflect_below, pick=pick,
         value_span=value_span, budget=budget, seed=seed, leaves_per_iteration=leaves,
+        early_stop=early_stop, early_stop_min=early_stop_min, loop_guard=loop_guard,
     )
     if save_tree is not None and mode is not Mode.MCTS:
         raise UsageError("--save-tree needs --mode mcts (a chain of thought has no tree)")
@@ -137,6 +141,8 @@ def _finish(answer: Answer, stream: AnswerStream | None, out: _Output, display: 
             sys.stdout.write(for_terminal(answer.thought.rstrip(), sys.stdout) + "\n\n")
         sys.stdout.write(for_terminal(answer.answer.rstrip(), sys.stdout) + "\n")
     sys.stdout.flush()
+    if answer.looped:
+        notice(LOOP_NOTICE)
     if save_error is not None:
         if answer.interrupted:
             notice(f"error: {save_error}")  # the exit code stays 130

@@ -51,6 +51,9 @@ def eval_command(
     pick: o.PickOpt = _S.pick,
     value_span: o.ValueSpanOpt = _S.value_span,
     budget: o.BudgetOpt = None,
+    early_stop: o.EarlyStopOpt = _S.early_stop or 0.0,
+    early_stop_min: o.EarlyStopMinOpt = _S.early_stop_min,
+    loop_guard: o.LoopGuardOpt = _S.loop_guard,
     ctx: o.CtxOpt = _R.n_ctx,
     force_ctx: o.ForceCtxOpt = False,
     threads: o.ThreadsOpt = None,
@@ -64,11 +67,12 @@ def eval_command(
     if max_pairs is not None and max_pairs < 1:
         raise UsageError(f"--max-pairs-per-question must be at least 1, got {max_pairs}")
     cot_t = temperature if temperature is not None else (0.0 if samples == 1 else _S.temperature)
-    generation = GenerationSettings(temperature=cot_t, max_tokens=max_tokens)
+    generation = GenerationSettings(temperature=cot_t, max_tokens=max_tokens, loop_guard=loop_guard)
     search = SearchSettings(
         simulations=simulations, children=children, max_depth=max_depth, exploration=exploration,
         temperature=_S.temperature if temperature is None else temperature, max_tokens=max_tokens,
         reflection=reflection, reflect_below=reflect_below, pick=pick, value_span=value_span, budget=budget,
+        early_stop=early_stop, early_stop_min=early_stop_min, loop_guard=loop_guard,
     )
     problems = load_dataset(dataset)
     choice = choose_model(load_registry(models_file), model)

@@ -54,6 +54,9 @@ def translate(
     reflection: o.ReflectionOpt = _S.reflection,
     pick: o.PickOpt = _S.pick,
     budget: o.BudgetOpt = None,
+    early_stop: o.EarlyStopOpt = _S.early_stop or 0.0,
+    early_stop_min: o.EarlyStopMinOpt = _S.early_stop_min,
+    loop_guard: o.LoopGuardOpt = _S.loop_guard,
     ctx: o.CtxOpt = _R.n_ctx,
     force_ctx: o.ForceCtxOpt = False,
     threads: o.ThreadsOpt = None,
@@ -68,11 +71,12 @@ def translate(
         source=language(source, option="--from") if source else None,
         glossary=load_glossary(glossary) if glossary else None,
         mode=mode,
-        generation=GenerationSettings(temperature=temperature or 0.0, max_tokens=max_tokens, seed=seed),
+        generation=GenerationSettings(temperature=temperature or 0.0, max_tokens=max_tokens, seed=seed, loop_guard=loop_guard),
         search=SearchSettings(
             action=action, simulations=simulations, children=children, max_depth=max_depth,
             exploration=exploration, temperature=_S.temperature if temperature is None else temperature,
             max_tokens=max_tokens, reflection=reflection, pick=pick, budget=budget, seed=seed,
+            early_stop=early_stop, early_stop_min=early_stop_min, loop_guard=loop_guard,
         ),
         paragraph=paragraph,
     )

@@ -37,6 +37,7 @@ class Action(str, Enum):
 class Pick(str, Enum):
     MOST_VISITED = "most-visited"  # follow most-visited children, finish greedily
     BEST_VALUE = "best-value"  # the completed rollout with the highest value
+    VOTE = "vote"  # the best rollout of the answer with the most value mass (search/vote.py)
 
 
 class ValueSpan(str, Enum):
@@ -107,6 +108,7 @@ class GenerationSettings:
     max_tokens: int = 1024
     seed: int = 0
     system: str | None = None  # replaces the model's default system prompt
+    loop_guard: bool = True  # end a looping generation early (backends/loops.py)
 
     def __post_init__(self) -> None:
         _positive("temperature", self.temperature, allow_zero=True)
@@ -140,6 +142,13 @@ class SearchSettings:
     budget: float | None = None  # wall-clock seconds; None = no limit
     seed: int = 0
     leaves_per_iteration: int = 1  # >1 selects several leaves with virtual loss
+    # Early stop: end once the leading answer holds this share of the finished
+    # rollouts' value mass, after at least ``early_stop_min`` of them voted
+    # (search/vote.py). None or 0 turns it off. Provisional defaults, to be
+    # chosen by measurement.
+    early_stop: float | None = 0.75
+    early_stop_min: int = 3
+    loop_guard: bool = True  # end looping continuations; a looped path is worth 0
 
     def __post_init__(self) -> None:
         for name in ("simulations", "children", "max_depth", "max_tokens", "step_max_tokens", "top_k"):
@@ -155,6 +164,14 @@ class SearchSettings:
             raise UsageError(f"--reflect-below must be between 0 and 1, got {self.reflect_below}")
         if not self.delimiter:
             raise UsageError("the step delimiter must not be empty")
+        if self.early_stop is not None and not 0 <= self.early_stop <= 1:
+            raise UsageError(f"--early-stop must be between 0 (off) and 1, got {self.early_stop}")
+        _positive("early-stop-min", self.early_stop_min)
+
+    @property
+    def early_stop_share(self) -> float | None:
+        """The share that stops the search, or None when early stopping is off."""
+        return self.early_stop or None
 
     def with_(self, **changes: object) -> "SearchSettings":
         return replace(self, **changes)
