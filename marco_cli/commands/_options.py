@@ -20,6 +20,7 @@ ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", envvar="MARCO_
 BackendOpt = Annotated[Optional[str], typer.Option("--backend", envvar="MARCO_BACKEND", help="Run the model on an OpenAI-compatible server at this URL (vLLM, llama-server); its API key from MARCO_API_KEY.", show_default=False, rich_help_panel=_RUNTIME)]
 ModelsFileOpt = Annotated[Optional[str], typer.Option("--models", envvar="MARCO_MODELS", help="Model registry file to use instead of the shipped models.toml.", show_default=False)]
 CtxOpt = Annotated[int, typer.Option("--ctx", help="KV-cache size in tokens (shared by the whole search tree).", rich_help_panel=_RUNTIME)]
+ForceCtxOpt = Annotated[bool, typer.Option("--force-ctx", help="Keep a --ctx above the model's training context (costs memory; the model was not trained for it).", rich_help_panel=_RUNTIME)]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads for llama.cpp, at most the CPUs here [default: MARCO_THREADS, else chosen while it runs: the count that decodes fastest right now, from all cores down to one, because llama.cpp's threads stall each other when another program holds a core].", show_default=False, rich_help_panel=_RUNTIME)]
 GpuLayersOpt = Annotated[Optional[int], typer.Option("--n-gpu-layers", help="Layers to offload to the GPU; -1 = all [default: all when this llama.cpp build can offload, else 0].", show_default=False, rich_help_panel=_RUNTIME)]
 KVCacheOpt = Annotated[KVCacheType, typer.Option("--kv-cache", help="KV-cache type (q8_0 halves its memory).", rich_help_panel=_RUNTIME)]
@@ -61,8 +62,10 @@ def parse_leaves(value: str) -> int:
     return leaves
 
 
-def runtime_settings(ctx: int, threads: int | None, gpu_layers: int | None, kv_cache: KVCacheType, verbose: bool) -> RuntimeSettings:
-    settings = RuntimeSettings(n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers, kv_cache=kv_cache, verbose=verbose)
+def runtime_settings(ctx: int, threads: int | None, gpu_layers: int | None, kv_cache: KVCacheType, verbose: bool,
+                     force_ctx: bool = False) -> RuntimeSettings:
+    settings = RuntimeSettings(n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers, kv_cache=kv_cache, verbose=verbose,
+                               force_ctx=force_ctx)
     capped = settings.threads_notice()
     if capped:
         notice(capped)

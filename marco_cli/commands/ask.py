@@ -16,6 +16,7 @@ from ..core.settings import GenerationSettings, Mode, SearchSettings
 from ..ui.console import err_console, is_tty, notice, out_console
 from ..ui.heatmap import confidence_json, confidence_view
 from ..ui.stream import AnswerStream
+from ..ui.safe_text import for_terminal
 from . import _options as o
 from ._display import SearchDisplay
 from ._io import read_input
@@ -51,6 +52,7 @@ def ask(
     early_stop_min: o.EarlyStopMinOpt = _S.early_stop_min,
     loop_guard: o.LoopGuardOpt = _S.loop_guard,
     ctx: o.CtxOpt = _R.n_ctx,
+    force_ctx: o.ForceCtxOpt = False,
     threads: o.ThreadsOpt = None,
     n_gpu_layers: o.GpuLayersOpt = None,
     kv_cache: o.KVCacheOpt = _R.kv_cache,
@@ -61,7 +63,7 @@ def ask(
     save_tree: o.SaveTreeOpt = None,
 ) -> None:
     """Answer a question by reasoning: a chain of thought, or a tree search."""
-    runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose)
+    runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose, force_ctx)
     generation = GenerationSettings(
         temperature=0.0 if temperature is None else temperature,
         max_tokens=max_tokens, seed=seed, system=system, loop_guard=loop_guard,
@@ -140,8 +142,8 @@ def _finish(answer: Answer, stream: AnswerStream | None, out: _Output, display: 
         out_console().print(confidence_view(answer, reasoner.backend.detokenize, thought=out.show_thoughts))
     elif stream is None or not stream.wrote_answer:
         if out.show_thoughts and answer.thought:
-            sys.stdout.write(answer.thought.rstrip() + "\n\n")
-        sys.stdout.write(answer.answer.rstrip() + "\n")
+            sys.stdout.write(for_terminal(answer.thought.rstrip(), sys.stdout) + "\n\n")
+        sys.stdout.write(for_terminal(answer.answer.rstrip(), sys.stdout) + "\n")
     sys.stdout.flush()
     if answer.looped:
         notice(LOOP_NOTICE)

@@ -24,6 +24,7 @@ from ..translate.translation import TranslateOptions, Translation, TranslationFa
 from ..ui.console import err_console, is_tty, notice
 from ..ui.progress import LineProgress
 from ..ui.stream import AnswerStream
+from ..ui.safe_text import for_terminal
 from . import _options as o
 from ._io import read_stdin_bytes, stdin_is_piped
 
@@ -57,13 +58,14 @@ def translate(
     early_stop_min: o.EarlyStopMinOpt = _S.early_stop_min,
     loop_guard: o.LoopGuardOpt = _S.loop_guard,
     ctx: o.CtxOpt = _R.n_ctx,
+    force_ctx: o.ForceCtxOpt = False,
     threads: o.ThreadsOpt = None,
     n_gpu_layers: o.GpuLayersOpt = None,
     kv_cache: o.KVCacheOpt = _R.kv_cache,
     verbose: o.VerboseOpt = False,
 ) -> None:
     """Translate colloquial text (slang, idioms) by reasoning about it first."""
-    runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose)
+    runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose, force_ctx)
     options = TranslateOptions(
         target=language(to, option="--to"),
         source=language(source, option="--from") if source else None,
@@ -159,7 +161,7 @@ def _write(result: Translation, *, as_json: bool, separator: bool) -> None:
     if as_json:
         out = json.dumps(result.to_json(), ensure_ascii=False) + "\n"
     else:
-        out = ("\n" if separator else "") + result.translation + "\n"
+        out = ("\n" if separator else "") + for_terminal(result.translation, sys.stdout) + "\n"
     sys.stdout.write(out)
     sys.stdout.flush()
 

@@ -67,6 +67,7 @@ class RuntimeSettings:
     n_gpu_layers: int | None = None  # None: all layers when offload is supported
     kv_cache: KVCacheType = KVCacheType.F16
     verbose: bool = False
+    force_ctx: bool = False  # keep an n_ctx above the model's training context
 
     def __post_init__(self) -> None:
         _positive("ctx", self.n_ctx)

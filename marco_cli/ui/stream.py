@@ -18,6 +18,7 @@ from rich.text import Text
 
 from ..formats.reasoning import MARCO, ReasoningFormat
 from ..formats.split import CONTENT, splitter_for
+from .safe_text import for_terminal
 
 
 class AnswerStream:
@@ -59,6 +60,6 @@ class AnswerStream:
                 continue
             if not self.wrote_answer and self.thought_console is not None and self.showed_thought:
                 self.thought_console.print()  # end the dimmed thought's line
-            sys.stdout.write(text)
+            sys.stdout.write(for_terminal(text, sys.stdout))
             sys.stdout.flush()
             self.wrote_answer = True
