@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .core.errors import ExitCode, MarcoError
+from .core.streams import StdoutWriteError, discard_stdout, guard_standard_streams
 
 
 def debug_enabled() -> bool:
@@ -25,8 +26,11 @@ def debug_enabled() -> bool:
 
 
 def report_error(message: str) -> None:
-    """One line on stderr; never a traceback."""
-    sys.stderr.write(f"marco: error: {message}\n")
+    """One line on stderr; never a traceback. The message may quote a file or
+    an argument: its control characters are shown, not obeyed."""
+    from .ui.safe_text import escape_controls
+
+    sys.stderr.write(f"marco: error: {escape_controls(message)}\n")
     sys.stderr.flush()
 
 
@@ -40,8 +44,12 @@ class MarcoGroup(TyperGroup):
     # Any: the Context is click's, or typer's private copy of click since typer 0.29
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            _flush_stdout()  # a full or closed stdout fails here, inside the boundary
+            return result
         except MarcoError as exc:
+            if isinstance(exc, StdoutWriteError):
+                discard_stdout()  # what is still buffered must not fail again at exit
             if debug_enabled():
                 raise
             if exc.exit_code == ExitCode.INTERRUPTED:
@@ -69,6 +77,12 @@ class MarcoGroup(TyperGroup):
                 raise
             report_error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
             raise typer.Exit(int(ExitCode.ERROR)) from None
+
+
+def _flush_stdout() -> None:
+    stream = sys.stdout
+    if stream is not None:
+        stream.flush()
 
 
 def _silence_stdout() -> None:
@@ -118,6 +132,7 @@ _register_commands()
 
 
 def main() -> None:
+    guard_standard_streams()
     try:
         app()
     except KeyboardInterrupt:  # Ctrl-C outside a command (e.g. during import)
