@@ -100,7 +100,8 @@ def eval_command(
     choice = choose_model(load_registry(models_file), model)
     plan = replace(plan, model=choice.model.label)
     # The fallback notice only when a model is about to run (not for a --resume with nothing left).
-    on_load = (lambda: notice(choice.notice)) if choice.notice else None
+    message = choice.notice
+    on_load = (lambda: notice(message)) if message else None
     reasoner = Reasoner(choice.model, o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose, force_ctx), on_load=on_load)
     try:
         report = _run(reasoner, problems, plan, dataset, out, resume, dpo_out, max_pairs)

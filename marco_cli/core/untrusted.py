@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # Python 3.10
+    import tomli as tomllib
 
 MAX_NESTING = 500
 MAX_INT_DIGITS = 19
@@ -55,7 +56,7 @@ def load_json(data: bytes | str) -> Any:
 def load_toml(text: str) -> dict[str, Any]:
     """``tomllib.loads`` with the limits above; ``tomllib.TOMLDecodeError`` for bad syntax."""
     try:
-        table = tomllib.loads(text)
+        table: dict[str, Any] = tomllib.loads(text)
     except RecursionError:
         raise UntrustedDataError(_TOO_DEEP) from None
     check(table)

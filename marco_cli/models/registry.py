@@ -259,7 +259,7 @@ def _parse_model(path: Path, name: str, table: object) -> ModelEntry:
     return entry
 
 
-def _reasoning(path: Path, where: str, table: dict) -> Reasoning:
+def _reasoning(path: Path, where: str, table: dict[str, Any]) -> Reasoning:
     """``reasoning = "marco" | "think" | "none"``; the older boolean
     ``thought_format`` still reads (true: marco, false: none)."""
     legacy = _typed(path, where, table, "thought_format", bool)
