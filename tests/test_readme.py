@@ -18,5 +18,9 @@ def test_ci_runs_the_readme_test_command():
     install_and_ask, install_and_test = blocks[0].strip(), blocks[1].strip()
     assert "marco ask" in install_and_ask and "pip install" in install_and_ask
     assert "pytest" in install_and_test
+    # the static checks run first, in CONTRIBUTING.md's order, and stop the run when they fail
+    steps = [step.strip() for step in install_and_test.split("&&")]
+    checks = ["ruff check .", "ruff format --check .", "lint-imports", "mypy", "python -m pytest -q"]
+    assert steps[-len(checks):] == checks
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert install_and_test in ci_lines
