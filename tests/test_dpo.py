@@ -157,8 +157,10 @@ def test_a_saved_tree_gives_the_same_pairs(searched, tmp_path):
     loaded = load_record(save(tmp_path / "t.json", result, recorder))
     assert loaded.question == QUESTION and loaded.prompt == QUESTION and loaded.source.endswith("t.json")
     # the file rounds values to 6 digits; everything else is the same
-    strip = lambda pairs: [{k: v for k, v in p.to_json().items() if k not in ("chosen_value", "rejected_value", "source")}  # noqa: E731
-                           for p in pairs]
+    def strip(pairs):
+        return [{k: v for k, v in p.to_json().items() if k not in ("chosen_value", "rejected_value", "source")}
+                for p in pairs]
+
     assert strip(make_pairs(loaded)) == strip(make_pairs(memory))
     _check_pairs(make_pairs(loaded), loaded)
 
