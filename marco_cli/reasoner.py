@@ -289,7 +289,7 @@ class Reasoner:
         generation = generation or GenerationSettings()
         started = time.perf_counter()
         prompt = self.prompt_text(question, system=generation.system, history=history)
-        tokens = self.backend.tokenize(prompt, special=True)
+        tokens = self.prompt_tokens(question, system=generation.system, history=history)  # user text stays plain
         # A template that opens the thought (R1's "<think>\n") leaves the tag
         # out of what the model generates; put it back in front, so the text
         # says where the thought starts (streamed first, kept in Answer.text).
@@ -345,7 +345,7 @@ class Reasoner:
         question = check_question(question)
         started = time.perf_counter()
         prompt = self.prompt_text(question, system=generation.system)
-        tokens = self.backend.tokenize(prompt, special=True)
+        tokens = self.prompt_tokens(question, system=generation.system)  # user text stays plain
         opened = self.reasoning.opened_by(prompt)  # as in ask(): the template's own thought tag
         backend = self.backend
         root = backend.root(tokens)
