@@ -16,67 +16,43 @@ from ..evaluation.datasets import load_dataset
 from ..evaluation.dpo_io import DpoCollector
 from ..evaluation.evaluate import EvalInterrupted, EvalPlan, EvalReport, check_previous, parse_modes, run_eval
 from ..evaluation.results import JsonlWriter, read_rows
-from ..reasoner import Reasoner, choose_model
-from ..models.registry import load_registry
-from ..core.settings import GenerationSettings, SearchSettings
+from ..reasoner import Reasoner
 from ..ui.console import err_console, is_tty, notice, out_console
 from ..ui.eval_view import EvalProgress, print_table, results_table
 from . import _options as o
 
-_S = o.DEFAULT_SEARCH
-_R = o.DEFAULT_RUNTIME
-
-
+@o.settings_flags(without=("action",))  # the modes name the action (mcts-step, mcts-mini64, ...)
 def eval_command(
-    dataset: Annotated[Path, typer.Argument(help="Questions: MGSM-style TSV (question<TAB>answer) or JSON Lines ({\"question\", \"answer\"}, GSM8K '#### N' answers).", show_default=False)],
-    modes: Annotated[str, typer.Option("--modes", help="Comma-separated: cot, mcts-step, mcts-mini64, mcts-mini32. The first is the baseline of the Δ column.")] = "cot,mcts-step",
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N questions.", show_default=False)] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Base seed; each answer's seed derives from it, the question and the sample.")] = 0,
-    samples: Annotated[int, typer.Option("--samples", help="Answers per question and mode (test@k counts a question right if any is).")] = 1,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Append one JSON line per answer here, as it is made.", show_default=False)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run recorded in --out: skip answers already there.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
-    dpo_out: Annotated[Optional[Path], typer.Option("--dpo-out", help="Also write DPO preference pairs from every MCTS tree (JSON Lines).", show_default=False)] = None,
-    max_pairs: Annotated[Optional[int], typer.Option("--max-pairs-per-question", help="Keep at most N pairs per question (largest value gaps first).", show_default=False)] = None,
-    model: o.ModelOpt = None,
-    models_file: o.ModelsFileOpt = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per answer.")] = 1024,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature [default: cot 0 (greedy) with one sample, else 0.8].", show_default=False)] = None,
-    simulations: o.SimulationsOpt = _S.simulations,
-    children: o.ChildrenOpt = _S.children,
-    max_depth: o.MaxDepthOpt = _S.max_depth,
-    exploration: o.ExplorationOpt = _S.exploration,
-    reflection: o.ReflectionOpt = _S.reflection,
-    reflect_below: o.ReflectBelowOpt = None,
-    pick: o.PickOpt = _S.pick,
-    value_span: o.ValueSpanOpt = _S.value_span,
-    budget: o.BudgetOpt = None,
-    ctx: o.CtxOpt = _R.n_ctx,
-    threads: o.ThreadsOpt = None,
-    n_gpu_layers: o.GpuLayersOpt = None,
-    kv_cache: o.KVCacheOpt = _R.kv_cache,
-    verbose: o.VerboseOpt = False,
+    dataset: Annotated[Path, typer.Argument(metavar="DATASET", help="Questions: MGSM-style TSV (question<TAB>answer) or JSON Lines ({\"question\", \"answer\"}, GSM8K '#### N' answers).", show_default=False)],
+    modes: Annotated[str, typer.Option("--modes", metavar="MODE,...", help="Comma-separated: cot, mcts-step, mcts-mini64, mcts-mini32. The first is the baseline of the Δ column.")] = "cot,mcts-step",
+    limit: Annotated[Optional[int], typer.Option("--limit", metavar="N", help="Only the first N questions.", show_default=False)] = None,
+    samples: Annotated[int, typer.Option("--samples", metavar="K", help="Answers per question and mode (test@k counts a question right if any is); each answer's seed derives from --seed, the question and the sample.")] = 1,
+    out: Annotated[Optional[Path], typer.Option("--out", metavar="FILE", help="Append one JSON line per answer here, as it is made.", show_default=False)] = None,
+    resume: o.resume_option("the run", "--out") = None,
+    as_json: o.json_option("the summary") = False,
+    dpo_out: Annotated[Optional[Path], typer.Option("--dpo-out", metavar="FILE", help="Also write DPO preference pairs from every MCTS tree (JSON Lines).", show_default=False)] = None,
+    max_pairs: Annotated[Optional[int], typer.Option("--max-pairs-per-question", metavar="N", help="Keep at most N pairs per question (largest value gaps first).", show_default=False)] = None,
+    *,
+    flags: o.Flags,
 ) -> None:
     """Measure CoT against MCTS on a math benchmark: accuracy, test@k, cost."""
-    if resume and out is None:
-        raise UsageError("--resume needs --out (the results file to continue)")
+    resumed = o.check_resume(resume, str(out) if out is not None else None, writer_flag="--out")
+    if resumed is not None:
+        if out is not None and Path(resumed) != out:
+            raise UsageError(f"--resume {resumed} and --out {out} name two files; the run continues in one")
+        out = Path(resumed)
     if max_pairs is not None and max_pairs < 1:
         raise UsageError(f"--max-pairs-per-question must be at least 1, got {max_pairs}")
-    cot_t = temperature if temperature is not None else (0.0 if samples == 1 else _S.temperature)
-    generation = GenerationSettings(temperature=cot_t, max_tokens=max_tokens)
-    search = SearchSettings(
-        simulations=simulations, children=children, max_depth=max_depth, exploration=exploration,
-        temperature=_S.temperature if temperature is None else temperature, max_tokens=max_tokens,
-        reflection=reflection, reflect_below=reflect_below, pick=pick, value_span=value_span, budget=budget,
-    )
+    generation = flags.generation(samples=samples)
+    search = flags.search()
     problems = load_dataset(dataset)
-    choice = choose_model(load_registry(models_file), model)
-    plan = EvalPlan(parse_modes(modes), choice.model.label, generation, search, samples, seed, limit)
+    choice = o.choose(flags)
+    plan = EvalPlan(parse_modes(modes), choice.model.label, generation, search, samples, flags["seed"], limit)
     if choice.notice:
         notice(choice.notice)
-    reasoner = Reasoner(choice.model, o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose))
+    reasoner = Reasoner(choice.model, flags.runtime())
     try:
-        report = _run(reasoner, problems, plan, dataset, out, resume, dpo_out, max_pairs)
+        report = _run(reasoner, problems, plan, dataset, out, resumed is not None, dpo_out, max_pairs)
     except EvalInterrupted as exc:
         _print(exc.report, dataset, as_json)
         raise

@@ -9,62 +9,38 @@ from typing import Annotated
 import typer
 
 from ..core.errors import MarcoError, UsageError
-from ..reasoner import Reasoner, choose_model
-from ..models.registry import load_registry
-from ..core.settings import SearchSettings
+from ..reasoner import Reasoner
 from ..ui.console import notice
 from . import _options as o
 
-_S = o.DEFAULT_SEARCH
-_R = o.DEFAULT_RUNTIME
-
-
+@o.settings_flags(without=("mode",))  # each request picks its mode by model id
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface; there is no authentication).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
-    model: o.ModelOpt = None,
-    models_file: o.ModelsFileOpt = None,
-    backend: o.BackendOpt = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Default for requests that give no max_tokens.")] = 1024,
-    max_queue: Annotated[int, typer.Option("--max-queue", help="Requests that may wait for the model; more get 503.")] = 16,
-    action: o.ActionOpt = _S.action,
-    simulations: o.SimulationsOpt = _S.simulations,
-    children: o.ChildrenOpt = _S.children,
-    max_depth: o.MaxDepthOpt = _S.max_depth,
-    exploration: o.ExplorationOpt = _S.exploration,
-    reflection: o.ReflectionOpt = _S.reflection,
-    pick: o.PickOpt = _S.pick,
-    value_span: o.ValueSpanOpt = _S.value_span,
-    budget: o.BudgetOpt = None,
-    ctx: o.CtxOpt = _R.n_ctx,
-    threads: o.ThreadsOpt = None,
-    n_gpu_layers: o.GpuLayersOpt = None,
-    kv_cache: o.KVCacheOpt = _R.kv_cache,
-    verbose: o.VerboseOpt = False,
+    host: Annotated[str, typer.Option("--host", metavar="ADDRESS", help="Address to listen on (0.0.0.0: every interface; there is no authentication).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", metavar="PORT", help="Port to listen on (0: any free port).")] = 8000,
+    max_queue: Annotated[int, typer.Option("--max-queue", metavar="N", help="Requests that may wait for the model; more get 503.")] = 16,
+    *,
+    flags: o.Flags,
 ) -> None:
     """Serve the model over HTTP: POST /v1/chat/completions, GET /v1/models.
 
     Model ids: NAME answers by chain of thought, NAME+mcts by tree search (search
-    options per request under "marco"; the flags here are the defaults).
+    options per request under "marco"). The generation and search flags are the
+    defaults of requests that do not set them.
     """
     if max_queue < 0:
         raise UsageError(f"--max-queue must be >= 0, got {max_queue}")
-    runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose)
-    search = SearchSettings(
-        action=action, simulations=simulations, children=children, max_depth=max_depth,
-        exploration=exploration, reflection=reflection, pick=pick, value_span=value_span,
-        budget=budget, max_tokens=max_tokens,
-    )
+    runtime, generation, search = flags.runtime(), flags.generation(), flags.search()
+    verbose = runtime.verbose
     # Bind before anything slow or chatty: a bad or taken port is the first error.
     sock = listen(host, port)
     service = None
     try:
-        choice = choose_model(load_registry(models_file), model, backend=backend)
+        choice = o.choose(flags)
         if choice.notice:
             notice(choice.notice)
         from ..server.service import ChatService  # fastapi and uvicorn load only for this command
 
-        service = ChatService(Reasoner(choice.model, runtime), search=search, max_tokens=max_tokens, max_queue=max_queue)
+        service = ChatService(Reasoner(choice.model, runtime), generation=generation, search=search, max_queue=max_queue)
         service.load()
         run_server(service, sock, verbose=verbose)
     finally:

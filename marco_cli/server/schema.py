@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from ..core.errors import UsageError
+from ..core.spec import SettingError, Surface
 from ..formats.prompts import Message
-from ..core.settings import Action, GenerationSettings, Mode, Pick, SearchSettings, ValueSpan
+from ..core.settings import SPEC, GenerationSettings, Mode, SearchSettings
 
 
 class RequestError(Exception):
@@ -42,23 +42,15 @@ class ChatMessage(BaseModel):
     content: Union[str, list[ContentPart], None] = None
 
 
-class MarcoOptions(BaseModel):
-    """Search options under ``"marco"`` (the same names as ``marco ask``'s flags)."""
+def _marco_options() -> type[BaseModel]:
+    """Search options under ``"marco"``: every setting the spec exposes to
+    requests, named as the flags are (``max_depth`` for ``--max-depth``).
+    Types only here; the values are checked by the settings themselves."""
+    fields: dict[str, Any] = {s.key: (Optional[s.kind], None) for s in SPEC.on(Surface.REQUEST)}
+    return create_model("MarcoOptions", __config__=ConfigDict(extra="forbid"), **fields)
 
-    model_config = ConfigDict(extra="forbid")
-    action: Optional[Action] = None
-    simulations: Optional[int] = None
-    children: Optional[int] = None
-    max_depth: Optional[int] = None
-    exploration: Optional[float] = None
-    reflection: Optional[bool] = None
-    reflect_below: Optional[float] = None
-    pick: Optional[Pick] = None
-    value_span: Optional[ValueSpan] = None
-    budget: Optional[float] = None
-    step_max_tokens: Optional[int] = None
-    delimiter: Optional[str] = None
-    top_k: Optional[int] = None
+
+MarcoOptions = _marco_options()
 
 
 class StreamOptions(BaseModel):
@@ -137,26 +129,29 @@ def conversation(messages: list[ChatMessage]) -> tuple[str | None, tuple[Message
     return ("\n\n".join(system) or None), tuple(turns[:-1]), turns[-1].content
 
 
-def to_call(req: ChatRequest, mode: Mode, base_search: SearchSettings, default_max_tokens: int) -> ChatCall:
+def to_call(req: ChatRequest, mode: Mode, base_generation: GenerationSettings, base_search: SearchSettings) -> ChatCall:
+    """``base_*`` hold the server's defaults; what the request sets replaces them."""
     if req.n not in (None, 1):
         raise RequestError(400, "n must be 1: marco returns one answer per request", param="n")
     system, history, question = conversation(req.messages)
-    max_tokens = req.max_completion_tokens or req.max_tokens or default_max_tokens
+    max_tokens_field = "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
+    top = {"temperature": req.temperature, "top-p": req.top_p, "seed": req.seed,
+           "max-tokens": req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens}
+    values = {name: v for name, v in top.items() if v is not None}
+    params = {name: SPEC[name].openai or name for name in values}
+    params["max-tokens"] = max_tokens_field
     options = req.marco.model_dump(exclude_none=True) if req.marco else {}
+    for key, value in options.items():
+        name = key.replace("_", "-")
+        values[name], params[name] = value, f"marco.{key}"
     try:
-        generation = GenerationSettings(
-            temperature=0.0 if req.temperature is None else req.temperature,
-            top_p=GenerationSettings.top_p if req.top_p is None else req.top_p,
-            max_tokens=max_tokens, seed=req.seed or 0, system=system,
-        )
-        search = replace(
-            base_search,
-            temperature=base_search.temperature if req.temperature is None else req.temperature,
-            top_p=base_search.top_p if req.top_p is None else req.top_p,
-            max_tokens=max_tokens, seed=req.seed or base_search.seed, **options,
-        )
-    except UsageError as exc:
-        raise RequestError(400, str(exc).replace("--", "", 1), code="invalid_value") from None
+        generation = SPEC.apply(base_generation, values)
+        if system is not None:
+            generation = replace(generation, system=system)
+        search = SPEC.apply(base_search, values)
+    except SettingError as exc:
+        param = params.get(exc.name, exc.name)
+        raise RequestError(400, exc.worded(param), code="invalid_value", param=param) from None
     return ChatCall(
         model_id=req.model, mode=mode, question=question, history=history,
         generation=generation, search=search, stream=req.stream,

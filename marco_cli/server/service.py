@@ -15,10 +15,11 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from ..reasoner import Answer, Reasoner, search_summary
-from ..core.settings import Mode, SearchSettings
+from ..core.settings import GenerationSettings, Mode, SearchSettings
 from .schema import ChatCall, RequestError, parse_request, to_call
 
 METHODS = {"": Mode.COT, "cot": Mode.COT, "mcts": Mode.MCTS}
@@ -29,13 +30,19 @@ class ChatService:
         self,
         reasoner: Reasoner,
         *,
+        generation: GenerationSettings | None = None,
         search: SearchSettings | None = None,
-        max_tokens: int = 1024,
+        max_tokens: int | None = None,
         max_queue: int = 16,
     ) -> None:
+        """``generation`` and ``search`` are the defaults of requests that do
+        not set a value (``marco serve``'s flags); ``max_tokens`` sets both's."""
         self.reasoner = reasoner
+        self.generation = generation or GenerationSettings()
         self.search = search or SearchSettings()
-        self.max_tokens = max_tokens
+        if max_tokens is not None:
+            self.generation = replace(self.generation, max_tokens=max_tokens)
+            self.search = replace(self.search, max_tokens=max_tokens)
         self.max_queue = max_queue
         model = reasoner.model
         self.name = model.name
@@ -63,7 +70,7 @@ class ChatService:
 
     def call(self, data: Any) -> ChatCall:
         request = parse_request(data)
-        return to_call(request, self.mode_of(request.model), self.search, self.max_tokens)
+        return to_call(request, self.mode_of(request.model), self.generation, self.search)
 
     def submit(
         self,

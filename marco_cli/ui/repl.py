@@ -24,7 +24,7 @@ from .line_input import CONTINUATION, PROMPT, ReadLine, read_input
 from .heatmap import confidence_view
 from .live import LiveSearchView
 from .slash import QUIT, SlashContext, dispatch
-from .stream import AnswerStream
+from .stream import AnswerStream, print_thought
 
 CANCELLED = "(cancelled)"
 QUIT_HINT = "(use /exit or Ctrl-D to quit)"
@@ -32,9 +32,10 @@ QUIT_HINT = "(use /exit or Ctrl-D to quit)"
 
 class Repl:
     def __init__(self, session: ChatSession, read_line: ReadLine, *, interactive: bool,
-                 save_path: str | None = None, confidence: bool = False) -> None:
+                 save_path: str | None = None, confidence: bool = False, show_thoughts: bool = False) -> None:
         self.session = session
         self.confidence = confidence  # --confidence: answers as a token-confidence heatmap
+        self.show_thoughts = show_thoughts  # --show-thoughts: thoughts on stderr also when not streamed
         self.read_line = read_line
         self.interactive = interactive
         self.context = SlashContext(save_path, loading=self._loading)
@@ -113,6 +114,8 @@ class Repl:
             self._error(exc)
             self._autosave()  # the question is kept in the conversation, with the error
             return
+        if self.show_thoughts and answer.thought and (stream is None or stream.thought_console is None):
+            print_thought(answer.thought)  # not streamed to a terminal: whole, before the answer
         if self.confidence and is_tty(sys.stdout):
             self._show_heatmap(answer, stream)
         else:

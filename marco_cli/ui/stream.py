@@ -15,6 +15,17 @@ from rich.console import Console
 from rich.text import Text
 
 from ..formats.split import REASONING, ThoughtSplitter
+from .console import err_console
+
+
+def print_thought(thought: str, heading: str | None = None) -> None:
+    """``--show-thoughts`` where nothing was streamed: the whole thought on
+    stderr (dimmed on a terminal), under ``heading`` when one is given. Every
+    command writes thoughts there, so stdout keeps only answers."""
+    console = err_console()
+    if heading:
+        console.print(heading, markup=False)
+    console.print(Text(thought.strip(), style="dim"))
 
 
 class AnswerStream:
