@@ -89,7 +89,12 @@ class MarcoCommand(TyperCommand):
             if bare is not None and (i + 1 == len(args) or args[i + 1].startswith("-")):
                 args.insert(i + 1, bare)  # `--resume` alone, or followed by another option
             i += 1
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except USAGE_ERRORS as exc:
+            if getattr(exc, "ctx", None) is None:
+                exc.ctx = ctx  # type: ignore[attr-defined]  # so the hint names this command's --help
+            raise
 
     def format_options(self, ctx: click.Context, formatter) -> None:
         args: list[tuple[str, str]] = []

@@ -129,6 +129,7 @@ def settings_flags(*, mode: Mode | None = None, without: Iterable[str] = ()) -> 
             return command(**kwargs, flags=_flags(ctx, chosen, raw, mode))
 
         run.__signature__ = inspect.Signature([*own, *added, context])  # type: ignore[attr-defined]
+        run.mode_default = mode  # type: ignore[attr-defined]  # for the README's table
         return run
 
     return decorate

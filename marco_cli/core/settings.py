@@ -65,7 +65,8 @@ def default_temperature(mode: Mode, *, samples: int = 1) -> float:
 
 MODE = Setting(
     "mode", Mode, None,
-    "cot: one chain of thought; mcts: Monte Carlo Tree Search over reasoning steps.",
+    "cot: one chain of thought; mcts: Monte Carlo Tree Search over reasoning steps. One question (ask) "
+    "is worth a search; answers a person waits for turn by turn (chat, translate) come by chain of thought.",
     Group.GENERATION, surfaces=CLI_ONLY, metavar="cot|mcts",
 )
 """``--mode`` has no dataclass of its own; each command says its default:
@@ -203,7 +204,7 @@ class SearchSettings:
     children: int = setting("children", 3, "Children sampled per expansion.", _SEARCH, metavar="K", rules=(above(0),))
     max_depth: int = setting("max-depth", 8, "Deepest tree level that is expanded.", _SEARCH, metavar="D", rules=(above(0),))
     exploration: float = setting(
-        "exploration", 1.41, "UCT exploration constant c.", _SEARCH, metavar="C", rules=(at_least(0),),
+        "exploration", 1.41, "UCT exploration constant c in Q/N + c*sqrt(ln N_parent / N).", _SEARCH, metavar="C", rules=(at_least(0),),
     )
     temperature: float = declared(TEMPERATURE, default_temperature(Mode.MCTS))
     top_p: float = declared(TOP_P, TOP_P.default)
@@ -217,16 +218,19 @@ class SearchSettings:
         rules=(not_empty,), parser=escaped_text, shower=show_escaped,
     )
     reflection: bool = setting(  # v1: reflect once before </Thought> on each path
-        "reflection", False, "Insert Marco-o1's reflection phrase before </Thought>, once per path.", _SEARCH,
+        "reflection", False, "Insert Marco-o1's reflection phrase (\"Wait! Maybe I made some mistakes! ...\") "
+        "before </Thought>, once per path.", _SEARCH,
     )
     reflect_below: float | None = setting(  # v2-style dynamic reflection threshold
         "reflect-below", None, "Offer a reflection step under nodes whose step confidence is below this.",
         _SEARCH, kind=float, optional=True, metavar="X",
         rules=(at_least(0, "must be between 0 and 1"), at_most(1, "must be between 0 and 1")),
     )
-    pick: Pick = setting("pick", Pick.MOST_VISITED, "Final answer: most-visited path, or best-value rollout.", _SEARCH,
+    pick: Pick = setting("pick", Pick.MOST_VISITED, "Final answer: follow the most-visited children and finish "
+                         "greedily, or take the best-valued finished rollout.", _SEARCH,
                          metavar="most-visited|best-value")
-    value_span: ValueSpan = setting("value-span", ValueSpan.ROLLOUT, "Tokens a rollout's value averages over.", _SEARCH,
+    value_span: ValueSpan = setting("value-span", ValueSpan.ROLLOUT, "Tokens a rollout's value (mean token "
+                                    "confidence) averages over: the whole path, or the <Output> only.", _SEARCH,
                                     metavar="rollout|output")
     budget: float | None = setting(
         "budget", None, "Stop searching after this many seconds and answer with the best path so far.", _SEARCH,
