@@ -28,6 +28,7 @@ def chat(
     resume: o.resume_option("a conversation", "--save") = None,
     save: Annotated[Optional[str], typer.Option("--save", metavar="FILE", help="Save the conversation to this JSON file after every turn and on exit (and on /save).", show_default=False)] = None,
     show_thoughts: o.ShowThoughtsOpt = False,
+    no_live: o.NoLiveOpt = False,
     confidence: o.ConfidenceOpt = False,
     *,
     flags: o.Flags,
@@ -53,12 +54,13 @@ def chat(
         mode=flags.mode if "mode" in flags.given or not resume_file else None,
         notify=notice, backend=m.backend,
     )
-    status = _run(session, save, confidence, show_thoughts)
+    status = _run(session, save, confidence, show_thoughts, live=not no_live)
     if status:
         raise typer.Exit(status)
 
 
-def _run(session: ChatSession, save: str | None, confidence: bool = False, show_thoughts: bool = False) -> int:
+def _run(session: ChatSession, save: str | None, confidence: bool = False, show_thoughts: bool = False,
+         live: bool = True) -> int:
     """Run the loop; whatever ends it (Ctrl-D, /exit, an error, Ctrl-C in a
     pipe), the history is written and the conversation saved to ``--save``."""
     interactive = is_tty(sys.stdin)
@@ -69,7 +71,7 @@ def _run(session: ChatSession, save: str | None, confidence: bool = False, show_
         lines = StreamLines(sys.stdin.buffer)
     try:
         status = Repl(session, lines, interactive=interactive, save_path=save, confidence=confidence,
-                      show_thoughts=show_thoughts).run()
+                      show_thoughts=show_thoughts, live=live).run()
     except BaseException:
         _close(session, lines, save)  # a failed save must not hide what ended the session
         raise
