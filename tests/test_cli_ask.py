@@ -190,3 +190,20 @@ def test_mcts_several_leaves_per_iteration_is_seeded(runner):
     assert json.loads(runner.invoke(app, args).stdout)["answer"] == data["answer"]
     bad = runner.invoke(app, ["ask", "-m", "tiny", "--leaves", "0", "hi"])
     assert bad.exit_code == 2 and "--leaves must be > 0" in bad.stderr
+
+
+def test_show_thoughts_go_to_stderr_never_stdout(monkeypatch, runner):
+    """As in translate and chat: stdout holds the answer only."""
+    from marco_cli.commands import ask as ask_command
+    from marco_cli.reasoner import Reasoner
+    from scripted_backend import ScriptedBackend
+
+    monkeypatch.setattr(ask_command, "Reasoner", lambda model, runtime: Reasoner(model, runtime, backend=ScriptedBackend()))
+    for mode in ("cot", "mcts"):
+        plain = runner.invoke(app, ["ask", "-m", "tiny", "--mode", mode, "--simulations", "2", "What is 2+3?"])
+        shown = runner.invoke(app, ["ask", "-m", "tiny", "--mode", mode, "--simulations", "2", "--show-thoughts", "What is 2+3?"])
+        assert plain.exit_code == shown.exit_code == 0, shown.stderr
+        assert shown.stdout == plain.stdout and shown.stdout.strip()
+        assert "<Thought>" not in shown.stdout
+        data = json.loads(runner.invoke(app, ["ask", "-m", "tiny", "--mode", mode, "--simulations", "2", "--json", "What is 2+3?"]).stdout)
+        assert data["thought"] and data["thought"].strip() in shown.stderr and data["thought"].strip() not in plain.stderr
