@@ -61,16 +61,16 @@ def resume_option(what: str, writer: str) -> Any:
 
 @dataclass(frozen=True)
 class Flags:
-    """The spec's flags as a command received them: parsed values by setting
-    name (None where not given), and which were given on the command line."""
+    """The spec's flags as a command received them: the parsed values of
+    those given, by setting name, and which were given on the command line
+    (not through an environment variable)."""
 
-    values: dict[str, Any]
+    values: dict[str, Any]  # only the settings given (flag or environment variable)
     given: frozenset[str]
     mode_default: Mode | None = None
 
     def __getitem__(self, name: str) -> Any:
-        value = self.values.get(name)
-        return SPEC[name].default if value is None else value
+        return self.values[name] if name in self.values else SPEC[name].default
 
     @property
     def mode(self) -> Mode:
@@ -96,7 +96,7 @@ class Flags:
         return {name: self.values[name] for name in self.given if surface in SPEC[name].surfaces}
 
     def _set(self, mode: Mode | None = None, samples: int = 1) -> dict[str, Any]:
-        values = {name: v for name, v in self.values.items() if v is not None}
+        values = dict(self.values)  # a None here was given ("--budget off"), not left out
         if mode is not None and "temperature" not in values:
             values["temperature"] = default_temperature(mode, samples=samples)
         return values
