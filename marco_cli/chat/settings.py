@@ -35,6 +35,12 @@ def _keys() -> dict[str, Key]:
         text = s.help.rstrip(".")
         if text[1:2].islower():  # "Sampling temperature" -> "sampling ...", but "MCTS ..." stays
             text = text[:1].lower() + text[1:]
+        if s.choices:
+            text += f" ({', '.join(s.choices[:-1])} or {s.choices[-1]})"
+        elif s.kind is bool:
+            text += " (on or off)"
+        elif s.optional and s.name != "system":
+            text += " (or off)"
         help = text + (" (both modes)" if cot and mcts else "")
         keys[s.name] = Key(s, help, cot, mcts)
     return keys
