@@ -155,7 +155,8 @@ CLI_CHAT = frozenset({Surface.CLI, Surface.CHAT})
 TEMPERATURE = Setting(
     "temperature", float, None, "Sampling temperature; 0 = greedy.", Group.GENERATION, short="-t", surfaces=CLI_CHAT,
     metavar="T", rules=(at_least(0), at_most(5, "must be between 0 and 5")),
-    default_text="0 for cot, 0.8 for mcts", openai="temperature",
+    default_text=f"{default_temperature(Mode.COT):g} for cot, {default_temperature(Mode.MCTS):g} for mcts",
+    openai="temperature",
 )
 TOP_P = Setting(
     "top-p", float, 0.95, "Nucleus sampling: sample from the smallest set of tokens this likely.",
