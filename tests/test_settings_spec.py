@@ -162,3 +162,38 @@ def test_resume_takes_a_file_or_continues_the_output_file(tmp_path):
     assert result.exit_code == 2 and "name two files" in result.stderr
     result = CliRunner().invoke(app, ["chat", "--resume"])
     assert result.exit_code == 2 and "--resume needs --save" in result.stderr
+
+
+def test_flags_know_what_was_given(monkeypatch):
+    """Only what the command line gave wins over a resumed chat; an optional
+    setting given as "off" is off, not its default; an environment variable
+    fills a value without counting as given."""
+    import typer
+
+    from marco_cli.commands import _options as o
+
+    seen = {}
+    probe = typer.Typer()
+
+    @probe.command()
+    @o.settings_flags(mode=Mode.COT)
+    def run(*, flags: o.Flags) -> None:
+        seen["flags"] = flags
+
+    @probe.command()
+    def other() -> None: ...
+
+    monkeypatch.setenv("MARCO_MODEL", "from-env")
+    assert CliRunner().invoke(probe, ["run", "--budget", "off", "-t", "0.3", "--no-reflection"]).exit_code == 0
+    flags = seen["flags"]
+    assert flags.given == {"budget", "temperature", "reflection"}
+    assert flags.model_settings.model == "from-env" and flags.mode is Mode.COT
+    assert flags.given_values(Surface.CHAT) == {"budget": None, "temperature": 0.3, "reflection": False}
+    resumed = ChatSettings().with_text("budget", "30")
+    for key, value in flags.given_values(Surface.CHAT).items():
+        resumed = resumed.with_value(key, value)
+    assert resumed.search.budget is None and resumed.generation.temperature == resumed.search.temperature == 0.3
+    assert CliRunner().invoke(probe, ["run"]).exit_code == 0
+    plain = seen["flags"]
+    assert plain.generation().temperature == 0.0 and plain.search().temperature == 0.8
+    assert plain.generation(samples=3).temperature == 0.8

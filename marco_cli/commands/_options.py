@@ -118,7 +118,7 @@ def settings_flags(*, mode: Mode | None = None, without: Iterable[str] = ()) -> 
     chosen = [s for s in SPEC.on(Surface.CLI) if s.name not in skipped]
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "flags"]
+        own = [_evaluated(p, command) for p in inspect.signature(command).parameters.values() if p.name != "flags"]
         added = [_parameter(s, mode) for s in chosen]
         context = inspect.Parameter(_CONTEXT, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
 
@@ -129,10 +129,19 @@ def settings_flags(*, mode: Mode | None = None, without: Iterable[str] = ()) -> 
             return command(**kwargs, flags=_flags(ctx, chosen, raw, mode))
 
         run.__signature__ = inspect.Signature([*own, *added, context])  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in own}  # evaluated: typer resolves no strings
         run.mode_default = mode  # type: ignore[attr-defined]  # for the README's table
         return run
 
     return decorate
+
+
+def _evaluated(param: inspect.Parameter, command: Callable[..., Any]) -> inspect.Parameter:
+    """The parameter with its annotation evaluated (typer reads real types;
+    ``flags``'s own annotation is never needed, so it is never evaluated)."""
+    if isinstance(param.annotation, str):
+        return param.replace(annotation=eval(param.annotation, command.__globals__))  # noqa: S307 - our own source
+    return param
 
 
 def _parameter(s: Setting, mode: Mode | None) -> inspect.Parameter:
