@@ -177,13 +177,10 @@ def _flags(ctx: typer.Context, chosen: list[Setting], raw: dict[str, Any], mode:
             values[s.name] = s.check(text)
             given.add(s.name)
             continue
-        if text is None and s.envvar:
-            text = os.environ.get(s.envvar) or None
-            if text is None:
-                continue
-            values[s.name] = s.parse(text)
-            continue
-        if text is None:
+        if text is None:  # not on the command line: its environment variable, if any
+            text = os.environ.get(s.envvar) or None if s.envvar else None
+            if text is not None:
+                values[s.name] = s.parse(text)
             continue
         values[s.name] = s.parse(text)
         if _on_command_line(ctx, s.key):
@@ -195,12 +192,6 @@ def _on_command_line(ctx: typer.Context, key: str) -> bool:
     # by name: typer >= 0.29 has its own copy of click's ParameterSource
     source = ctx.get_parameter_source(key)
     return source is None or source.name == "COMMANDLINE"
-
-
-def given(ctx: typer.Context, name: str) -> bool:
-    """Whether a command's own option was given on the command line."""
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name == "COMMANDLINE"
 
 
 def check_resume(resume: str | None, writer: str | None, *, writer_flag: str) -> str | None:
