@@ -20,6 +20,8 @@ except ModuleNotFoundError:  # Python 3.10
 
 from ..core.errors import ConfigError, UnknownModelError, UsageError
 from ..core.settings import config_dir, models_dir
+# The remote backend owns the shape of its target; the registry only fills it in.
+from ..backends.remote_target import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RemoteTarget
 
 SHIPPED_REGISTRY = Path(__file__).parent.parent / "models.toml"
 
@@ -34,8 +36,6 @@ _QUANT_KEYS = {"file", "size", "bytes", "sha256"}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-DEFAULT_CONCURRENCY = 4
-DEFAULT_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -83,19 +83,6 @@ class ModelEntry:
             self.base_url, self.model, self.api_key_env, self.n_ctx,
             self.concurrency or DEFAULT_CONCURRENCY, self.timeout or DEFAULT_TIMEOUT,
         )
-
-
-@dataclass(frozen=True)
-class RemoteTarget:
-    """Where a remote model runs: an OpenAI-compatible server (vLLM, llama-server,
-    llama-cpp-python's server). ``model`` None: the first model the server lists."""
-
-    base_url: str  # scheme://host[:port][/prefix], without a trailing /v1
-    model: str | None = None
-    api_key_env: str | None = None  # variable holding the API key; None: MARCO_API_KEY if set
-    n_ctx: int | None = None  # None: ask the server, else --ctx
-    concurrency: int = DEFAULT_CONCURRENCY  # requests in flight at once
-    timeout: float = DEFAULT_TIMEOUT  # seconds to wait for a response (or the next token)
 
 
 @dataclass(frozen=True)

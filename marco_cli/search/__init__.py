@@ -5,6 +5,7 @@
     result = run_search(backend, prompt_tokens, settings, observer=..., should_stop=...)
 """
 
+from ..backends.base import StopReason  # part of the events the search reports
 from . import events
 from .events import NullObserver, Observer, ObserverGroup
 from .node import NodeView, snapshot, tree_to_dict
@@ -19,6 +20,7 @@ __all__ = [
     "Rollout",
     "SearchResult",
     "SearchStats",
+    "StopReason",
     "StoppedBy",
     "events",
     "run_search",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..backends.base import StopReason
+from ..search import StopReason
 from ..search import NodeView, SearchResult
 from ..search.events import (
     Backpropagated,
