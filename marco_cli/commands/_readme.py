@@ -19,10 +19,14 @@ MODEL_COMMANDS = ("ask", "chat", "translate", "eval", "serve")
 
 def _commands() -> tuple[dict[str, set[str]], dict[str, str]]:
     """Each model command's flags, and its --mode default."""
+    import typer
     from typer.main import get_command
 
-    from ..cli import app
+    from . import COMMANDS
 
+    app = typer.Typer()
+    for register in COMMANDS:  # the commands as `marco` registers them
+        register(app)
     group = get_command(app)
     flags, modes = {}, {}
     for name in MODEL_COMMANDS:
