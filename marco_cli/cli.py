@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 import typer
@@ -78,7 +79,7 @@ class MarcoCommand(TyperCommand):
     the settings spec (Model, Generation, MCTS search, Model runtime), and
     arguments by their metavar. ``--resume`` may come without its FILE."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         from .commands._options import BARE_VALUES
 
         names = {opt for param in self.params for opt in getattr(param, "opts", ())}
@@ -96,7 +97,7 @@ class MarcoCommand(TyperCommand):
                 exc.ctx = ctx  # type: ignore[attr-defined]  # so the hint names this command's --help
             raise
 
-    def format_options(self, ctx: click.Context, formatter) -> None:
+    def format_options(self, ctx: Any, formatter: Any) -> None:
         args: list[tuple[str, str]] = []
         sections: dict[str, list[tuple[str, str]]] = {"Options": []}
         for param in self.get_params(ctx):
@@ -126,13 +127,13 @@ class MarcoGroup(TyperGroup):
     in the tests sees exactly what a user sees.
     """
 
-    def make_context(self, info_name, args, parent=None, **extra):
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except USAGE_ERRORS as exc:  # `marco --bogus`, `marco nosuchcommand`
             _report_usage(exc)
 
-    def resolve_command(self, ctx: click.Context, args):
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         try:
             return super().resolve_command(ctx, args)
         except USAGE_ERRORS as exc:

@@ -9,6 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from scripted_backend import ScriptedBackend
 from typer.main import get_command
 from typer.testing import CliRunner
 
@@ -16,14 +17,19 @@ from marco_cli.chat.settings import KEYS, ChatSettings
 from marco_cli.cli import app
 from marco_cli.core.errors import UsageError
 from marco_cli.core.settings import (
-    SPEC, GenerationSettings, Mode, ModelSettings, RuntimeSettings, SearchSettings, default_temperature,
+    SPEC,
+    GenerationSettings,
+    Mode,
+    ModelSettings,
+    RuntimeSettings,
+    SearchSettings,
+    default_temperature,
 )
 from marco_cli.core.spec import SettingError, Surface, spec_of
 from marco_cli.models.registry import parse_registry, resolve
 from marco_cli.reasoner import Reasoner
 from marco_cli.server.schema import MarcoOptions, RequestError
 from marco_cli.server.service import ChatService
-from scripted_backend import ScriptedBackend
 
 MODEL_COMMANDS = ("ask", "chat", "translate", "eval", "serve")
 # The only flags a model command leaves out, and why (its own options say so).
@@ -91,13 +97,17 @@ def test_non_finite_floats_are_refused_on_every_surface(setting, bad):
 
 @pytest.fixture
 def service():
-    model = resolve(parse_registry('[models.s]\npath = "/nowhere/s.gguf"\nthought_format = true\n', Path("m.toml")), "s")
+    model = resolve(
+        parse_registry('[models.s]\npath = "/nowhere/s.gguf"\nthought_format = true\n', Path("m.toml")), "s"
+    )
     service = ChatService(Reasoner(model, backend=ScriptedBackend()))
     yield service
     service.close()
 
 
-@pytest.mark.parametrize("setting", [s for s in FLOATS if Surface.REQUEST in s.surfaces or s.openai], ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "setting", [s for s in FLOATS if Surface.REQUEST in s.surfaces or s.openai], ids=lambda s: s.name
+)
 def test_a_request_with_a_non_finite_float_is_a_400_naming_the_field(service, setting):
     body = {"model": "s+mcts", "messages": [{"role": "user", "content": "hi"}]}
     if Surface.REQUEST in setting.surfaces:
@@ -124,15 +134,18 @@ def test_errors_are_worded_by_each_surface(service):
     assert zero.value.message == "max_tokens must be > 0, got 0"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["ask", "--mode", "fast", "hi"], "marco: error: --mode must be cot or mcts, got 'fast'"),
-    (["ask", "--simulations", "many", "hi"], "marco: error: --simulations must be a whole number, got 'many'"),
-    (["serve", "--port", "abc"], "marco: error: invalid value for --port"),
-    (["ask", "--no-such-flag", "hi"], "marco: error: no such option: --no-such-flag"),
-    (["eval"], "marco: error: missing argument DATASET"),
-    (["nosuchcommand"], "marco: error: no such command nosuchcommand"),
-    (["translate", "hi"], "marco: error: missing option --to"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ask", "--mode", "fast", "hi"], "marco: error: --mode must be cot or mcts, got 'fast'"),
+        (["ask", "--simulations", "many", "hi"], "marco: error: --simulations must be a whole number, got 'many'"),
+        (["serve", "--port", "abc"], "marco: error: invalid value for --port"),
+        (["ask", "--no-such-flag", "hi"], "marco: error: no such option: --no-such-flag"),
+        (["eval"], "marco: error: missing argument DATASET"),
+        (["nosuchcommand"], "marco: error: no such command nosuchcommand"),
+        (["translate", "hi"], "marco: error: missing option --to"),
+    ],
+)
 def test_click_usage_errors_read_like_marco_errors(args, message):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and result.stdout == ""
@@ -158,7 +171,9 @@ def test_help_shows_metavars_and_whole_summaries(commands):
 def test_resume_takes_a_file_or_continues_the_output_file(tmp_path):
     data = tmp_path / "q.tsv"
     data.write_text("What is 1+1?\t2\n", encoding="utf-8")
-    result = CliRunner().invoke(app, ["eval", str(data), "--resume", str(tmp_path / "a.jsonl"), "--out", str(tmp_path / "b.jsonl")])
+    result = CliRunner().invoke(
+        app, ["eval", str(data), "--resume", str(tmp_path / "a.jsonl"), "--out", str(tmp_path / "b.jsonl")]
+    )
     assert result.exit_code == 2 and "name two files" in result.stderr
     result = CliRunner().invoke(app, ["chat", "--resume"])
     assert result.exit_code == 2 and "--resume needs --save" in result.stderr

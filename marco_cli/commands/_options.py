@@ -39,24 +39,15 @@ SaveTreeOpt = Annotated[Optional[Path], typer.Option("--save-tree", help="Write 
 ModelsFileOpt = Annotated[Optional[str], typer.Option("--models", envvar="MARCO_MODELS", help=SPEC["models"].help, show_default=False, metavar="FILE")]
 
 
-def json_option(what: str) -> Any:
-    """``--json``: results as JSON on stdout, in every command that has it."""
-    return Annotated[bool, typer.Option("--json", help=f"Print {what} as JSON on stdout instead of text.", rich_help_panel=_VIEW)]
-
-
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout instead of text.", rich_help_panel=_VIEW)]
 RESUME_SELF = "\0"  # `--resume` with no FILE: continue the file named by --save / --out
 BARE_VALUES = {"--resume": RESUME_SELF}
 """Options whose value may be left out, and what they then get (click has no
 such options; ``MarcoCommand.parse_args`` fills the value in)."""
 
 
-def resume_option(what: str, writer: str) -> Any:
-    """``--resume [FILE]``: carry on from FILE and keep adding to it (chat and
-    eval alike); without FILE, the file named by ``writer``."""
-    return Annotated[Optional[str], typer.Option(
-        "--resume", help=f"Continue {what} saved in FILE and keep adding to it; without FILE, the {writer} file.",
-        metavar="[FILE]", show_default=False,
-    )]
+# `--resume [FILE]`: carry on from FILE and keep adding to it, in chat and eval alike
+ResumeOpt = Annotated[Optional[str], typer.Option("--resume", help="Carry on from FILE and keep adding to it; without FILE, from the file of --save (chat) or --out (eval).", metavar="[FILE]", show_default=False)]
 
 
 @dataclass(frozen=True)

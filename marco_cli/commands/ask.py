@@ -23,7 +23,7 @@ from ._io import read_input
 def ask(
     question: Annotated[Optional[str], typer.Argument(metavar="QUESTION", help="The question; '-' or a pipe reads stdin.", show_default=False)] = None,
     show_thoughts: o.ShowThoughtsOpt = False,
-    as_json: o.json_option("the answer, thought and search summary") = False,
+    as_json: o.JsonOpt = False,
     no_live: o.NoLiveOpt = False,
     quiet: o.QuietOpt = False,
     confidence: o.ConfidenceOpt = False,
@@ -31,7 +31,10 @@ def ask(
     *,
     flags: o.Flags,
 ) -> None:
-    """Answer a question by reasoning: a chain of thought, or a tree search."""
+    """Answer a question by reasoning: a chain of thought, or a tree search.
+
+    The answer goes to stdout, everything else to stderr; with --json, one
+    object: the answer, the thought, token counts and the search summary."""
     mode = flags.mode
     runtime, generation, search = flags.runtime(), flags.generation(), flags.search()
     if save_tree is not None and mode is not Mode.MCTS:

@@ -25,7 +25,7 @@ HISTORY_FILE = "chat_history"
 
 @o.settings_flags(mode=Mode.COT)
 def chat(
-    resume: o.resume_option("a conversation", "--save") = None,
+    resume: o.ResumeOpt = None,
     save: Annotated[Optional[str], typer.Option("--save", metavar="FILE", help="Save the conversation to this JSON file after every turn and on exit (and on /save).", show_default=False)] = None,
     show_thoughts: o.ShowThoughtsOpt = False,
     no_live: o.NoLiveOpt = False,

@@ -28,14 +28,16 @@ def eval_command(
     limit: Annotated[Optional[int], typer.Option("--limit", metavar="N", help="Only the first N questions.", show_default=False)] = None,
     samples: Annotated[int, typer.Option("--samples", metavar="K", help="Answers per question and mode (test@k counts a question right if any is); each answer's seed derives from --seed, the question and the sample.")] = 1,
     out: Annotated[Optional[Path], typer.Option("--out", metavar="FILE", help="Append one JSON line per answer here, as it is made.", show_default=False)] = None,
-    resume: o.resume_option("the run", "--out") = None,
-    as_json: o.json_option("the summary") = False,
+    resume: o.ResumeOpt = None,
+    as_json: o.JsonOpt = False,
     dpo_out: Annotated[Optional[Path], typer.Option("--dpo-out", metavar="FILE", help="Also write DPO preference pairs from every MCTS tree (JSON Lines).", show_default=False)] = None,
     max_pairs: Annotated[Optional[int], typer.Option("--max-pairs-per-question", metavar="N", help="Keep at most N pairs per question (largest value gaps first).", show_default=False)] = None,
     *,
     flags: o.Flags,
 ) -> None:
-    """Measure CoT against MCTS on a math benchmark: accuracy, test@k, cost."""
+    """Measure CoT against MCTS on a math benchmark: accuracy, test@k, cost.
+
+    A table per mode on stdout; with --json, the same as one object."""
     resumed = o.check_resume(resume, str(out) if out is not None else None, writer_flag="--out")
     if resumed is not None:
         if out is not None and Path(resumed) != out:

@@ -59,9 +59,11 @@ def gpu_line() -> str:
 
 def models(
     models_file: o.ModelsFileOpt = None,
-    as_json: o.json_option("the models") = False,
+    as_json: o.JsonOpt = False,
 ) -> None:
-    """List known models: quantizations, sizes, and which are on disk."""
+    """List known models: quantizations, sizes, and which are on disk.
+
+    With --json, one object: the registry file and a list of models."""
     registry = load_registry(models_file)
     rows = _rows(registry)
     states: dict[tuple[str, str], str] = {}

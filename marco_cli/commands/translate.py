@@ -35,11 +35,14 @@ def translate(
     glossary: Annotated[Optional[str], typer.Option("--glossary", metavar="FILE", help="TOML file with a [terms] table: \"slang\" = \"preferred rendering\".", show_default=False)] = None,
     paragraph: Annotated[bool, typer.Option("--paragraph", help="Translate blank-line separated blocks instead of single lines.")] = False,
     show_thoughts: o.ShowThoughtsOpt = False,
-    as_json: o.json_option("one object per line, {line, source, translation, thought} (JSON Lines),") = False,
+    as_json: o.JsonOpt = False,
     *,
     flags: o.Flags,
 ) -> None:
-    """Translate colloquial text (slang, idioms) by reasoning about it first."""
+    """Translate colloquial text (slang, idioms) by reasoning about it first.
+
+    One output line per input line; with --json, one object per line:
+    {line, source, translation, thought} (JSON Lines)."""
     runtime = flags.runtime()
     options = TranslateOptions(
         target=language(to, option="--to"),

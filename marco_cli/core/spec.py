@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from dataclasses import Field, dataclass, field, fields, replace
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -65,6 +65,7 @@ class SettingError(UsageError):
 
 # -- rules -------------------------------------------------------------------
 
+
 def above(low: float) -> Rule:
     return lambda v: None if v > low else f"must be > {low:g}"
 
@@ -86,6 +87,7 @@ def not_empty(v: Any) -> str | None:
 
 
 # -- text <-> value ----------------------------------------------------------
+
 
 def _parse_int(raw: str) -> int:
     try:
@@ -187,7 +189,7 @@ class Setting:
 
     def _enum(self, text: str) -> Enum:
         try:
-            return self.kind(text.lower())
+            return self.kind(text.lower())  # type: ignore[no-any-return]
         except ValueError:
             raise ValueError("must be " + " or ".join(self.choices or [])) from None
 
@@ -262,7 +264,7 @@ def declared(spec: Setting, default: Any) -> Any:
     return field(default=default, metadata={_META: spec})
 
 
-def spec_of(f: Field) -> Setting | None:
+def spec_of(f: Field[Any]) -> Setting | None:
     return f.metadata.get(_META)
 
 
@@ -337,8 +339,3 @@ class Spec:
 
     def build(self, cls: type[T], values: dict[str, Any]) -> T:
         return self.apply(cls(), values)
-
-
-def field_default(cls: type, name: str) -> Any:
-    f = {f.name: f for f in fields(cls)}[name]
-    return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]

@@ -9,7 +9,7 @@ accepted and ignored, as OpenAI-compatible servers do; the ``marco`` object
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Optional, Union
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -50,7 +50,10 @@ def _marco_options() -> type[BaseModel]:
     return create_model("MarcoOptions", __config__=ConfigDict(extra="forbid"), **fields)
 
 
-MarcoOptions = _marco_options()
+if TYPE_CHECKING:  # a model built at run time; to a type checker, any model
+    MarcoOptions = BaseModel
+else:
+    MarcoOptions = _marco_options()
 
 
 class StreamOptions(BaseModel):
@@ -140,7 +143,7 @@ def to_call(req: ChatRequest, mode: Mode, base_generation: GenerationSettings, b
     values = {name: v for name, v in top.items() if v is not None}
     params = {name: SPEC[name].openai or name for name in values}
     params["max-tokens"] = max_tokens_field
-    options = req.marco.model_dump(exclude_none=True) if req.marco else {}
+    options: dict[str, Any] = req.marco.model_dump(exclude_none=True) if req.marco else {}
     for key, value in options.items():
         name = key.replace("_", "-")
         values[name], params[name] = value, f"marco.{key}"
