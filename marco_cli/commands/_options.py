@@ -150,8 +150,7 @@ def _parameter(s: Setting, mode: Mode | None) -> inspect.Parameter:
             option = typer.Option(f"{s.flag}/--no-{s.name}", help=help, show_default=False, rich_help_panel=panel)
             annotation = Optional[bool]
     else:
-        metavar = s.metavar or s.name.upper()
-        option = typer.Option(*decls, help=help, metavar=metavar, show_default=False, rich_help_panel=panel)
+        option = typer.Option(*decls, help=help, metavar=s.shown_metavar, show_default=False, rich_help_panel=panel)
         annotation = Optional[str]
     default = False if annotation is bool else None
     return inspect.Parameter(s.key, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[annotation, option])

@@ -54,7 +54,7 @@ def _option(s: Setting) -> str:
     if s.kind is bool:
         names = f"{s.flag}" + (f" / --no-{s.name}" if s.negatable else "")
     else:
-        names = f"{s.short + ', ' if s.short else ''}{s.flag} {s.metavar or s.name.upper()}"
+        names = f"{s.short + ', ' if s.short else ''}{s.flag} {s.shown_metavar}"
     return f"`{_cell(names)}`"
 
 

@@ -67,7 +67,7 @@ MODE = Setting(
     "mode", Mode, None,
     "cot: one chain of thought; mcts: Monte Carlo Tree Search over reasoning steps. One question (ask) "
     "is worth a search; answers a person waits for turn by turn (chat, translate) come by chain of thought.",
-    Group.GENERATION, surfaces=CLI_ONLY, metavar="cot|mcts",
+    Group.GENERATION, surfaces=CLI_ONLY,
 )
 """``--mode`` has no dataclass of its own; each command says its default:
 one question (``ask``) is worth a search, answers a person waits for turn by
@@ -117,7 +117,7 @@ class RuntimeSettings:
     )
     kv_cache: KVCacheType = setting(
         "kv-cache", KVCacheType.F16, "KV-cache type (q8_0 halves its memory).", Group.RUNTIME,
-        surfaces=CLI_ONLY, metavar="f16|q8_0",
+        surfaces=CLI_ONLY,
     )
     verbose: bool = setting(
         "verbose", False, "Show llama.cpp's own log on stderr.", Group.RUNTIME, surfaces=CLI_ONLY, negatable=False,
@@ -199,7 +199,6 @@ class SearchSettings:
 
     action: Action = setting(
         "action", Action.STEP, "MCTS action: a reasoning step, or a mini-step of 64/32 tokens.", _SEARCH,
-        metavar="step|mini-64|mini-32",
     )
     simulations: int = setting("simulations", 16, "MCTS iterations.", _SEARCH, metavar="N", rules=(above(0),))
     children: int = setting("children", 3, "Children sampled per expansion.", _SEARCH, metavar="K", rules=(above(0),))
@@ -228,11 +227,9 @@ class SearchSettings:
         rules=(at_least(0, "must be between 0 and 1"), at_most(1, "must be between 0 and 1")),
     )
     pick: Pick = setting("pick", Pick.MOST_VISITED, "Final answer: follow the most-visited children and finish "
-                         "greedily, or take the best-valued finished rollout.", _SEARCH,
-                         metavar="most-visited|best-value")
+                         "greedily, or take the best-valued finished rollout.", _SEARCH)
     value_span: ValueSpan = setting("value-span", ValueSpan.ROLLOUT, "Tokens a rollout's value (mean token "
-                                    "confidence) averages over: the whole path, or the <Output> only.", _SEARCH,
-                                    metavar="rollout|output")
+                                    "confidence) averages over: the whole path, or the <Output> only.", _SEARCH)
     budget: float | None = setting(
         "budget", None, "Stop searching after this many seconds and answer with the best path so far.", _SEARCH,
         kind=float, optional=True, metavar="SECONDS", rules=(above(0),), default_text="no limit",

@@ -162,6 +162,14 @@ class Setting:
         return self.name.replace("-", "_")
 
     @property
+    def shown_metavar(self) -> str:
+        """How help writes the value: the declared metavar, an enum's choices
+        (``step|mini-64|mini-32``: a new member shows up by itself), or NAME."""
+        if self.metavar:
+            return self.metavar
+        return "|".join(self.choices) if self.choices else self.name.upper()
+
+    @property
     def choices(self) -> list[str] | None:
         return [str(m.value) for m in self.kind] if issubclass(self.kind, Enum) else None
 
