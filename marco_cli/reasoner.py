@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .search import Observer, SearchResult
 
 MAX_QUESTION_CHARS = 2_000_000  # far beyond any context; refuse before tokenising
+LOOP_NOTICE = "the model kept repeating itself, so the loop guard ended the answer there (--no-loop-guard lets it run)"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,12 @@ class Answer:
     confidences: tuple[float | None, ...] = ()
     search: "SearchResult | None" = None
     extra: dict[str, Any] = field(default_factory=dict)
+    stop: StopReason | None = None  # how the answer's generation ended (None: unknown, cut short)
+
+    @property
+    def looped(self) -> bool:
+        """The loop guard ended the answer: the model was repeating itself."""
+        return self.stop is StopReason.LOOP
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -51,6 +58,8 @@ class Answer:
             "tokens": {"prompt": self.prompt_tokens, "generated": self.generated_tokens},
             "seconds": round(self.seconds, 3),
         }
+        if self.stop is not None:
+            data["stop"] = self.stop.value
         if self.interrupted:
             data["interrupted"] = True
         if self.search is not None:
@@ -71,7 +80,24 @@ def search_summary(result: "SearchResult") -> dict[str, Any]:
         "seconds": round(stats.seconds, 3),
         "tokens_per_second": round(stats.tokens_per_second, 1),
         "stopped_by": result.stopped_by.value,
+        "finish_tokens": stats.finish_tokens,
         "value": round(result.value, 6),
+        "vote": None if result.vote is None else {
+            "answer": result.vote.answer_key,
+            "share": round(result.vote.share, 6),
+            "voters": result.vote.voters,
+            "answers": result.vote.answers,
+        },
+        "picks": {
+            choice.pick.value: {
+                "answer": choice.answer_key,
+                "value": round(choice.value, 6),
+                "node": choice.node_id,
+                "complete": choice.complete,
+                "estimated": choice.estimated,
+            }
+            for choice in result.picks
+        },
         "path": [
             {
                 "text": node.text,
@@ -251,6 +277,7 @@ class Reasoner:
             stops=self._stops(),
             sampling=Sampling(temperature=gen.temperature, top_p=gen.top_p, seed=gen.seed),
             keep=False,
+            loop_guard=gen.loop_guard,
         )
         pieces: list[str] = []
 
@@ -266,7 +293,7 @@ class Reasoner:
             raise Interrupted(self._answer(question, text, len(tokens), len(pieces), started, interrupted=True)) from None
         return self._answer(
             question, cont.text, len(tokens), cont.n_sampled, started,
-            tokens=cont.tokens, confidences=cont.confidences,
+            tokens=cont.tokens, confidences=cont.confidences, stop=cont.stop,
         )
 
     def _ask_mcts(self, question, tokens, settings: SearchSettings, observer, started, should_stop=None) -> Answer:
@@ -277,6 +304,7 @@ class Reasoner:
             question, result.answer_text, len(tokens), result.stats.tokens_generated, started,
             mode=Mode.MCTS, interrupted=result.stopped_by is StoppedBy.INTERRUPTED,
             tokens=tuple(result.tokens), confidences=tuple(result.confidences), search=result,
+            stop=result.stop,
         )
         if answer.interrupted:
             raise Interrupted(answer)

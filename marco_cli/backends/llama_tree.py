@@ -172,7 +172,7 @@ class TreeEngine:
                 seq=kv.fork(parent.seq, parents),
                 forced=forced,
                 samples=req.max_tokens > 0 and len(forced) < room,
-                text=ContinuationText(req.stops),
+                text=ContinuationText(req.stops, loop_guard=req.loop_guard),
                 rng=np.random.default_rng(req.sampling.seed),
             )
             run.kv_len = len(parent.path) - 1

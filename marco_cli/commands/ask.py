@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.errors import UsageError
-from ..reasoner import Answer, Interrupted, Reasoner
+from ..reasoner import LOOP_NOTICE, Answer, Interrupted, Reasoner
 from ..core.settings import Mode
 from ..ui.console import err_console, is_tty, notice, out_console
 from ..ui.heatmap import confidence_json, confidence_view
@@ -103,6 +103,8 @@ def _finish(answer: Answer, stream: AnswerStream | None, out: _Output, display: 
     elif stream is None or not stream.wrote_answer:
         sys.stdout.write(answer.answer.rstrip() + "\n")
     sys.stdout.flush()
+    if answer.looped:
+        notice(LOOP_NOTICE)
     if save_error is not None:
         if answer.interrupted:
             notice(f"error: {save_error}")  # the exit code stays 130

@@ -44,6 +44,7 @@ class Action(str, Enum):
 class Pick(str, Enum):
     MOST_VISITED = "most-visited"  # follow most-visited children, finish greedily
     BEST_VALUE = "best-value"  # the completed rollout with the highest value
+    VOTE = "vote"  # the best rollout of the answer with the most value mass (search/vote.py)
 
 
 class ValueSpan(str, Enum):
@@ -166,6 +167,10 @@ MAX_TOKENS = Setting(
     "max-tokens", int, 1024, "Most tokens generated per answer (thought included; a search's rollouts too).",
     Group.GENERATION, surfaces=CLI_CHAT, metavar="N", rules=(above(0),), openai="max_tokens",
 )
+LOOP_GUARD = Setting(  # end a looping generation early (backends/loops.py); a looped path is worth 0
+    "loop-guard", bool, True, "End a generation that repeats itself (a looped path is worth 0 and never wins).",
+    Group.GENERATION, surfaces=CLI_CHAT,
+)
 SEED = Setting(
     "seed", int, 0, "Random seed: same seed, same answer.", Group.GENERATION, surfaces=CLI_CHAT, metavar="N",
     rules=(at_least(0),), openai="seed",
@@ -180,6 +185,7 @@ class GenerationSettings:
     top_p: float = declared(TOP_P, TOP_P.default)
     max_tokens: int = declared(MAX_TOKENS, MAX_TOKENS.default)
     seed: int = declared(SEED, SEED.default)
+    loop_guard: bool = declared(LOOP_GUARD, LOOP_GUARD.default)
     system: str | None = setting(  # replaces the model's default system prompt
         "system", None, "System prompt (replaces the model's default; 'default' restores it).", Group.GENERATION,
         kind=str, optional=True, surfaces=CLI_CHAT, metavar="TEXT",
@@ -227,7 +233,7 @@ class SearchSettings:
         rules=(at_least(0, "must be between 0 and 1"), at_most(1, "must be between 0 and 1")),
     )
     pick: Pick = setting("pick", Pick.MOST_VISITED, "Final answer: follow the most-visited children and finish "
-                         "greedily, or take the best-valued finished rollout.", _SEARCH)
+                         "greedily, take the best-valued finished rollout, or vote (the answer most rollout value agrees on).", _SEARCH)
     value_span: ValueSpan = setting("value-span", ValueSpan.ROLLOUT, "Tokens a rollout's value (mean token "
                                     "confidence) averages over: the whole path, or the <Output> only.", _SEARCH)
     budget: float | None = setting(
@@ -240,8 +246,28 @@ class SearchSettings:
         "a different but still seeded tree.", _SEARCH, metavar="N", rules=(above(0),),
     )
 
+    # Early stop: end once the leading answer holds this share of the finished
+    # rollouts' value mass, after at least ``early_stop_min`` of them voted
+    # (search/vote.py). None or 0 turns it off. Provisional defaults, to be
+    # chosen by measurement.
+    early_stop: float | None = setting(
+        "early-stop", 0.75, "Stop searching once one answer holds this share of the finished rollouts' value; 0 = off.",
+        _SEARCH, kind=float, optional=True, metavar="SHARE",
+        rules=(at_least(0, "must be between 0 (off) and 1"), at_most(1, "must be between 0 (off) and 1")),
+    )
+    early_stop_min: int = setting(
+        "early-stop-min", 3, "Finished rollouts with an answer needed before --early-stop may end the search.",
+        _SEARCH, metavar="N", rules=(above(0),),
+    )
+    loop_guard: bool = declared(LOOP_GUARD, LOOP_GUARD.default)
+
     def __post_init__(self) -> None:
         check_fields(self)
+
+    @property
+    def early_stop_share(self) -> float | None:
+        """The share that stops the search, or None when early stopping is off."""
+        return self.early_stop or None
 
     def with_(self, **changes: object) -> "SearchSettings":
         return replace(self, **changes)

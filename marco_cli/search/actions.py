@@ -6,6 +6,9 @@
   ``</Output>`` or EOS (Marco-o1 v1, arXiv 2411.14405 section 2.2).
 - rollout: continue to ``</Output>``/EOS or the per-answer token cap.
 
+Every sampling request carries ``loop_guard`` from the settings, so a step
+or rollout that falls into repetition ends with ``StopReason.LOOP``.
+
 While a path still owes its reflection (v1), ``</Thought>`` is a stop with
 ``keep=False``: the backend drops the tag so the search can put the
 reflection phrase there instead and keep the model thinking.
@@ -71,7 +74,10 @@ class Actions:
             limit = s.step_max_tokens
         if reflect:
             stops = tuple(st for st in stops if st.reason is not StopReason.THOUGHT_END) + (_REFLECT_STOP,)
-        return Request(parent=parent, max_tokens=min(limit, remaining), stops=stops, sampling=self.sampling(seed))
+        return Request(
+            parent=parent, max_tokens=min(limit, remaining), stops=stops, sampling=self.sampling(seed),
+            loop_guard=s.loop_guard,
+        )
 
     def rollout(self, parent: Handle, remaining: int, seed: int, *, reflect: bool, greedy: bool = False) -> Request:
         """Continue to a terminal state. Not kept, unless the reflection may
@@ -83,6 +89,7 @@ class Actions:
             stops=stops,
             sampling=self.sampling(seed, greedy=greedy),
             keep=reflect,
+            loop_guard=self.settings.loop_guard,
         )
 
     def reflect(self, parent: Handle) -> Request:
@@ -99,4 +106,5 @@ class Actions:
             sampling=self.sampling(seed, greedy=greedy),
             forced=self.reflection,
             keep=False,
+            loop_guard=self.settings.loop_guard,
         )

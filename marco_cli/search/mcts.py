@@ -13,6 +13,11 @@ One iteration runs four named phases:
   batch; its eq. 2 value ``v = mean c_i`` over the whole path is its reward;
 - backpropagate: ``visits += 1, total += v`` from that node up to the root.
 
+A path the loop guard ended (``StopReason.LOOP``) is worth 0, whatever its
+confidence: loops are confident, and a loop must never win. With
+``early_stop`` the search ends between iterations once the finished
+rollouts agree on an answer (``vote.py``), as ``StoppedBy.EARLY_STOP``.
+
 All randomness comes from ``np.random.default_rng(settings.seed)`` drawn in a
 fixed order (one seed per request, UCT tie-breaks), and every request carries
 its own seed, so one seed and one backend give one tree.
@@ -41,6 +46,7 @@ from .events import (
 from .node import Node
 from .result import Rollout, StoppedBy
 from .scoring import path_value, token_confidences
+from .vote import agreed, answer_key, tally
 
 _SEED_LIMIT = 2**31 - 1
 
@@ -93,6 +99,9 @@ class MCTS:
         an anytime answer exists whatever the budget."""
         if self.iterations == 0:
             return None
+        # First: it depends only on the tree, so one seed always stops alike.
+        if agreed(tally(self.rollouts), self.settings.early_stop_share, self.settings.early_stop_min):
+            return StoppedBy.EARLY_STOP
         if self.should_stop is not None and self.should_stop():
             return StoppedBy.SHOULD_STOP
         if self.settings.budget is not None and self.elapsed() >= self.settings.budget:
@@ -155,15 +164,22 @@ class MCTS:
         if node.reflection:
             self.emit(ReflectionInserted(node_id=node.id))
 
+    def value(self, tokens: Sequence[int], confidences: Sequence[float | None], stop: StopReason | None) -> float:
+        """Eq. 2 value of a path; 0 when it looped (below any path that ended normally)."""
+        if stop is StopReason.LOOP:
+            return 0.0
+        return path_value(tokens, confidences, self.settings.value_span, self.backend.detokenize)
+
     def score(self, node: Node, ending: Ending | None) -> float:
-        """Record a finished path through ``node`` and return its eq. 2 value."""
+        """Record a finished path through ``node`` and return its value."""
         tokens = tuple(node.path_tokens()) + (ending.tokens if ending else ())
         confidences = tuple(node.path_confidences()) + (ending.confidences if ending else ())
         stop = ending.stop if ending else (node.stop or StopReason.LENGTH)
-        value = path_value(tokens, confidences, self.settings.value_span, self.backend.detokenize)
+        value = self.value(tokens, confidences, stop)
         n_new = len(ending.tokens) if ending else 0
-        self.rollouts.append(Rollout(node.id, tokens, confidences, value, stop, n_new))
-        self.emit(RolloutScored(node.id, value, n_new, self.backend.detokenize(tokens), stop))
+        text = self.backend.detokenize(tokens)
+        self.rollouts.append(Rollout(node.id, tokens, confidences, value, stop, n_new, answer_key(text, stop)))
+        self.emit(RolloutScored(node.id, value, n_new, text, stop))
         return value
 
     # -- the four phases -----------------------------------------------------

@@ -13,7 +13,8 @@ from .events import IterationDone, NullObserver, Observer, SearchFinished
 from .final import Answer, choose_answer
 from .mcts import MCTS
 from .node import Node, snapshot
-from .result import SearchResult, SearchStats, StoppedBy
+from .result import PickChoice, SearchResult, SearchStats, StoppedBy, VoteSummary
+from .vote import tally
 
 
 def run_search(
@@ -28,7 +29,8 @@ def run_search(
     """Search for an answer to the prompt by MCTS and return the best one.
 
     Anytime: the wall-clock ``settings.budget``, ``should_stop()`` and Ctrl-C
-    end the search between phases and still return the best answer so far.
+    end the search between phases and still return the best answer so far;
+    ``settings.early_stop`` ends it once the finished rollouts agree.
     On Ctrl-C the result says ``stopped_by=INTERRUPTED`` and the caller
     re-raises / exits 130. Every KV handle the search took is released
     before returning.
@@ -59,10 +61,14 @@ def run_search(
                 )
         except KeyboardInterrupt:
             stopped_by = StoppedBy.INTERRUPTED
-        answer = choose_answer(search, stopped_by)
+        searched = search.tokens_generated
+        answer, picks = choose_answer(search, stopped_by)
         if answer.interrupted:
             stopped_by = StoppedBy.INTERRUPTED
-        result = _result(search, answer, stopped_by, backend.stats.evaluated_tokens - evaluated_before)
+        result = _result(
+            search, answer, picks, stopped_by, backend.stats.evaluated_tokens - evaluated_before,
+            search.tokens_generated - searched,
+        )
     except BaseException:
         # The backend may be what failed: free what we can, keep its error.
         with contextlib.suppress(Exception):
@@ -79,7 +85,9 @@ def _release_all(search: MCTS) -> None:
         search.release(handle)
 
 
-def _result(search: MCTS, answer: Answer, stopped_by: StoppedBy, evaluated: int) -> SearchResult:
+def _result(
+    search: MCTS, answer: Answer, picks: tuple[PickChoice, ...], stopped_by: StoppedBy, evaluated: int, finished: int
+) -> SearchResult:
     root = search.root
     if root is None:  # never got past the prompt: an empty tree
         root = Node(id=0, parent=None, depth=0)
@@ -95,6 +103,14 @@ def _result(search: MCTS, answer: Answer, stopped_by: StoppedBy, evaluated: int)
         tokens_generated=search.tokens_generated,
         tokens_evaluated=evaluated,
         seconds=search.elapsed(),
+        finish_tokens=finished,
+    )
+    votes = tally(search.rollouts)
+    vote = VoteSummary(
+        answer_key=votes.leader.key if votes.leader else None,
+        share=votes.share,
+        voters=votes.voters,
+        answers=len(votes.groups),
     )
     return SearchResult(
         answer_text=search.backend.detokenize(answer.tokens) if answer.tokens else "",
@@ -107,4 +123,7 @@ def _result(search: MCTS, answer: Answer, stopped_by: StoppedBy, evaluated: int)
         value=answer.value,
         complete=answer.complete,
         rollouts=tuple(search.rollouts),
+        stop=answer.stop,
+        picks=picks,
+        vote=vote,
     )

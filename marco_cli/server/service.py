@@ -124,6 +124,8 @@ def new_id() -> str:
 
 
 def finish_reason(call: ChatCall, answer: Answer) -> str:
+    if answer.looped:  # the loop guard cut a repeating answer short: not a natural end
+        return "length"
     if answer.search is not None:
         return "stop" if answer.search.complete else "length"
     return "length" if answer.generated_tokens >= call.generation.max_tokens else "stop"

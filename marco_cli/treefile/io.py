@@ -156,10 +156,24 @@ def tree_document(
             "thought": parsed.thought,
             "value": _r(result.value),
             "complete": result.complete,
+            "stop": result.stop.value if result.stop is not None else None,
             "tokens": list(result.tokens),
             "confidences": _confs(result.confidences),
         },
         "stats": stats,
+        "vote": None if result.vote is None else {
+            "answer": result.vote.answer_key,
+            "share": _r(result.vote.share),
+            "voters": result.vote.voters,
+            "answers": result.vote.answers,
+        },
+        "picks": [
+            {
+                "pick": p.pick.value, "answer": p.answer_key, "value": _r(p.value), "node": p.node_id,
+                "complete": p.complete, "estimated": p.estimated,
+            }
+            for p in result.picks
+        ],
         "chosen_path": [node.id for node in result.path],
         "tree": _node_dicts(result),
         "rollouts": [
@@ -168,6 +182,7 @@ def tree_document(
                 "value": _r(r.value),
                 "stop": r.stop.value if isinstance(r.stop, StopReason) else str(r.stop),
                 "n_rollout_tokens": r.n_rollout_tokens,
+                "answer": r.answer_key,
                 "text": texts[i] if texts else None,
                 "tokens": list(r.tokens),
                 "confidences": _confs(r.confidences),
