@@ -19,6 +19,7 @@ from . import _options as o
 from ._display import SearchDisplay
 from ._io import read_input
 
+
 @o.settings_flags(mode=Mode.MCTS)
 def ask(
     question: Annotated[Optional[str], typer.Argument(metavar="QUESTION", help="The question; '-' or a pipe reads stdin.", show_default=False)] = None,

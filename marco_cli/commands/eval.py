@@ -21,6 +21,7 @@ from ..ui.console import err_console, is_tty, notice, out_console
 from ..ui.eval_view import EvalProgress, print_table, results_table
 from . import _options as o
 
+
 @o.settings_flags(without=("action",))  # the modes name the action (mcts-step, mcts-mini64, ...)
 def eval_command(
     dataset: Annotated[Path, typer.Argument(metavar="DATASET", help="Questions: MGSM-style TSV (question<TAB>answer) or JSON Lines ({\"question\", \"answer\"}, GSM8K '#### N' answers).", show_default=False)],

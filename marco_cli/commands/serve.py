@@ -13,6 +13,7 @@ from ..reasoner import Reasoner
 from ..ui.console import notice
 from . import _options as o
 
+
 @o.settings_flags(without=("mode",))  # each request picks its mode by model id
 def serve(
     host: Annotated[str, typer.Option("--host", metavar="ADDRESS", help="Address to listen on (0.0.0.0: every interface; there is no authentication).")] = "127.0.0.1",
