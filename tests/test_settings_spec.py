@@ -117,7 +117,7 @@ def test_a_request_with_a_non_finite_float_is_a_400_naming_the_field(service, se
     with pytest.raises(RequestError) as err:
         service.call(body)
     assert err.value.status == 400 and err.value.param == param
-    assert err.value.message.startswith(f"{param} must be a finite number")
+    assert err.value.message.startswith(f"{param}: {setting.name} must be a finite number")
 
 
 def test_errors_are_worded_by_each_surface(service):
@@ -128,10 +128,10 @@ def test_errors_are_worded_by_each_surface(service):
     assert str(chat.value) == "max-depth must be > 0, got 0"
     with pytest.raises(RequestError) as server:
         service.call({"model": "s+mcts", "messages": [{"role": "user", "content": "hi"}], "marco": {"max_depth": 0}})
-    assert server.value.message == "marco.max_depth must be > 0, got 0" and server.value.status == 400
+    assert server.value.message == "marco.max_depth: max-depth must be > 0, got 0" and server.value.status == 400
     with pytest.raises(RequestError) as zero:  # 0 is refused, not read as "the default"
         service.call({"model": "s", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0})
-    assert zero.value.message == "max_tokens must be > 0, got 0"
+    assert zero.value.message == "max_tokens: max-tokens must be > 0, got 0"
 
 
 @pytest.mark.parametrize(

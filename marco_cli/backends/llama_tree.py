@@ -149,8 +149,16 @@ class TreeEngine:
         results: list[Continuation | None] = [None] * len(requests)
         # A wave needs at most one sequence per request plus one per parent.
         wave = max(1, self._kv.max_sequences // 2)
-        for start in range(0, len(requests), wave):
-            self._run_wave(requests, range(start, min(start + wave, len(requests))), on_token, results)
+        try:
+            for start in range(0, len(requests), wave):
+                self._run_wave(requests, range(start, min(start + wave, len(requests))), on_token, results)
+        except BaseException:
+            # Ctrl-C, or a caller's on_token stopping a request: the caller never
+            # sees these states, so give them back and the context stays usable.
+            for done in results:
+                if done is not None and done.handle is not None:
+                    self._kv.release(done.handle)
+            raise
         return [r for r in results if r is not None]
 
     def _run_wave(self, requests, indices, on_token, results) -> None:
@@ -160,6 +168,31 @@ class TreeEngine:
             kv.get(handle).last_used = kv.clock
             self.stats.rebuilt_tokens += kv.materialize(handle, parents)
         runs: list[_Run] = []
+        try:
+            self._start_runs(requests, indices, parents, runs)
+            self._prefill(runs, parents, on_token)
+            active = []
+            for run in runs:
+                if run.samples:
+                    active.append(run)
+                else:
+                    truncated = len(run.forced) < len(run.request.forced)
+                    full = truncated or (run.request.max_tokens > 0 and len(run.parent.path) + len(run.forced) >= n_ctx)
+                    results[run.index] = self._finish(run, StopReason.CONTEXT if full else StopReason.LENGTH, on_token)
+            while active:
+                active = self._step(active, on_token, results)
+        except BaseException as exc:
+            for run in runs:  # finished runs own (or freed) their sequence already
+                if results[run.index] is None:
+                    kv.free_seq(run.seq)
+            if isinstance(exc, CacheFull):
+                raise BackendError("the KV cache is full", hint="use a larger --ctx") from None
+            raise
+
+    def _start_runs(
+        self, requests: Sequence[Request], indices: range, parents: set[Handle], runs: list[_Run]
+    ) -> None:
+        kv, n_ctx = self._kv, self.info.n_ctx
         for i in indices:
             req = requests[i]
             parent = kv.get(req.parent)
@@ -177,22 +210,6 @@ class TreeEngine:
             )
             run.kv_len = len(parent.path) - 1
             runs.append(run)
-        try:
-            self._prefill(runs, parents, on_token)
-        except CacheFull:
-            for run in runs:
-                kv.free_seq(run.seq)
-            raise BackendError("the KV cache is full", hint="use a larger --ctx") from None
-        active = []
-        for run in runs:
-            if run.samples:
-                active.append(run)
-            else:
-                truncated = len(run.forced) < len(run.request.forced)
-                full = truncated or (run.request.max_tokens > 0 and len(run.parent.path) + len(run.forced) >= n_ctx)
-                results[run.index] = self._finish(run, StopReason.CONTEXT if full else StopReason.LENGTH, on_token)
-        while active:
-            active = self._step(active, on_token, results)
 
     def _prefill(self, runs: list[_Run], parents: set[Handle], on_token) -> None:
         """Decode each parent's pending token once for all its children, then the

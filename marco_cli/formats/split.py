@@ -1,11 +1,18 @@
 """Split streamed model text into the thought and the answer, as it arrives.
 
-The same rules as ``prompts.parse_output`` and the terminal's ``AnswerStream``,
-but pure: ``feed`` returns ``(channel, text)`` pairs, ``"reasoning"`` for what
-is inside ``<Thought>`` and ``"content"`` for the answer (inside ``<Output>``,
-or all of it when the model uses no tags). A tag split across pieces is held
-back until it is complete; whitespace at either end of a channel is dropped,
-so the joined deltas read like the parsed thought and answer.
+The rules of ``prompts.parse_output``, but pure and incremental: ``feed``
+returns ``(channel, text)`` pairs, ``"reasoning"`` for the thought and
+``"content"`` for the answer (inside ``<Output>``). A tag split across pieces
+is held back until it is complete; whitespace at either end of a channel is
+dropped, so the joined deltas read like the parsed thought and answer.
+
+Text that starts without a tag is the answer by default. With
+``thought_first`` it is the thought (the model skipped ``<Thought>``, as small
+models do although marco asks every model to think first) until ``<Output>``
+or ``</Thought>`` says otherwise, so no tag leaks into the answer; when neither
+comes, the thought is all there is and is also the answer. ``split`` runs the
+same splitter over a whole text: a streamed answer, joined, is the
+non-streamed one (``marco serve`` relies on it).
 """
 
 from __future__ import annotations
@@ -28,7 +35,8 @@ class _State(Enum):
 
 
 class ThoughtSplitter:
-    def __init__(self) -> None:
+    def __init__(self, *, thought_first: bool = False) -> None:
+        self._untagged = _State.THOUGHT if thought_first else _State.UNTAGGED
         self._state = _State.UNKNOWN
         self._buf = ""
         self._pending = {REASONING: "", CONTENT: ""}  # trailing whitespace held back
@@ -44,11 +52,18 @@ class ThoughtSplitter:
 
     def close(self) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
-        if self._state is _State.UNKNOWN:
+        state = self._state
+        if state is _State.UNKNOWN:  # only whitespace or an unfinished tag: plain text
             self._state = _State.UNTAGGED
+        if state is _State.AFTER_THOUGHT and not self._buf.strip():
+            self._state = _State.THOUGHT  # nothing after </Thought>: the thought is the answer
         if self._state is not _State.DONE:
             self._emit(out, self._buf)
         self._buf = ""
+        if self._state is _State.THOUGHT and not self.sent[CONTENT] and self.sent[REASONING]:
+            self._state = _State.DONE
+            self.sent[CONTENT] = self.sent[REASONING]
+            out.append((CONTENT, self.sent[REASONING]))
         return out
 
     def _channel(self) -> str:
@@ -64,7 +79,7 @@ class ThoughtSplitter:
                     self._buf, self._state = head[len(tag):], new
                     return True
             if head and not (THOUGHT_OPEN.startswith(head) or OUTPUT_OPEN.startswith(head)):
-                self._state = _State.UNTAGGED
+                self._state = self._untagged
                 return True
             return False
         if state is _State.THOUGHT:
@@ -81,6 +96,7 @@ class ThoughtSplitter:
             at = self._buf.find(OUTPUT_OPEN)
             if at < 0:
                 return False
+            self._emit(out, self._buf[:at], REASONING)  # text between </Thought> and <Output> is thought too
             self._buf, self._state = self._buf[at + len(OUTPUT_OPEN):], _State.ANSWER
             return True
         if state is _State.ANSWER:
@@ -102,8 +118,8 @@ class ThoughtSplitter:
         self._emit(out, self._buf[: len(self._buf) - keep])
         self._buf = self._buf[len(self._buf) - keep:]
 
-    def _emit(self, out: list[tuple[str, str]], text: str) -> None:
-        channel = self._channel()
+    def _emit(self, out: list[tuple[str, str]], text: str, channel: str | None = None) -> None:
+        channel = channel or self._channel()
         if not self._started[channel]:
             text = text.lstrip()
         if not text:
@@ -117,6 +133,14 @@ class ThoughtSplitter:
         self._started[channel] = True
         self.sent[channel] += piece
         out.append((channel, piece))
+
+
+def split(text: str, *, thought_first: bool = False) -> tuple[str, str]:
+    """(thought, answer) of a whole generation, by the streaming rules."""
+    splitter = ThoughtSplitter(thought_first=thought_first)
+    splitter.feed(text)
+    splitter.close()
+    return splitter.sent[REASONING], splitter.sent[CONTENT]
 
 
 def partial_tag_suffix(text: str, tags: tuple[str, ...]) -> int:

@@ -17,6 +17,9 @@ from ..core.spec import SettingError, Surface
 from ..formats.prompts import Message
 from ..core.settings import SPEC, GenerationSettings, Mode, SearchSettings
 
+if TYPE_CHECKING:
+    from .limits import ServerLimits
+
 
 class RequestError(Exception):
     """A request marco cannot serve; becomes an OpenAI-style JSON error."""
@@ -80,7 +83,7 @@ class ChatRequest(BaseModel):
 class ChatCall:
     """A request in marco's terms."""
 
-    model_id: str  # as the client wrote it, echoed back
+    model_id: str  # the canonical id (NAME or NAME+preset) of what answers
     mode: Mode
     question: str
     history: tuple[Message, ...]
@@ -88,6 +91,7 @@ class ChatCall:
     search: SearchSettings
     stream: bool
     include_usage: bool
+    stand_in: bool = False  # asked by the name of the registry default, which is not on disk
 
 
 def parse_request(data: Any) -> ChatRequest:
@@ -132,11 +136,43 @@ def conversation(messages: list[ChatMessage]) -> tuple[str | None, tuple[Message
     return ("\n\n".join(system) or None), tuple(turns[:-1]), turns[-1].content
 
 
-def to_call(req: ChatRequest, mode: Mode, base_generation: GenerationSettings, base_search: SearchSettings) -> ChatCall:
+def check_limits(req: ChatRequest, limits: "ServerLimits") -> None:
+    """Refuse what is above the server's limits, naming the field and the limit."""
+    from .limits import MAX_DELIMITER_CHARS, over_limit
+
+    def refuse(param: str, value: float, limit: float, name: str) -> None:
+        if value > limit:
+            raise RequestError(400, over_limit(param, value, limit, name), code="over_limit", param=param)
+
+    refuse("messages", len(req.messages), limits.messages, "messages")
+    if req.seed is not None and req.seed >= 2**63:  # a remote server takes at most a 64-bit seed
+        raise RequestError(400, "seed must be below 2**63", code="invalid_value", param="seed")
+    for param in ("max_tokens", "max_completion_tokens"):
+        value = getattr(req, param)
+        if value is not None:
+            refuse(param, value, limits.max_tokens, "max_tokens")
+    marco = req.marco
+    if marco is None:
+        return
+    for param, name in (("simulations", "simulations"), ("children", "children"), ("max_depth", "max_depth"),
+                        ("step_max_tokens", "max_tokens"), ("budget", "seconds")):
+        value = getattr(marco, param)
+        if value is not None:
+            refuse(f"marco.{param}", value, getattr(limits, name), name)
+    if marco.delimiter is not None and len(marco.delimiter) > MAX_DELIMITER_CHARS:
+        raise RequestError(400, f"marco.delimiter is longer than {MAX_DELIMITER_CHARS} characters",
+                           code="over_limit", param="marco.delimiter")
+
+
+def to_call(req: ChatRequest, model_id: str, mode: Mode, base_generation: GenerationSettings,
+            base_search: SearchSettings, limits: "ServerLimits | None" = None, *, stand_in: bool = False) -> ChatCall:
     """``base_*`` hold the server's defaults; what the request sets replaces them."""
     if req.n not in (None, 1):
         raise RequestError(400, "n must be 1: marco returns one answer per request", param="n")
+    if limits is not None:
+        check_limits(req, limits)
     system, history, question = conversation(req.messages)
+    # 0 is refused below, as on the command line (not read as "the default").
     max_tokens_field = "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
     top = {"temperature": req.temperature, "top-p": req.top_p, "seed": req.seed,
            "max-tokens": req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens}
@@ -154,9 +190,11 @@ def to_call(req: ChatRequest, mode: Mode, base_generation: GenerationSettings, b
         search = SPEC.apply(base_search, values)
     except SettingError as exc:
         param = params.get(exc.name, exc.name)
-        raise RequestError(400, exc.worded(param), code="invalid_value", param=param) from None
+        # "where: what", as the server words a malformed field (parse_request)
+        raise RequestError(400, f"{param}: {exc}", code="invalid_value", param=param) from None
     return ChatCall(
-        model_id=req.model, mode=mode, question=question, history=history,
+        model_id=model_id, mode=mode, question=question, history=history,
         generation=generation, search=search, stream=req.stream,
         include_usage=bool(req.stream_options and req.stream_options.include_usage),
+        stand_in=stand_in,
     )
