@@ -58,7 +58,7 @@ def _client(**backend_options):
         search=SearchSettings(simulations=2, children=2, max_tokens=MAX_TOKENS),
         max_tokens=MAX_TOKENS,
     )
-    return TestClient(create_app(service)), service
+    return TestClient(create_app(service), base_url="http://localhost:8000"), service
 
 
 def test_serve_reports_a_loop_as_cut_short():

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.errors import UsageError
-from ..reasoner import LOOP_NOTICE, Answer, Interrupted, Reasoner
+from ..reasoner import LOOP_NOTICE, Answer, Interrupted, Reasoner, no_format_notice
 from ..core.settings import Mode
 from ..ui.console import err_console, is_tty, notice, out_console
 from ..ui.heatmap import confidence_json, confidence_view
@@ -45,11 +45,13 @@ def ask(
     if choice.notice:
         notice(choice.notice)
     reasoner = Reasoner(choice.model, runtime)
+    if show_thoughts and not reasoner.reasoning.has_thought:
+        notice(no_format_notice(choice.model))
     display = SearchDisplay(
         mode=mode, settings=search, question=text, live=not no_live, final=not quiet, save_to=save_tree
     )
     out = _Output(as_json, show_thoughts, confidence)
-    stream = _stream(out) if mode is Mode.COT else None
+    stream = _stream(out, reasoner) if mode is Mode.COT else None
     try:
         with display.observe() as observer:
             answer = reasoner.ask(
@@ -77,14 +79,16 @@ class _Output:
         return self.as_json or self.confidence
 
 
-def _stream(out: _Output) -> AnswerStream | None:
+def _stream(out: _Output, reasoner: Reasoner) -> AnswerStream | None:
     """Stream only when someone watches: answer to a stdout terminal, thought to a
     stderr terminal. Piped runs print once, at the end."""
     out_tty, err_tty = is_tty(sys.stdout), is_tty(sys.stderr)
     answer_live = out_tty and not out.answer_at_end
     if not (answer_live or err_tty):
         return None
-    return AnswerStream(answer_to_stdout=answer_live, thought_console=err_console() if err_tty else None)
+    return AnswerStream(
+        answer_to_stdout=answer_live, thought_console=err_console() if err_tty else None, reasoning=reasoner.reasoning
+    )
 
 
 def _finish(answer: Answer, stream: AnswerStream | None, out: _Output, display: SearchDisplay, reasoner: Reasoner) -> None:

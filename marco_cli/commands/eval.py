@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,6 +17,7 @@ from ..evaluation.datasets import load_dataset
 from ..evaluation.dpo_io import DpoCollector
 from ..evaluation.evaluate import EvalInterrupted, EvalPlan, EvalReport, check_previous, parse_modes, run_eval
 from ..evaluation.results import JsonlWriter, read_rows
+from ..evaluation.voting import ConfScore
 from ..reasoner import Reasoner
 from ..ui.console import err_console, is_tty, notice, out_console
 from ..ui.eval_view import EvalProgress, print_table, results_table
@@ -25,9 +27,12 @@ from . import _options as o
 @o.settings_flags(without=("action",))  # the modes name the action (mcts-step, mcts-mini64, ...)
 def eval_command(
     dataset: Annotated[Path, typer.Argument(metavar="DATASET", help="Questions: MGSM-style TSV (question<TAB>answer) or JSON Lines ({\"question\", \"answer\"}, GSM8K '#### N' answers).", show_default=False)],
-    modes: Annotated[str, typer.Option("--modes", metavar="MODE,...", help="Comma-separated: cot, mcts-step, mcts-mini64, mcts-mini32. The first is the baseline of the Δ column.")] = "cot,mcts-step",
-    limit: Annotated[Optional[int], typer.Option("--limit", metavar="N", help="Only the first N questions.", show_default=False)] = None,
-    samples: Annotated[int, typer.Option("--samples", metavar="K", help="Answers per question and mode (test@k counts a question right if any is); each answer's seed derives from --seed, the question and the sample.")] = 1,
+    modes: Annotated[str, typer.Option("--modes", metavar="MODE,...", help="Comma-separated: cot (greedy), sc (majority vote of --samples sampled CoTs), conf-vote (the same samples, votes weighted by confidence), mcts-step, mcts-mini64, mcts-mini32. The first is the baseline of the Δ column.")] = "cot,mcts-step",
+    limit: Annotated[Optional[int], typer.Option("--limit", metavar="N", help="Only the first N questions (after --offset).", show_default=False)] = None,
+    offset: Annotated[int, typer.Option("--offset", metavar="N", help="Skip the first N questions (--offset 50 --limit 100: questions 51-150).")] = 0,
+    samples: Annotated[int, typer.Option("--samples", metavar="K", help="k: the sampled CoTs sc and conf-vote vote over (made in one batch). Without sc/conf-vote: answers per question and mode (test@k counts a question right if any is). Each answer's seed derives from --seed, the question and the sample.")] = 1,
+    conf_keep: Annotated[float, typer.Option("--conf-keep", metavar="SHARE", help="conf-vote: only this share of the samples, the most confident, votes.")] = 1.0,
+    conf_score: Annotated[ConfScore, typer.Option("--conf-score", help="conf-vote: a trace's confidence: mean (eq. 2), tail (last 32 tokens) or window (lowest 16-token window).")] = ConfScore.MEAN,
     out: Annotated[Optional[Path], typer.Option("--out", metavar="FILE", help="Append one JSON line per answer here, as it is made.", show_default=False)] = None,
     resume: o.ResumeOpt = None,
     as_json: o.JsonOpt = False,
@@ -46,14 +51,18 @@ def eval_command(
         out = Path(resumed)
     if max_pairs is not None and max_pairs < 1:
         raise UsageError(f"--max-pairs-per-question must be at least 1, got {max_pairs}")
-    generation = flags.generation(samples=samples)
-    search = flags.search()
+    parsed = parse_modes(modes)
+    search = flags.search()  # sc, conf-vote and the searches sample (default_temperature: 0.8)
+    # cot is greedy when it answers once (the baseline); it samples only for test@k
+    cot_sampled = samples > 1 and not any(m.votes for m in parsed)
+    generation = replace(flags.generation(), temperature=search.temperature if cot_sampled else 0.0)
+    plan = EvalPlan(parsed, "", generation, search, samples, flags["seed"], limit, offset, conf_keep, conf_score)
     problems = load_dataset(dataset)
     choice = o.choose(flags)
-    plan = EvalPlan(parse_modes(modes), choice.model.label, generation, search, samples, flags["seed"], limit)
-    if choice.notice:
-        notice(choice.notice)
-    reasoner = Reasoner(choice.model, flags.runtime())
+    plan = replace(plan, model=choice.model.label)
+    # The fallback notice only when a model is about to run (not for a --resume with nothing left).
+    on_load = (lambda: notice(choice.notice)) if choice.notice else None
+    reasoner = Reasoner(choice.model, flags.runtime(), on_load=on_load)
     try:
         report = _run(reasoner, problems, plan, dataset, out, resumed is not None, dpo_out, max_pairs)
     except EvalInterrupted as exc:
@@ -69,6 +78,8 @@ def _run(reasoner, problems, plan: EvalPlan, dataset: Path, out, resume, dpo_out
     if resume and out.exists():
         previous, keep = read_rows(out)
         done = check_previous(previous, problems, plan, str(out))
+    if any(k not in done for k in _keys(problems, plan)):
+        _ = reasoner.backend  # load the model now: the first answer's seconds should not include loading it
     with ExitStack() as stack:
         writer = stack.enter_context(JsonlWriter(out, resume=resume, keep_bytes=keep)) if out else None
         observers = []
@@ -80,7 +91,12 @@ def _run(reasoner, problems, plan: EvalPlan, dataset: Path, out, resume, dpo_out
                 pairs, prompt_text=reasoner.prompt_text, detokenize=lambda t: reasoner.backend.detokenize(t),
                 source=dataset.name, max_pairs=max_pairs,
             ))
-        return run_eval(reasoner, problems, plan, done=done, writer=writer, observers=observers)
+        return run_eval(reasoner, problems, plan, done=done, writer=writer, observers=observers,
+                        detokenize=lambda t: reasoner.backend.detokenize(t))
+
+
+def _keys(problems, plan: EvalPlan):
+    return ((p.id, m.name, s) for p in plan.questions(problems) for m in plan.modes for s in range(plan.answers(m)))
 
 
 def _print(report: EvalReport, dataset: Path, as_json: bool) -> None:
@@ -88,7 +104,7 @@ def _print(report: EvalReport, dataset: Path, as_json: bool) -> None:
     if as_json:
         data = {
             "dataset": str(dataset), "model": report.plan.model, "samples": report.plan.samples,
-            "seed": report.plan.seed, "new_answers": report.new_rows, "interrupted": report.interrupted,
+            "seed": report.plan.seed, "offset": report.plan.offset, "new_answers": report.new_rows, "interrupted": report.interrupted,
             "modes": [s.to_json() for s in summaries],
         }
         sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")

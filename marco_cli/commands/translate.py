@@ -17,7 +17,7 @@ import typer
 from ..core.errors import UsageError
 from ..translate.glossary import load_glossary
 from ..translate.languages import language
-from ..reasoner import Reasoner
+from ..reasoner import Reasoner, no_format_notice
 from ..core.settings import Mode
 from ..translate.translation import TranslateOptions, Translation, TranslationFailed, Translator, Unit, split_lines, split_paragraphs
 from ..ui.console import err_console, is_tty, notice
@@ -25,7 +25,6 @@ from ..ui.progress import LineProgress
 from ..ui.stream import AnswerStream
 from . import _options as o
 from ._io import read_stdin_bytes, stdin_is_piped
-
 
 @o.settings_flags(mode=Mode.COT)
 def translate(
@@ -42,7 +41,8 @@ def translate(
     """Translate colloquial text (slang, idioms) by reasoning about it first.
 
     One output line per input line; with --json, one object per line:
-    {line, source, translation, thought} (JSON Lines)."""
+    {line, source, translation, thought} (JSON Lines). --max-tokens is per
+    line, and each line gets less, in proportion to its length."""
     runtime = flags.runtime()
     options = TranslateOptions(
         target=language(to, option="--to"),
@@ -58,6 +58,8 @@ def translate(
     if choice.notice and any(u.needs_model for u in units):
         notice(choice.notice)
     reasoner = Reasoner(choice.model, runtime)
+    if show_thoughts and not reasoner.reasoning.has_thought and any(u.needs_model for u in units):
+        notice(no_format_notice(choice.model))
     try:
         failed = _run(Translator(reasoner, options), units, as_json=as_json, show_thoughts=show_thoughts)
     finally:
@@ -98,11 +100,15 @@ def _run(translator: Translator, units: list[Unit], *, as_json: bool, show_thoug
     what = "blocks" if paragraph else "lines"
     with LineProgress(todo, live=live, stdout_is_terminal=is_tty(sys.stdout), what=what) as progress:
         for index, unit in enumerate(units):
-            stream = AnswerStream(answer_to_stdout=False, thought_console=err_console()) if stream_live and unit.needs_model else None
+            stream = None
+            if stream_live and unit.needs_model:
+                stream = AnswerStream(
+                    answer_to_stdout=False, thought_console=err_console(), reasoning=translator.reasoner.reasoning
+                )
             result = translator.translate(unit, on_text=stream.feed if stream else None)
             if stream is not None:
                 stream.close()
-                if result.thought:  # end the streamed thought's last line
+                if stream.showed_thought:  # end the streamed thought's last line
                     err_console().print()
             failed += _report(result, progress, show_thoughts and not stream_live)
             _write(result, as_json=as_json, separator=paragraph and index > 0)

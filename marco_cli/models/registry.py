@@ -20,6 +20,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from ..core.errors import ConfigError, UnknownModelError, UsageError
 from ..core.settings import config_dir, models_dir
+from ..formats.reasoning import Reasoning, ReasoningFormat, reasoning_format
 # The remote backend owns the shape of its target; the registry only fills it in.
 from ..backends.remote_target import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RemoteTarget
 
@@ -28,7 +29,7 @@ SHIPPED_REGISTRY = Path(__file__).parent.parent / "models.toml"
 _TOP_KEYS = {"default", "fallback", "models"}
 _MODEL_KEYS = {
     "description", "aliases", "repo", "default_quant", "quants", "package", "file", "path",
-    "quant", "size", "thought_format", "stop", "system_prompt", "chat_template",
+    "quant", "size", "reasoning", "thought_format", "stop", "system_prompt", "chat_template",
     "base_url", "model", "api_key_env", "n_ctx", "concurrency", "timeout",
 }
 _REMOTE_ONLY = ("model", "api_key_env", "n_ctx", "concurrency", "timeout")
@@ -60,7 +61,7 @@ class ModelEntry:
     path: str | None = None
     quant: str | None = None
     size: str | None = None
-    thought_format: bool = False
+    reasoning: Reasoning = Reasoning.NONE  # how it lays out its reasoning (formats/reasoning.py)
     stop: tuple[str, ...] = ()
     system_prompt: str | None = None
     chat_template: str | None = None
@@ -70,6 +71,15 @@ class ModelEntry:
     n_ctx: int | None = None
     concurrency: int | None = None
     timeout: float | None = None
+
+    @property
+    def format(self) -> ReasoningFormat:
+        return reasoning_format(self.reasoning)
+
+    @property
+    def thought_format(self) -> bool:
+        """The registry's older name: whether the model speaks <Thought>/<Output>."""
+        return self.reasoning is Reasoning.MARCO
 
     @property
     def downloadable(self) -> bool:
@@ -199,7 +209,7 @@ def _parse_model(path: Path, name: str, table: object) -> ModelEntry:
         path=_typed(path, where, table, "path", str),
         quant=_typed(path, where, table, "quant", str),
         size=_typed(path, where, table, "size", str),
-        thought_format=_typed(path, where, table, "thought_format", bool, False),
+        reasoning=_reasoning(path, where, table),
         stop=_strings(path, where, table, "stop"),
         system_prompt=_typed(path, where, table, "system_prompt", str),
         chat_template=_typed(path, where, table, "chat_template", str),
@@ -222,6 +232,22 @@ def _parse_model(path: Path, name: str, table: object) -> ModelEntry:
     if entry.package and not entry.file:
         raise _err(path, where, "'package' needs 'file' (the file's name inside the package)")
     return entry
+
+
+def _reasoning(path: Path, where: str, table: dict) -> Reasoning:
+    """``reasoning = "marco" | "think" | "none"``; the older boolean
+    ``thought_format`` still reads (true: marco, false: none)."""
+    legacy = _typed(path, where, table, "thought_format", bool)
+    value = _typed(path, where, table, "reasoning", str)
+    if value is None:
+        return Reasoning.MARCO if legacy else Reasoning.NONE
+    if legacy is not None:
+        raise _err(path, where, "give 'reasoning' or the older 'thought_format', not both")
+    try:
+        return Reasoning(value.strip().lower())
+    except ValueError:
+        choices = ", ".join(f"'{r.value}'" for r in Reasoning)
+        raise _err(path, f"{where}.reasoning", f"expected one of {choices}, got {value!r}") from None
 
 
 def normalize_base_url(url: str) -> str:

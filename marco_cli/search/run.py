@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from ..backends.base import Backend
 from ..core.settings import SearchSettings
+from ..formats.reasoning import MARCO, ReasoningFormat
 from .actions import Actions, reflection_tokens
 from .events import IterationDone, NullObserver, Observer, SearchFinished
 from .final import Answer, choose_answer
@@ -25,6 +26,7 @@ def run_search(
     observer: Observer | None = None,
     should_stop: Callable[[], bool] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    reasoning: ReasoningFormat = MARCO,
 ) -> SearchResult:
     """Search for an answer to the prompt by MCTS and return the best one.
 
@@ -33,14 +35,15 @@ def run_search(
     ``settings.early_stop`` ends it once the finished rollouts agree.
     On Ctrl-C the result says ``stopped_by=INTERRUPTED`` and the caller
     re-raises / exits 130. Every KV handle the search took is released
-    before returning.
+    before returning. ``reasoning``, the model's format, decides where a
+    thought and an answer end (step stops, reflection, the value span).
     """
-    search = MCTS(backend, settings, observer or NullObserver(), should_stop, clock)
+    search = MCTS(backend, settings, observer or NullObserver(), should_stop, clock, reasoning)
     evaluated_before = backend.stats.evaluated_tokens
     stopped_by = StoppedBy.COMPLETED
     try:
         try:
-            search.actions = Actions(settings, reflection_tokens(backend))
+            search.actions = Actions(settings, reflection_tokens(backend), reasoning)
             search.root = search.add_node(None, backend.root(list(prompt_tokens)))
             search.announce(search.root)
             while search.simulations < settings.simulations:
@@ -126,4 +129,5 @@ def _result(
         stop=answer.stop,
         picks=picks,
         vote=vote,
+        reasoning=search.reasoning,
     )
