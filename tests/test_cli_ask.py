@@ -204,8 +204,19 @@ def test_mcts_several_leaves_per_iteration_is_seeded(runner):
     data = json.loads(first.stdout)
     assert data["search"]["simulations"] == 3
     assert json.loads(runner.invoke(app, args).stdout)["answer"] == data["answer"]
-    bad = runner.invoke(app, ["ask", "-m", "tiny", "--leaves", "0", "hi"])
-    assert bad.exit_code == 2 and "--leaves must be > 0" in bad.stderr
+    for value in ("0", "many", "-1"):
+        bad = runner.invoke(app, ["ask", "-m", "tiny", "--leaves", value, "hi"])
+        assert bad.exit_code == 2 and "--leaves must be auto or a whole number > 0" in bad.stderr
+
+
+def test_too_many_threads_are_capped_with_a_notice(runner):
+    from marco_cli.core.machine import usable_cpus
+
+    cpus = usable_cpus()
+    result = runner.invoke(app, ["ask", *FAST, "--max-tokens", "4", "--threads", "999", "Hi"])
+    assert result.exit_code == 0, result.stderr
+    assert f"marco: --threads 999 is more than the {cpus} CPUs here; using {cpus}" in result.stderr.splitlines()
+    assert result.stdout.strip()
 
 
 def test_show_thoughts_go_to_stderr_never_stdout(monkeypatch, runner):

@@ -322,3 +322,16 @@ def test_replay_uses_the_terminal_width(tmp_path, monkeypatch):
         assert out.exit_code == 0, out.stderr
         widths[columns] = _longest_node_text(out.stdout)
     assert widths[160] > widths[80] > 48
+
+
+def test_mirror_counts_tokens_in_flight_until_the_phase_ends():
+    from marco_cli.search.events import NodeCreated, TokensGenerated
+    from marco_cli.ui.mirror import SearchMirror
+
+    m = SearchMirror()
+    m.apply(NodeCreated(0, None, 0, "", 0, None, False, False, None))
+    version = m.version
+    m.apply(TokensGenerated(16))
+    assert (m.tokens, m.in_flight, m.version) == (0, 16, version)  # the tree drawing stays cached
+    m.apply(NodeCreated(1, 0, 1, "step", 20, 0.9, False, False, None))
+    assert (m.tokens, m.in_flight) == (20, 0)

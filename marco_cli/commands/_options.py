@@ -26,6 +26,7 @@ from ..core.settings import (
 from ..core.spec import Setting, Surface
 from ..models.registry import load_registry
 from ..reasoner import ModelChoice, choose_model
+from ..ui.console import notice
 
 _VIEW = "Output"
 _CONTEXT = "_marco_ctx"
@@ -72,7 +73,12 @@ class Flags:
         return SPEC.build(ModelSettings, self._set())
 
     def runtime(self) -> RuntimeSettings:
-        return SPEC.build(RuntimeSettings, self._set())
+        """Runtime settings; a thread count above the CPUs here is capped, with a notice."""
+        settings = SPEC.build(RuntimeSettings, self._set())
+        capped = settings.threads_notice()
+        if capped:
+            notice(capped)
+        return settings
 
     def generation(self, *, samples: int = 1) -> GenerationSettings:
         """CoT settings; the temperature, unless given, by ``default_temperature``."""

@@ -15,6 +15,7 @@ from enum import Enum
 from pathlib import Path
 
 from .errors import UsageError
+from .machine import usable_cpus
 from .spec import (
     CLI_ONLY, Group, Setting, Spec, Surface, above, at_least, at_most, check_fields, declared, escaped_text,
     in_unit_interval, not_empty, setting, show_escaped,
@@ -55,6 +56,19 @@ class ValueSpan(str, Enum):
 class KVCacheType(str, Enum):
     F16 = "f16"
     Q8_0 = "q8_0"
+
+
+def parse_leaves(text: str) -> int:
+    """``auto|N``: 0 stands for auto in ``SearchSettings``."""
+    if text.lower() == "auto":
+        return 0
+    try:
+        leaves = int(text)
+    except ValueError:
+        leaves = 0
+    if leaves <= 0:
+        raise ValueError("must be auto or a whole number > 0")
+    return leaves
 
 
 def default_temperature(mode: Mode, *, samples: int = 1) -> float:
@@ -107,9 +121,11 @@ class RuntimeSettings:
         "ctx", 8192, "KV-cache size in tokens (shared by the whole search tree).", Group.RUNTIME,
         surfaces=CLI_ONLY, metavar="TOKENS", rules=(above(0), at_least(256, "must be at least 256")),
     )
-    n_threads: int | None = setting(  # None: see `threads` (llama-cpp-python defaults to half)
-        "threads", None, "CPU threads.", Group.RUNTIME, kind=int, optional=True, surfaces=CLI_ONLY,
-        metavar="N", rules=(above(0),), default_text="MARCO_THREADS, else all cores",
+    n_threads: int | None = setting(  # None: MARCO_THREADS, else marco chooses while it runs
+        "threads", None, "CPU threads for llama.cpp, at most the CPUs here.", Group.RUNTIME, kind=int,
+        optional=True, surfaces=CLI_ONLY, metavar="N", rules=(above(0),),
+        default_text="MARCO_THREADS, else chosen while it runs: the count that decodes fastest right now, from all "
+        "cores down to one, because llama.cpp's threads stall each other when another program holds a core",
     )
     n_gpu_layers: int | None = setting(  # None: all layers when offload is supported
         "n-gpu-layers", None, "Layers to offload to the GPU; -1 = all.", Group.RUNTIME, kind=int,
@@ -128,26 +144,38 @@ class RuntimeSettings:
         check_fields(self)
 
     @property
-    def threads(self) -> int:
-        """``--threads``, else ``MARCO_THREADS``, else every core.
-
-        All cores is fastest on an idle machine, but llama.cpp's threads spin
-        while they wait for each other: when other programs hold the cores,
-        all-core decoding measured 10-40x slower than one thread here (see
-        BENCHMARKS.md). ``MARCO_THREADS`` sets a lower default for such machines.
-        """
+    def requested_threads(self) -> int | None:
+        """``--threads``, else ``MARCO_THREADS``, else None: marco chooses."""
         if self.n_threads:
             return self.n_threads
         env = os.environ.get("MARCO_THREADS", "").strip()
-        if env:
-            try:
-                value = int(env)
-            except ValueError:
-                raise UsageError(f"MARCO_THREADS must be a whole number, got {env!r}") from None
-            if value <= 0:
-                raise UsageError(f"MARCO_THREADS must be > 0, got {value}")
-            return value
-        return max(1, os.cpu_count() or 1)
+        if not env:
+            return None
+        try:
+            value = int(env)
+        except ValueError:
+            raise UsageError(f"MARCO_THREADS must be a whole number, got {env!r}") from None
+        if value <= 0:
+            raise UsageError(f"MARCO_THREADS must be > 0, got {value}")
+        return value
+
+    @property
+    def threads(self) -> int | None:
+        """The fixed thread count asked for, at most the CPUs this process may
+        use (more threads than CPUs only queue up behind each other: 999
+        measured 20x slower than 4); None: marco chooses while it runs
+        (``backends/threads.py``: whichever count is fastest right now, since
+        llama.cpp's threads stall each other when another program holds a core)."""
+        asked = self.requested_threads
+        return None if asked is None else min(asked, usable_cpus())
+
+    def threads_notice(self) -> str | None:
+        """One line for stderr when the asked-for count was capped."""
+        asked, cpus = self.requested_threads, usable_cpus()
+        if asked is None or asked <= cpus:
+            return None
+        source = "--threads" if self.n_threads else "MARCO_THREADS"
+        return f"{source} {asked} is more than the {cpus} CPUs here; using {cpus}"
 
 
 # Shared by chain of thought and search: one setting, a field in both classes.
@@ -241,9 +269,10 @@ class SearchSettings:
         kind=float, optional=True, metavar="SECONDS", rules=(above(0),), default_text="no limit",
     )
     seed: int = declared(SEED, SEED.default)
-    leaves_per_iteration: int = setting(  # >1 selects several leaves with virtual loss
-        "leaves", 1, "Leaves expanded together per iteration (virtual loss): bigger llama.cpp batches, "
-        "a different but still seeded tree.", _SEARCH, metavar="N", rules=(above(0),),
+    leaves_per_iteration: int = setting(  # >1 selects several leaves with virtual loss; 0: auto (search/batching.py)
+        "leaves", 0, "Leaves expanded together per iteration (virtual loss): bigger llama.cpp batches, "
+        "a different but still seeded tree. auto: 4 where batches pay (weights of 256 MiB or more, or a GPU), else 1.",
+        _SEARCH, metavar="auto|N", rules=(at_least(0),), parser=parse_leaves, shower=lambda n: str(n) if n else "auto",
     )
 
     # Early stop: end once the leading answer holds this share of the finished

@@ -42,8 +42,10 @@ class _State(Enum):
     DONE = 5  # after </Output>: nothing more is shown
 
 
-def splitter_for(reasoning: ReasoningFormat) -> ThoughtSplitter | MarkerSplitter:
-    return ThoughtSplitter(reasoning) if reasoning.has_thought else MarkerSplitter(reasoning)
+def splitter_for(reasoning: ReasoningFormat, *, thought_first: bool = False) -> ThoughtSplitter | MarkerSplitter:
+    if reasoning.has_thought:
+        return ThoughtSplitter(reasoning, thought_first=thought_first)
+    return MarkerSplitter(reasoning)
 
 
 class MarkerSplitter:
@@ -189,12 +191,14 @@ class ThoughtSplitter:
         out.append((channel, piece))
 
 
-def split(text: str, *, thought_first: bool = False) -> tuple[str, str]:
-    """(thought, answer) of a whole generation, by the streaming rules."""
-    splitter = ThoughtSplitter(thought_first=thought_first)
+def split(text: str, *, reasoning: ReasoningFormat = MARCO, thought_first: bool = False) -> tuple[str, str]:
+    """(thought, answer) of a whole generation, by the streaming rules. For a
+    model without a thought format the whole text is the draft it reasoned in
+    (streamed as such) and the answer is what its marker rule extracts."""
+    splitter = splitter_for(reasoning, thought_first=thought_first)
     splitter.feed(text)
     splitter.close()
-    return splitter.sent[REASONING], splitter.sent[CONTENT]
+    return splitter.sent[REASONING] + splitter.sent[DRAFT], splitter.sent[CONTENT]
 
 
 def partial_tag_suffix(text: str, tags: tuple[str, ...]) -> int:

@@ -36,13 +36,16 @@ from ..formats.reasoning import MARCO, ReasoningFormat
 from . import reflection, uct
 from .actions import Actions
 from .events import (
+    PROGRESS_EVERY,
     Backpropagated,
     Event,
     NodeCreated,
     NodeExpanded,
+    NullObserver,
     Observer,
     ReflectionInserted,
     RolloutScored,
+    TokensGenerated,
 )
 from .node import Node
 from .result import Rollout, StoppedBy
@@ -117,9 +120,24 @@ class MCTS:
     def extend(self, requests: Sequence[Request]) -> list[Continuation]:
         if not requests:
             return []
-        results = self.backend.extend(list(requests))
+        results = self.backend.extend(list(requests), self._progress())
         self.tokens_generated += sum(c.n_sampled for c in results)
         return results
+
+    def _progress(self) -> Callable[[int, str], None] | None:
+        """A token callback that reports ``TokensGenerated`` (none when nobody
+        watches, so piped runs pay nothing)."""
+        if isinstance(self.observer, NullObserver):
+            return None
+        count = 0
+
+        def on_token(_index: int, _piece: str) -> None:
+            nonlocal count
+            count += 1
+            if count % PROGRESS_EVERY == 0:
+                self.emit(TokensGenerated(count))
+
+        return on_token
 
     def release(self, handle: Handle | None) -> None:
         if handle is not None:

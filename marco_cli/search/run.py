@@ -10,6 +10,7 @@ from ..backends.base import Backend
 from ..core.settings import SearchSettings
 from ..formats.reasoning import MARCO, ReasoningFormat
 from .actions import Actions, reflection_tokens
+from .batching import auto_leaves
 from .events import IterationDone, NullObserver, Observer, SearchFinished
 from .final import Answer, choose_answer
 from .mcts import MCTS
@@ -38,6 +39,8 @@ def run_search(
     before returning. ``reasoning``, the model's format, decides where a
     thought and an answer end (step stops, reflection, the value span).
     """
+    if not settings.leaves_per_iteration:
+        settings = settings.with_(leaves_per_iteration=auto_leaves(backend.info))
     search = MCTS(backend, settings, observer or NullObserver(), should_stop, clock, reasoning)
     evaluated_before = backend.stats.evaluated_tokens
     stopped_by = StoppedBy.COMPLETED

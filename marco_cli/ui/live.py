@@ -143,4 +143,4 @@ class LiveSearchView:
         running = m.simulations if done else m.simulations + 1
         if self.simulations:
             running = min(running, self.simulations)
-        return Progress(running, self.simulations or 0, len(m.nodes), m.tokens, elapsed, done)
+        return Progress(running, self.simulations or 0, len(m.nodes), m.tokens + m.in_flight, elapsed, done)
