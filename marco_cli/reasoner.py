@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .backends.base import Backend, Request, Sampling, Stop, StopReason
 from .core.errors import ContextOverflowError, ExitCode, MarcoError, ModelNotFoundError, UsageError
 from .backends.utf8 import whole_character_text
-from .formats.prompts import Message, build_messages, render_chat
+from .formats.prompts import Message, PromptPart, build_messages, render_chat_parts
 from .formats.reasoning import MARCO, ReasoningFormat
 from .models.registry import Registry, ResolvedModel, resolve, with_backend
 from .core.settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
@@ -244,10 +244,13 @@ class Reasoner:
     ) -> str:
         """The exact text the model continues (chat template applied); DPO pairs
         record it as their ``prompt``."""
+        return "".join(p.text for p in self._prompt_parts(question, system, history))
+
+    def _prompt_parts(self, question: str, system: str | None, history: tuple[Message, ...]) -> list[PromptPart]:
         entry = self.model.entry
         messages = build_messages(question, system=system, reasoning=entry.format, history=history)
         info = self.backend.info
-        return render_chat(
+        return render_chat_parts(
             messages,
             template=info.chat_template or entry.chat_template,
             default_system=entry.system_prompt,
@@ -256,8 +259,12 @@ class Reasoner:
     def prompt_tokens(
         self, question: str, *, system: str | None = None, history: tuple[Message, ...] = ()
     ) -> list[int]:
-        text = self.prompt_text(question, system=system, history=history)
-        return self.backend.tokenize(text, special=True)
+        """Only the chat template's own markers become special tokens: what the
+        user (or a file, or an earlier answer) wrote is tokenised as plain text."""
+        tokens: list[int] = []
+        for part in self._prompt_parts(question, system, history):
+            tokens += self.backend.tokenize(part.text, special=part.markup)
+        return tokens
 
     def _stops(self) -> tuple[Stop, ...]:
         extra = tuple(Stop(s, StopReason.EOS, keep=False) for s in self.model.entry.stop)

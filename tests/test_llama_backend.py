@@ -408,3 +408,24 @@ def test_default_threads_are_governed(smol_gguf):
         assert gov.current in gov.choices
     with LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=512, n_threads=1), name="s") as b:
         assert b.engine.kv.threads.choices == [1]
+
+
+def test_ctx_above_the_training_context_is_capped_unless_forced(smol_gguf):
+    import llama_cpp
+
+    for n_ctx, force, cells, said in (
+        (100_000, False, 8192, "using 8192 (--force-ctx keeps 100000: KV cache "),
+        (9216, True, 9216, "kept (--force-ctx): KV cache "),
+        (4096, False, 4096, None),
+    ):
+        notices: list[str] = []
+        runtime = RuntimeSettings(n_ctx=n_ctx, n_threads=1, force_ctx=force)
+        with LlamaBackend.load(smol_gguf, runtime, name="smol", notify=notices.append) as b:
+            assert llama_cpp.llama_n_ctx(b.engine.kv.ctx) == cells
+            assert b.info.n_ctx == min(n_ctx, 8192)
+        if said is None:
+            assert notices == []
+        else:
+            (line,) = notices
+            assert line.startswith(f"--ctx {n_ctx} is above the 8192 tokens this model was trained for") and said in line
+            assert "MiB instead of 180 MiB" in line or "GiB instead of 180 MiB" in line

@@ -14,6 +14,7 @@ from ..reasoner import LOOP_NOTICE, Answer, Interrupted, Reasoner, no_format_not
 from ..core.settings import Mode
 from ..ui.console import err_console, is_tty, notice, out_console
 from ..ui.heatmap import confidence_json, confidence_view
+from ..ui.safe_text import for_terminal
 from ..ui.stream import AnswerStream, print_thought
 from . import _options as o
 from ._display import SearchDisplay
@@ -106,7 +107,7 @@ def _finish(answer: Answer, stream: AnswerStream | None, out: _Output, display: 
     elif out.confidence:
         out_console().print(confidence_view(answer, reasoner.backend.detokenize))
     elif stream is None or not stream.wrote_answer:
-        sys.stdout.write(answer.answer.rstrip() + "\n")
+        sys.stdout.write(for_terminal(answer.answer.rstrip(), sys.stdout) + "\n")
     sys.stdout.flush()
     if answer.looped:
         notice(LOOP_NOTICE)

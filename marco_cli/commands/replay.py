@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +22,7 @@ def replay(
 ) -> None:
     """Draw a saved search tree: the final tree and its summary, or the search
     unfolding again with --animate."""
-    if not speed > 0:
+    if not (math.isfinite(speed) and speed > 0):
         raise UsageError(f"--speed must be > 0, got {speed}")
     saved = load_tree(file)
     console = out_console()

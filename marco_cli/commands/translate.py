@@ -22,6 +22,7 @@ from ..core.settings import Mode
 from ..translate.translation import TranslateOptions, Translation, TranslationFailed, Translator, Unit, split_lines, split_paragraphs
 from ..ui.console import err_console, is_tty, notice
 from ..ui.progress import LineProgress
+from ..ui.safe_text import for_terminal
 from ..ui.stream import AnswerStream
 from . import _options as o
 from ._io import read_stdin_bytes, stdin_is_piped
@@ -134,7 +135,7 @@ def _write(result: Translation, *, as_json: bool, separator: bool) -> None:
     if as_json:
         out = json.dumps(result.to_json(), ensure_ascii=False) + "\n"
     else:
-        out = ("\n" if separator else "") + result.translation + "\n"
+        out = ("\n" if separator else "") + for_terminal(result.translation, sys.stdout) + "\n"
     sys.stdout.write(out)
     sys.stdout.flush()
 

@@ -139,6 +139,10 @@ class RuntimeSettings:
     verbose: bool = setting(
         "verbose", False, "Show llama.cpp's own log on stderr.", Group.RUNTIME, surfaces=CLI_ONLY, negatable=False,
     )
+    force_ctx: bool = setting(  # keep an n_ctx above the model's training context
+        "force-ctx", False, "Keep a --ctx above the model's training context (costs memory; the model was not trained for it).",
+        Group.RUNTIME, surfaces=CLI_ONLY, negatable=False,
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -9,7 +9,9 @@ back to plain ChatML with the registry's system prompt otherwise.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from collections.abc import Callable
 from functools import lru_cache
 
 from .reasoning import MARCO, NONE_INSTRUCTION, Parsed, ReasoningFormat
@@ -87,17 +89,87 @@ def render_chat(
 ) -> str:
     """Render with the model's Jinja chat template, or ChatML when there is none
     (or it cannot be rendered: a broken template must not stop the user)."""
+    return _render(messages, template, default_system, bos_token, eos_token)[0]
+
+
+def _render(
+    messages: list[Message], template: str | None, default_system: str | None, bos_token: str, eos_token: str
+) -> tuple[str, bool]:
+    """The prompt, and whether the model's own template made it."""
     if template:
         try:
-            return _compile_template(template).render(
+            text = _compile_template(template).render(
                 messages=[{"role": m.role, "content": m.content} for m in messages],
                 add_generation_prompt=True,
                 bos_token=bos_token,
                 eos_token=eos_token,
             )
+            return text, True
         except Exception:  # jinja2 raises many types; ChatML is the safe fallback
             pass
-    return render_chatml(messages, default_system)
+    return render_chatml(messages, default_system), False
+
+
+@dataclass(frozen=True)
+class PromptPart:
+    """A piece of a rendered prompt. ``markup`` pieces come from the chat
+    template (``<|im_start|>user``...) and are tokenised with special tokens
+    parsed; the others are message contents, tokenised as plain text, so a
+    question that contains ``<|im_end|>`` cannot end its own turn."""
+
+    text: str
+    markup: bool
+
+
+_MARK = re.compile("\ue000(\\d+)\ue001")
+
+
+def render_chat_parts(
+    messages: list[Message],
+    *,
+    template: str | None,
+    default_system: str | None = None,
+    bos_token: str = "",
+    eos_token: str = "",
+) -> list[PromptPart]:
+    """``render_chat`` cut into template markup and message contents.
+
+    The template is rendered a second time with every content replaced by a
+    numbered stand-in (private-use characters no template alters); where the
+    stand-ins land is where the contents go. Their joined text is the prompt
+    ``render_chat`` gives, unless the template rewrites contents (trims them,
+    say): then the contents go in as written, which is what the user sent."""
+    contents = [m.content for m in messages]
+    stand_ins = [Message(m.role, f"\ue000{i}\ue001") for i, m in enumerate(messages)]
+    system_mark = None
+    if default_system is not None:
+        system_mark = f"\ue000{len(contents)}\ue001"
+        contents.append(default_system)
+    real, real_template = _render(messages, template, default_system, bos_token, eos_token)
+    skeleton, skeleton_template = _render(stand_ins, template, system_mark, bos_token, eos_token)
+    if real_template != skeleton_template:  # the template failed on one of them only: ChatML for both
+        real, skeleton = render_chatml(messages, default_system), render_chatml(stand_ins, system_mark)
+    for transform in (None, str.strip):
+        parts = _split(skeleton, contents, transform)
+        if "".join(p.text for p in parts) == real:
+            return parts
+    return _split(skeleton, contents, None)
+
+
+def _split(skeleton: str, contents: list[str], transform: Callable[[str], str] | None) -> list[PromptPart]:
+    parts: list[PromptPart] = []
+    at = 0
+    for match in _MARK.finditer(skeleton):
+        if match.start() > at:
+            parts.append(PromptPart(skeleton[at:match.start()], True))
+        content = contents[int(match.group(1))]
+        content = transform(content) if transform else content
+        if content:
+            parts.append(PromptPart(content, False))
+        at = match.end()
+    if at < len(skeleton):
+        parts.append(PromptPart(skeleton[at:], True))
+    return parts
 
 
 def parse_output(text: str, reasoning: ReasoningFormat = MARCO) -> Parsed:

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..backends.base import StopReason
 from ..core.errors import TreeFileError
+from ..core.untrusted import UntrustedDataError, load_json
 from ..formats.reasoning import Reasoning, reasoning_format
 from ..search import NodeView, SearchResult, SearchStats, StoppedBy, VoteSummary
 
@@ -158,13 +159,13 @@ def _read_json(path: Path) -> Any:
     except OSError as exc:
         raise TreeFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
-        return json.loads(raw.decode("utf-8"))
+        return load_json(raw)
     except UnicodeDecodeError:
         raise TreeFileError(f"{path}: not a text file (not UTF-8)") from None
     except json.JSONDecodeError as exc:
         raise TreeFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
-    except RecursionError:
-        raise TreeFileError(f"{path}: nested too deeply to be a tree file") from None
+    except UntrustedDataError as exc:
+        raise TreeFileError(f"{path}: {exc}") from None
 
 
 class _Checker:

@@ -25,6 +25,7 @@ from .heatmap import confidence_view
 from .live import LiveSearchView
 from .slash import QUIT, SlashContext, dispatch
 from .stream import AnswerStream, print_thought
+from .safe_text import for_terminal
 
 CANCELLED = "(cancelled)"
 QUIT_HINT = "(use /exit or Ctrl-D to quit)"
@@ -194,7 +195,7 @@ class Repl:
                 return
         text = text.strip()
         if text or not cancelled:
-            sys.stdout.write(text + "\n\n")
+            sys.stdout.write(for_terminal(text, sys.stdout) + "\n\n")
             sys.stdout.flush()
 
     def _show_heatmap(self, answer: Answer, stream: AnswerStream | None) -> None:

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from ..formats.reasoning import MARCO, ReasoningFormat
 from ..formats.split import CONTENT, splitter_for
+from .safe_text import for_terminal
 from .console import err_console
 
 
@@ -27,8 +28,8 @@ def print_thought(thought: str, heading: str | None = None) -> None:
     command writes thoughts there, so stdout keeps only answers."""
     console = err_console()
     if heading:
-        console.print(heading, markup=False)
-    console.print(Text(thought.strip(), style="dim"))
+        console.print(for_terminal(heading, sys.stderr), markup=False)
+    console.print(Text(for_terminal(thought.strip(), sys.stderr), style="dim"))  # model text: controls shown, not obeyed
 
 
 class AnswerStream:
@@ -70,6 +71,6 @@ class AnswerStream:
                 continue
             if not self.wrote_answer and self.thought_console is not None and self.showed_thought:
                 self.thought_console.print()  # end the dimmed thought's line
-            sys.stdout.write(text)
+            sys.stdout.write(for_terminal(text, sys.stdout))
             sys.stdout.flush()
             self.wrote_answer = True
