@@ -9,6 +9,7 @@ import re
 import sys
 from pathlib import Path
 
+from ..core.atomic import write_text_atomic
 from ..core.settings import SPEC
 from ..core.spec import Setting, Surface
 
@@ -102,7 +103,7 @@ def replace_table(readme: str) -> str:
 
 def main(argv: list[str]) -> int:
     path = Path(argv[0] if argv else "README.md")
-    path.write_text(replace_table(path.read_text(encoding="utf-8")), encoding="utf-8")
+    write_text_atomic(path, replace_table(path.read_text(encoding="utf-8")))
     return 0
 
 
