@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.errors import UsageError
-from ..reasoner import Answer, Interrupted, Reasoner, choose_model
+from ..reasoner import Answer, Interrupted, Reasoner, SearchFailed, choose_model
 from ..models.registry import load_registry
 from ..core.settings import GenerationSettings, Mode, SearchSettings
 from ..ui.console import err_console, is_tty, notice, out_console
@@ -87,7 +87,9 @@ def ask(
                 text, mode=mode, generation=generation, search=search,
                 on_text=stream.feed if stream else None, observer=observer,
             )
-    except Interrupted as exc:
+    except (Interrupted, SearchFailed) as exc:
+        # Anytime: the best answer so far is printed and the tree saved, then
+        # the error boundary reports why it stopped (130 or 1).
         _finish(exc.partial, stream, out, display, reasoner)
         raise
     else:
@@ -136,7 +138,7 @@ def _finish(answer: Answer, stream: AnswerStream | None, out: _Output, display: 
         sys.stdout.write(answer.answer.rstrip() + "\n")
     sys.stdout.flush()
     if save_error is not None:
-        if answer.interrupted:
+        if answer.interrupted or (answer.search is not None and answer.search.error):
             notice(f"error: {save_error}")  # the exit code stays 130
         else:
             raise save_error

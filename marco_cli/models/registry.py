@@ -367,14 +367,19 @@ def resolve_entry(entry: ModelEntry, quant: str | None = None) -> ResolvedModel:
     return ResolvedModel(entry.name, entry.quant, Path(entry.path or "").expanduser(), entry)
 
 
+def backend_target(base_url: str) -> RemoteTarget:
+    """``--backend URL`` alone: that server, its first model, default limits."""
+    try:
+        return RemoteTarget(normalize_base_url(base_url))
+    except ValueError as exc:
+        raise UsageError(f"--backend {exc}, got {base_url!r}") from None
+
+
 def with_backend(model: ResolvedModel, base_url: str) -> ResolvedModel:
     """``--backend URL``: run ``model`` (its prompt format, stops, system prompt)
     on that server instead. The server's model id is the entry's ``model`` when
     it is a remote entry, else the first model the server lists."""
-    try:
-        url = normalize_base_url(base_url)
-    except ValueError as exc:
-        raise UsageError(f"--backend {exc}, got {base_url!r}") from None
+    url = backend_target(base_url).base_url
     old = model.remote
     target = RemoteTarget(
         url,

@@ -14,6 +14,7 @@ class StoppedBy(str, Enum):
     BUDGET = "budget"  # the wall-clock budget ran out
     INTERRUPTED = "interrupted"  # KeyboardInterrupt (the caller re-raises / exits 130)
     SHOULD_STOP = "should_stop"  # the caller's should_stop() said so
+    BACKEND_FAILED = "backend_failed"  # the backend broke mid-search (a remote server died); see ``error``
 
 
 @dataclass(frozen=True)
@@ -56,3 +57,4 @@ class SearchResult:
     value: float  # eq. 2 value of the chosen path
     complete: bool  # False when no finished path existed (partial text)
     rollouts: tuple[Rollout, ...] = ()  # every finished path, in scoring order
+    error: str | None = None  # BACKEND_FAILED: the backend's one-line error

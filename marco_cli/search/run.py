@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..backends.base import Backend
+from ..core.errors import BackendError
 from ..core.settings import SearchSettings
 from .actions import Actions, reflection_tokens
 from .events import IterationDone, NullObserver, Observer, SearchFinished
@@ -30,12 +31,16 @@ def run_search(
     Anytime: the wall-clock ``settings.budget``, ``should_stop()`` and Ctrl-C
     end the search between phases and still return the best answer so far.
     On Ctrl-C the result says ``stopped_by=INTERRUPTED`` and the caller
-    re-raises / exits 130. Every KV handle the search took is released
-    before returning.
+    re-raises / exits 130. A backend that fails once the prompt is in (a
+    remote server killed or unreachable) ends the search the same way:
+    ``stopped_by=BACKEND_FAILED``, the best answer so far, the error in
+    ``result.error``; nothing more is asked of the backend. Every KV handle
+    the search took is released before returning.
     """
     search = MCTS(backend, settings, observer or NullObserver(), should_stop, clock)
     evaluated_before = backend.stats.evaluated_tokens
     stopped_by = StoppedBy.COMPLETED
+    error: str | None = None
     try:
         try:
             search.actions = Actions(settings, reflection_tokens(backend))
@@ -59,10 +64,14 @@ def run_search(
                 )
         except KeyboardInterrupt:
             stopped_by = StoppedBy.INTERRUPTED
+        except BackendError as exc:
+            if search.root is None:
+                raise  # nothing searched yet: a plain error
+            stopped_by, error = StoppedBy.BACKEND_FAILED, str(exc)
         answer = choose_answer(search, stopped_by)
         if answer.interrupted:
             stopped_by = StoppedBy.INTERRUPTED
-        result = _result(search, answer, stopped_by, backend.stats.evaluated_tokens - evaluated_before)
+        result = _result(search, answer, stopped_by, backend.stats.evaluated_tokens - evaluated_before, error)
     except BaseException:
         # The backend may be what failed: free what we can, keep its error.
         with contextlib.suppress(Exception):
@@ -79,7 +88,7 @@ def _release_all(search: MCTS) -> None:
         search.release(handle)
 
 
-def _result(search: MCTS, answer: Answer, stopped_by: StoppedBy, evaluated: int) -> SearchResult:
+def _result(search: MCTS, answer: Answer, stopped_by: StoppedBy, evaluated: int, error: str | None) -> SearchResult:
     root = search.root
     if root is None:  # never got past the prompt: an empty tree
         root = Node(id=0, parent=None, depth=0)
@@ -107,4 +116,5 @@ def _result(search: MCTS, answer: Answer, stopped_by: StoppedBy, evaluated: int)
         value=answer.value,
         complete=answer.complete,
         rollouts=tuple(search.rollouts),
+        error=error,
     )

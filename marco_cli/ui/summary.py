@@ -51,7 +51,11 @@ def _stopped(result: SearchResult) -> str:
     why = result.stopped_by
     if why is StoppedBy.COMPLETED:
         return "completed"
-    return {StoppedBy.BUDGET: "time budget spent", StoppedBy.INTERRUPTED: "interrupted"}.get(why, "stopped")
+    return {
+        StoppedBy.BUDGET: "time budget spent",
+        StoppedBy.INTERRUPTED: "interrupted",
+        StoppedBy.BACKEND_FAILED: "the backend failed",
+    }.get(why, "stopped")
 
 
 def _quote(text: str) -> str:
