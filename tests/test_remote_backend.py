@@ -338,3 +338,17 @@ def test_backend_without_a_model_name_asks_the_server_what_it_runs():
     assert found.model.label == "/models/Llama-3.2-1B-Instruct-Q8_0.gguf"  # what the server runs, as it says
     assert not found.model.entry.thought_format
     assert "not in the registry" in found.notice and "ChatML" in found.notice
+
+
+def test_llama_server_prompt_cache_is_off_unless_the_entry_asks():
+    server = FakeServer()
+    backend = connect(server)
+    backend.extend([request(backend.root(backend.tokenize(PROMPT)))])
+    assert all(body["cache_prompt"] is False for body in server.completions)
+    server = FakeServer()
+    backend = connect(server, cache_prompt=True)
+    backend.extend([request(backend.root(backend.tokenize(PROMPT)))])
+    assert all(body["cache_prompt"] is True for body in server.completions)
+    vllm = FakeServer("vllm")  # not a llama-server field: not sent
+    backend = connect(vllm)
+    assert all("cache_prompt" not in body for body in vllm.completions)

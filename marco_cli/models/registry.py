@@ -27,9 +27,9 @@ _TOP_KEYS = {"default", "fallback", "models"}
 _MODEL_KEYS = {
     "description", "aliases", "repo", "default_quant", "quants", "package", "file", "path",
     "quant", "size", "thought_format", "stop", "system_prompt", "chat_template",
-    "base_url", "model", "api_key_env", "n_ctx", "concurrency", "timeout",
+    "base_url", "model", "api_key_env", "n_ctx", "concurrency", "timeout", "cache_prompt",
 }
-_REMOTE_ONLY = ("model", "api_key_env", "n_ctx", "concurrency", "timeout")
+_REMOTE_ONLY = ("model", "api_key_env", "n_ctx", "concurrency", "timeout", "cache_prompt")
 _QUANT_KEYS = {"file", "size", "bytes", "sha256"}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -70,6 +70,7 @@ class ModelEntry:
     n_ctx: int | None = None
     concurrency: int | None = None
     timeout: float | None = None
+    cache_prompt: bool | None = None
 
     @property
     def downloadable(self) -> bool:
@@ -82,6 +83,7 @@ class ModelEntry:
         return RemoteTarget(
             self.base_url, self.model, self.api_key_env, self.n_ctx,
             self.concurrency or DEFAULT_CONCURRENCY, self.timeout or DEFAULT_TIMEOUT,
+            bool(self.cache_prompt),
         )
 
 
@@ -96,6 +98,10 @@ class RemoteTarget:
     n_ctx: int | None = None  # None: ask the server, else --ctx
     concurrency: int = DEFAULT_CONCURRENCY  # requests in flight at once
     timeout: float = DEFAULT_TIMEOUT  # seconds to wait for a response (or the next token)
+    # llama-server's prompt cache: False (default) re-evaluates every request's
+    # whole path, so values do not depend on what the server ran before
+    # (README "Servers"); True reuses cached prefixes, faster, values drift.
+    cache_prompt: bool = False
 
 
 @dataclass(frozen=True)
@@ -271,9 +277,11 @@ def _remote_keys(path: Path, where: str, table: dict) -> dict:
     timeout = _typed(path, where, table, "timeout", (int, float))
     if timeout is not None and timeout <= 0:
         raise _err(path, f"{where}.timeout", f"must be > 0 seconds, got {timeout}")
+    cache_prompt = _typed(path, where, table, "cache_prompt", bool)
     return {
         "base_url": base_url, "model": model, "api_key_env": key_env, "n_ctx": n_ctx,
         "concurrency": concurrency, "timeout": None if timeout is None else float(timeout),
+        "cache_prompt": cache_prompt,
     }
 
 
@@ -388,6 +396,7 @@ def with_backend(model: ResolvedModel, base_url: str) -> ResolvedModel:
         old.n_ctx if old else None,
         old.concurrency if old else DEFAULT_CONCURRENCY,
         old.timeout if old else DEFAULT_TIMEOUT,
+        old.cache_prompt if old else False,
     )
     return replace(model, remote=target, path=Path("remote") / model.name)
 
