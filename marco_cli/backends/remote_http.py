@@ -172,10 +172,8 @@ class Http:
                 if busy is not None:
                     raise self._status_error(path, busy, attempt + 1)
                 after = f" (tried {attempt + 1} times in {self._clock() - started:.1f} s)" if attempt else ""
-                raise BackendError(
-                    f"{self.base_url}: {failure}{after}",
-                    hint="is the server running, and is base_url right?",
-                )
+                hint = "it answered before: has it stopped?" if self._reached else "is the server running, and is base_url right?"
+                raise BackendError(f"{self.base_url}: {failure}{after}", hint=hint)
             if self.cancelled.is_set():
                 raise KeyboardInterrupt
             self._sleep(delay)
