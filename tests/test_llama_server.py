@@ -25,6 +25,7 @@ from marco_cli.reasoner import Reasoner
 from marco_cli.treefile.check import load_tree
 
 QUESTION = "What is 17 + 25?"
+LONG_QUESTION = "Explain step by step how a rainbow forms."  # a long chain of thought (150 tokens)
 # A search small enough for a shared 2-core box; --threads is the local engine's.
 SEARCH = ["--simulations", "3", "--children", "2", "--max-tokens", "48", "--seed", "3"]
 
@@ -76,9 +77,9 @@ def test_chain_of_thought_is_token_exact_against_the_local_engine(server):
     remote = Reasoner(resolve(remote_registry, "r"))
     generation = GenerationSettings(max_tokens=150, temperature=0.0)
     try:
-        here = local.ask(QUESTION, mode=Mode.COT, generation=generation)
-        there = remote.ask(QUESTION, mode=Mode.COT, generation=generation)
-        again = remote.ask(QUESTION, mode=Mode.COT, generation=generation)  # the same prompt, again
+        here = local.ask(LONG_QUESTION, mode=Mode.COT, generation=generation)
+        there = remote.ask(LONG_QUESTION, mode=Mode.COT, generation=generation)
+        again = remote.ask(LONG_QUESTION, mode=Mode.COT, generation=generation)  # the same prompt, again
     finally:
         local.close()
         remote.close()
