@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -152,16 +153,20 @@ def test_eval_through_the_server(registry_file, tmp_path):
 
 # -- 3. anytime: the server dies mid-search ----------------------------------
 
-def test_a_server_killed_mid_search_leaves_the_best_answer_and_the_tree(llama_server_binary, smol_gguf, tmp_path):
+@pytest.mark.parametrize("how", ["kill -9", "shutdown (SIGTERM)"])
+def test_a_server_dying_mid_search_leaves_the_best_answer_and_the_tree(llama_server_binary, smol_gguf, tmp_path, how):
     doomed = LlamaServer(llama_server_binary, smol_gguf, tmp_path / "doomed.log")
     tree = tmp_path / "tree.json"
     try:
-        # far more simulations than can run before the kill
+        # far more simulations than can run before the end
         proc = marco("ask", "-m", "tiny", "--backend", doomed.url, "--simulations", "200", "--children", "2",
                      "--max-tokens", "48", "--json", "--save-tree", str(tree), QUESTION)
         while doomed.metric("tokens_predicted_total") < 60:  # some rollouts are done
             assert proc.poll() is None, proc.communicate()
-        doomed.kill()
+        if how == "kill -9":
+            doomed.kill()
+        else:
+            doomed.proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=300)
     finally:
         doomed.stop()
