@@ -144,6 +144,7 @@ class Http:
 
     def _send_with_retries(self, method: str, path: str, body: dict | None, stream: bool) -> httpx.Response:
         started = self._clock()
+        lost: float | None = None  # when the connection first failed (the reconnect window starts then)
         attempt = 0
         while True:
             busy: httpx.Response | None = None
@@ -154,9 +155,11 @@ class Http:
                 failure = "the connection timed out"
             except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout):
                 raise self._timeout_error(path) from None
-            except httpx.TransportError as exc:
-                # refused, reset, or dropped before any answer (nothing was delivered)
+            except httpx.ConnectError as exc:
                 failure = f"cannot connect ({_reason(exc)})"
+            except httpx.TransportError as exc:
+                # reset, or dropped before any answer: nothing was delivered, so it can be asked again
+                failure = f"the connection broke ({_reason(exc)})"
             else:
                 self._reached = True
                 if response.status_code < 400:
@@ -166,12 +169,17 @@ class Http:
                 if not _retryable(response):
                     raise self._status_error(path, response, attempt + 1)
                 busy = response
-            window = self.timeout if busy is not None else self.reconnect_window if self._reached else 0.0
+            now = self._clock()
             delay = self._delay(attempt, busy)
-            if self._clock() - started + delay > window:
+            if busy is not None:
+                spent, window = now - started, self.timeout
+            else:
+                lost = now if lost is None else lost
+                spent, window = now - lost, self.reconnect_window if self._reached else 0.0
+            if spent + delay > window:
                 if busy is not None:
                     raise self._status_error(path, busy, attempt + 1)
-                after = f" (tried {attempt + 1} times in {self._clock() - started:.1f} s)" if attempt else ""
+                after = f" (tried {attempt + 1} times in {now - lost:.1f} s)" if attempt else ""
                 hint = "it answered before: has it stopped?" if self._reached else "is the server running, and is base_url right?"
                 raise BackendError(f"{self.base_url}: {failure}{after}", hint=hint)
             if self.cancelled.is_set():
