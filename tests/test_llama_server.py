@@ -100,7 +100,9 @@ def test_backend_without_a_model_uses_what_the_server_runs(server):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["model"] == "smollm2-135m:Q4_1"  # never the registry default it did not use
-    assert f"{server.url} runs 'SmolLM2-135M-Instruct.Q4_1.gguf'" in result.stderr
+    # llama-server's id is the model path as given (-m) or its file name, by version
+    assert result.stderr.startswith(f"marco: {server.url} runs '") and len(result.stderr.splitlines()) == 1
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf': using smollm2-135m's prompt format" in result.stderr
     local = CliRunner().invoke(app, ["ask", "-m", "tiny", "--mode", "cot", "--max-tokens", "8", "--json",
                                      "--threads", "1", QUESTION])
     assert data["tokens"]["prompt"] == json.loads(local.stdout)["tokens"]["prompt"]  # its prompt format
