@@ -28,13 +28,14 @@ def smollm2_path() -> Path:
 def isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("marco_home")
     monkeypatch.setenv("MARCO_HOME", str(home))
-    for var in ("MARCO_MODEL", "MARCO_MODELS", "MARCO_MODELS_DIR", "MARCO_DEBUG", "NO_COLOR", "MARCO_BACKEND", "MARCO_API_KEY"):
+    # No MARCO_THREADS: tests run with the thread count marco chooses, which
+    # is meant to stay fast on a busy machine like a CI box.
+    for var in (
+        "MARCO_MODEL", "MARCO_MODELS", "MARCO_MODELS_DIR", "MARCO_DEBUG", "NO_COLOR", "MARCO_BACKEND",
+        "MARCO_API_KEY", "MARCO_THREADS",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    # One llama.cpp thread in tests: all-core decoding collapses when anything
-    # else holds a core (pexpect children, a busy CI box), and thread count is
-    # not what the tests check. Subprocesses inherit it through the environment.
-    monkeypatch.setenv("MARCO_THREADS", "1")
     return home
 
 

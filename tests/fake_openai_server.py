@@ -68,8 +68,9 @@ TOPS = (-0.05, -1.0, -2.0, -3.0, -4.0)
 class FakeServer:
     def __init__(self, kind: str = "llama-server", *, logprobs: bool = True, fail: tuple = (),
                  delay: float = 0.0, models: tuple[str, ...] = ("fake-model",), n_ctx: int | None = None,
-                 eos_token: bool = False) -> None:
+                 eos_token: bool = False, scripts: list[str] | None = None) -> None:
         self.kind = kind
+        self.scripts = scripts or SCRIPTS  # what the "model" may write
         self.logprobs = logprobs
         self.fail = list(fail)  # (status, headers[, message]) answers for the next completion calls
         self.delay = delay
@@ -143,11 +144,11 @@ class FakeServer:
     def _continue(self, prompt: str, seed: int) -> str:
         written = prompt.rsplit(ASSISTANT, 1)[-1] if ASSISTANT in prompt else ""
         end = EOS_CHAR if self.eos_token else ""
-        for script in SCRIPTS:
+        for script in self.scripts:
             if written and script.startswith(written):
                 return script[len(written):] + end
         if not written:
-            return SCRIPTS[seed % len(SCRIPTS)] + end
+            return self.scripts[seed % len(self.scripts)] + end
         return end if "</Output>" in written else ENDING + end
 
     # -- wire formats -----------------------------------------------------------

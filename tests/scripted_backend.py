@@ -7,7 +7,17 @@ then EOS. Each token and its confidence come from a generator seeded by
 (request seed, position, recent context), so the same request gives the same
 continuation whatever else shares its batch; temperature 0 ignores the seed.
 It honours Stop rules (keep, needs_content), max_tokens, forced tokens, keep,
-the context size, and counts calls and live handles.
+the context size and the loop guard (the real rule, ``backends.loops``), and
+counts calls and live handles.
+
+Options make it misbehave or agree on purpose: ``loop_rate`` is the chance
+that an answer falls into an endless, very confident "again so we" loop;
+``answers`` makes every answer one word drawn from that list, so rollouts
+agree (a word listed twice is twice as likely).
+
+``style="think"`` makes it an R1-style model instead: ``<think>``, the same
+paragraphs, ``</think>``, then a few answer words and EOS (no closing tag);
+``opened=True`` when the chat template already opened the ``<think>``.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from marco_cli.backends.loops import loop_start
 from marco_cli.backends.base import (
     BackendStats,
     Continuation,
@@ -29,10 +40,15 @@ from marco_cli.backends.base import (
 WORDS = ["so ", "we ", "add ", "two ", "and ", "three ", "then ", "check ", "it ", "five "]
 SPECIAL = ["", "\n\n", "\n", "<Thought>", "</Thought>", "<Output>", "</Output>"]
 CHARS = [chr(c) for c in range(32, 127)]
-PIECES = SPECIAL + WORDS + CHARS
+THINK_TAGS = ["<think>", "</think>"]  # after "again ", so the other pieces keep their ids
+PIECES = SPECIAL + WORDS + CHARS + ["again "] + THINK_TAGS
 EOS = 0
 BLANK, NEWLINE, THOUGHT, THOUGHT_END, OUTPUT, OUTPUT_END = range(1, 7)
 FIRST_WORD = len(SPECIAL)
+AGAIN = len(SPECIAL + WORDS + CHARS)
+THINK, THINK_END = len(PIECES) - 2, len(PIECES) - 1
+LOOP = ["again ", "so ", "we ", "\n"]  # the unit the looping model repeats
+LOOP_CONFIDENCE = 0.99  # loops are confident: that is why they must not win on value
 
 
 class ScriptedBackend:
@@ -44,15 +60,24 @@ class ScriptedBackend:
         ignore_seed: bool = False,
         interrupt_at_call: int | None = None,
         low_confidence: bool = False,
+        loop_rate: float = 0.0,
+        answers: Sequence[str] | None = None,
+        style: str = "marco",
+        opened: bool = False,
+        chat_template: str | None = None,
     ) -> None:
         self.info = ModelInfo(
-            name="scripted", path="-", n_ctx=n_ctx, n_vocab=len(PIECES), eos_tokens=(EOS,), chat_template=None
+            name="scripted", path="-", n_ctx=n_ctx, n_vocab=len(PIECES), eos_tokens=(EOS,), chat_template=chat_template
         )
+        self.style = style
+        self.opened = opened
         self.stats = BackendStats()
         self.thought_words = thought_words
         self.ignore_seed = ignore_seed  # every sibling samples the same tokens
         self.interrupt_at_call = interrupt_at_call
         self.low_confidence = low_confidence  # confidences in [0.05, 0.3]
+        self.loop_rate = loop_rate
+        self.answers = [PIECES.index(w) for w in answers] if answers else None
         self.states: dict[Handle, tuple[int, tuple[int, ...]]] = {}  # handle -> (prompt length, tokens)
         self.next_handle = 1
         self.extend_calls: list[int] = []  # batch size of each extend call
@@ -114,11 +139,20 @@ class ScriptedBackend:
 
     def _policy(self, generated: tuple[int, ...], rng: np.random.Generator) -> int:
         """The fake model's next token given what it wrote after the prompt."""
+        if self.style == "think":
+            return self._think_policy(generated, rng)
         text = self.detokenize(generated)
         u = rng.random()
         if "</Output>" in text:
             return EOS
         if "<Output>" in text:
+            output = text[text.index("<Output>") + len("<Output>") :]
+            if "again " in output:  # looping: the unit's next piece, forever
+                return PIECES.index(LOOP[(LOOP.index(_last_piece(output)) + 1) % len(LOOP)])
+            if not output and self.loop_rate and u < self.loop_rate:
+                return AGAIN
+            if self.answers is not None:
+                return OUTPUT_END if output else self.answers[int(rng.integers(len(self.answers)))]
             return OUTPUT_END if not text.endswith("<Output>") and u < 0.35 else FIRST_WORD + int(rng.integers(len(WORDS)))
         if "</Thought>" in text:
             return NEWLINE if text.endswith("</Thought>") else OUTPUT
@@ -133,6 +167,27 @@ class ScriptedBackend:
         paragraph = thought.rsplit("\n\n", 1)[-1]
         if words >= self.thought_words and u < 0.3:
             return THOUGHT_END
+        if sum(paragraph.count(w) for w in WORDS) >= 2 and u < 0.35:
+            return BLANK
+        return FIRST_WORD + int(rng.integers(len(WORDS)))
+
+    def _think_policy(self, generated: tuple[int, ...], rng: np.random.Generator) -> int:
+        text = ("<think>" if self.opened else "") + self.detokenize(generated)
+        u = rng.random()
+        if "</think>" in text:
+            answer = text.split("</think>", 1)[1]
+            if not answer.strip():
+                return BLANK if not answer else FIRST_WORD + int(rng.integers(len(WORDS)))
+            return EOS if sum(answer.count(w) for w in WORDS) >= 2 and u < 0.4 else FIRST_WORD + int(rng.integers(len(WORDS)))
+        if "<think>" not in text:
+            return THINK
+        if text.endswith("<think>"):
+            return NEWLINE
+        thought = text[text.index("<think>") :]
+        words = sum(thought.count(w) for w in WORDS)
+        paragraph = thought.rsplit("\n\n", 1)[-1]
+        if words >= self.thought_words and u < 0.3:
+            return THINK_END
         if sum(paragraph.count(w) for w in WORDS) >= 2 and u < 0.35:
             return BLANK
         return FIRST_WORD + int(rng.integers(len(WORDS)))
@@ -158,6 +213,8 @@ class ScriptedBackend:
             rng = self._rng(seed, context)
             token = self._policy(context[prompt_len:], rng)
             confidence = float(rng.uniform(0.05, 0.3) if self.low_confidence else rng.uniform(0.05, 1.0))
+            if "again " in self.detokenize(context[prompt_len:] + (token,)):
+                confidence = LOOP_CONFIDENCE
             if token == EOS:
                 stop = StopReason.EOS
                 break
@@ -172,6 +229,9 @@ class ScriptedBackend:
                 stop, cut = hit
                 del tokens[n_forced + cut :]
                 del confidences[cut:]
+                break
+            if request.loop_guard and loop_start(self.detokenize(tokens[n_forced:])) is not None:
+                stop = StopReason.LOOP
                 break
         handle = self._new(prompt_len, state + tuple(tokens)) if request.keep else None
         return Continuation(handle, tuple(tokens), self.detokenize(tokens), tuple(confidences), stop, n_forced)
@@ -194,3 +254,8 @@ class ScriptedBackend:
                     return stop.reason, i
                 length += len(PIECES[t])
         return None
+
+
+def _last_piece(text: str) -> str:
+    """The loop unit's piece that ``text`` ends with."""
+    return next(p for p in LOOP if text.endswith(p))

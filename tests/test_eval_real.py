@@ -45,11 +45,11 @@ def test_table_shape(runs):
     assert lines[0].startswith("tiny.tsv · smollm2-135m")
     header = next(line for line in lines if "mode" in line)
     assert [c.strip() for c in header.split("┃")[1:-1]] == [
-        "mode", "n", "acc %", "95% CI", "test@1 %", "tokens/ans", "s/ans", "Δ vs cot"]
+        "mode", "n", "k", "acc %", "95% CI", "test@k %", "tokens/q", "s/q", "acc/1k tok", "Δ vs cot"]
     body = [[c.strip() for c in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
     assert [row[0] for row in body] == ["cot", "mcts-step"]
-    assert all(row[1] == "2" for row in body)
-    assert body[0][7] == "" and body[1][7].endswith(" pp")
+    assert all(row[1] == "2" and row[2] == "1" for row in body)
+    assert body[0][9] == "" and body[1][9].endswith(" pp")
     assert "\x1b[" not in first.stdout  # not a terminal: no colour
 
 
@@ -63,6 +63,10 @@ def test_one_json_line_per_answer(runs):
         assert 0 < row["tokens"] and isinstance(row["correct"], bool)
     assert 0 < rows[0]["tokens"] <= 48  # cot: one answer's tokens
     assert "value" in rows[1]  # mcts: the chosen path's eq. 2 value
+    # every pick's answer from the same tree, and each finished rollout's answer and value
+    assert set(rows[1]["picks"]) == {"most-visited", "best-value", "vote"}
+    assert all(isinstance(p["correct"], bool) for p in rows[1]["picks"].values())
+    assert all({"prediction", "value", "stop", "tokens"} <= set(r) for r in rows[1]["rollouts"])
 
 
 def test_resume_runs_only_the_new_question(runs):
@@ -83,3 +87,48 @@ def test_dpo_out_lines_are_valid_pairs(runs):
         assert pair["chosen"] != pair["rejected"] and pair["prompt"].endswith("assistant\n")
         assert pair["question_id"].startswith("tiny:") and pair["source"].startswith("tiny.tsv:mcts-step")
         assert pair["chosen_answer"] == pair["reference"] != pair["rejected_answer"]  # graded by the answer
+
+
+@pytest.fixture(scope="module")
+def votes(tmp_path_factory):
+    """cot, sc and conf-vote on one question, k=3, run twice with the same seed."""
+    tmp = tmp_path_factory.mktemp("votes")
+    data = tmp / "tiny.tsv"
+    data.write_text("".join(f"{q}\t{a}\n" for q, a in QUESTIONS), encoding="utf-8")
+    runner = CliRunner()
+    results = []
+    for name in ("a.jsonl", "b.jsonl"):
+        out = tmp / name
+        run = runner.invoke(app, ["eval", str(data), "--modes", "cot,sc,conf-vote", "--samples", "3", "--offset", "1",
+                                  "--limit", "1", "--conf-keep", "0.6", "--out", str(out), "--json", *SMALL])
+        results.append((run, [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]))
+    return results
+
+
+def test_sc_and_conf_vote_rows_end_to_end(votes):
+    run, rows = votes[0]
+    assert run.exit_code == 0, run.stderr
+    assert [(r["question_id"], r["mode"], r["sample"]) for r in rows] == [
+        ("tiny:2", "cot", 0), ("tiny:2", "sc", 0), ("tiny:2", "conf-vote", 0)]
+    cot, sc, conf = rows
+    for row in (sc, conf):
+        assert ROW_FIELDS <= set(row) and row["k"] == 3 and len(row["traces"]) == 3
+        assert row["tokens"] == sum(t["tokens"] for t in row["traces"]) > 0
+        assert all(0 < t["mean"] <= 1 and 0 < t["window"] <= t["mean"] + 1e-9 for t in row["traces"])
+    assert sc["traces"] == conf["traces"]  # one batch of samples, scored twice
+    assert sc["tokens"] <= 3 * 48 and 0 < cot["tokens"] <= 48
+    answers = [t["prediction"] for t in sc["traces"] if t["prediction"] is not None]
+    if answers:  # the majority answer (ties: the earliest)
+        assert sc["prediction"] == max(answers, key=answers.count)
+    else:
+        assert sc["prediction"] is None
+    assert conf["voters"] <= 2  # --conf-keep 0.6 of 3 (ceil 1.8): the two most confident traces
+    summary = json.loads(run.stdout)
+    assert [(m["mode"], m["k"], m["questions"]) for m in summary["modes"]] == [
+        ("cot", 1, 1), ("sc", 3, 1), ("conf-vote", 3, 1)]
+    assert summary["modes"][1]["tokens_per_question"] == sc["tokens"]
+
+
+def test_voting_samples_are_seeded(votes):
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(votes[0][1]) == strip(votes[1][1])

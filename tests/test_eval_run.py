@@ -4,6 +4,7 @@ interruption, refusals; and the CLI's Ctrl-C path (partial table, exit 130)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from typer.testing import CliRunner
@@ -48,6 +49,24 @@ class FakeAnswerer:
         return Answer(question=question, answer=f"The answer is {value}.", thought="thinking", text=text,
                       model="fake", mode=mode, prompt_tokens=5, generated_tokens=7 if mode is Mode.COT else 30,
                       seconds=0.01)
+
+    def sample(self, question, k, generation):
+        """k traces: right (confident) at i % 3 == 0, else "0" (unsure), so a
+        majority of k=5 is wrong and a confidence vote is right."""
+        self.calls.append((question, "sample", generation.seed, k, generation.temperature))
+        if self.interrupt_at is not None and len(self.calls) == self.interrupt_at:
+            raise KeyboardInterrupt
+        if question == self.overflow:
+            raise ContextOverflowError("the prompt does not fit")
+        right = dict(QUESTIONS)[question]
+        out = []
+        for i in range(k):
+            value, conf = (right, 0.9) if i % 3 == 0 else ("0", 0.2)
+            text = f"<Thought>try {i}</Thought>\n<Output>The answer is {value}.</Output>"
+            out.append(Answer(question=question, answer=f"The answer is {value}.", thought=f"try {i}", text=text,
+                              model="fake", mode=Mode.COT, prompt_tokens=5, generated_tokens=10 + i, seconds=0.5,
+                              confidences=(conf,) * (10 + i)))
+        return out
 
 
 @pytest.fixture
@@ -148,7 +167,9 @@ def test_cli_ctrl_c_prints_partial_table_and_exits_130(dataset, tmp_path, monkey
     import marco_cli.commands.eval as command
 
     class FakeReasoner(FakeAnswerer):
-        def __init__(self, model, runtime):
+        backend = None  # the command loads the model before the first answer
+
+        def __init__(self, model, runtime, **_kw):
             super().__init__(interrupt_at=3)
 
         def close(self):
@@ -164,7 +185,7 @@ def test_cli_ctrl_c_prints_partial_table_and_exits_130(dataset, tmp_path, monkey
     assert [line.split("│")[1].strip() for line in lines] == ["cot", "mcts-step"]
     assert len(out.read_text().splitlines()) == 2
     # resume picks up from there, and --json prints the summary
-    monkeypatch.setattr(FakeReasoner, "__init__", lambda self, model, runtime: FakeAnswerer.__init__(self))
+    monkeypatch.setattr(FakeReasoner, "__init__", lambda self, model, runtime, **_kw: FakeAnswerer.__init__(self))
     result = CliRunner().invoke(app, ["eval", str(dataset), "-m", "tiny", "--out", str(out), "--resume", "--json"])
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
@@ -180,3 +201,134 @@ def test_cli_usage_errors(dataset, tmp_path):
     assert result.exit_code == 2 and "unknown mode 'beam'" in result.stderr
     result = runner.invoke(app, ["eval", str(tmp_path / "none.tsv"), "-m", "tiny"])
     assert result.exit_code == 2 and "dataset not found" in result.stderr
+
+
+def test_sc_and_conf_vote_share_one_batch_of_samples(dataset, tmp_path):
+    problems = load_dataset(dataset)
+    answerer = FakeAnswerer()
+    plan = _plan(modes="cot,sc,conf-vote", samples=5, seed=2, limit=2)
+    report = run_eval(answerer, problems, plan)
+    # one sampling call per question, k=5, at the search's temperature; cot once, greedy
+    samples = [c for c in answerer.calls if c[1] == "sample"]
+    assert [(c[0], c[2], c[3], c[4]) for c in samples] == [
+        (q, sample_seed(2, f"math:{i}", 0), 5, 0.8) for i, (q, _) in enumerate(QUESTIONS[:2], 1)]
+    assert [(r["question_id"], r["mode"], r["sample"]) for r in report.rows] == [
+        (f"math:{i}", m, 0) for i in (1, 2) for m in ("cot", "sc", "conf-vote")]
+    sc, conf = report.rows[1], report.rows[2]
+    assert sc["prediction"] == "0" and not sc["correct"] and sc["vote_share"] == pytest.approx(0.6)
+    assert conf["prediction"] == "4" and conf["correct"] and "is 4" in conf["text"]
+    assert sc["tokens"] == conf["tokens"] == 10 + 11 + 12 + 13 + 14  # every sample's tokens
+    assert sc["k"] == 5 and sc["any_correct"] and [t["prediction"] for t in sc["traces"]] == ["4", "0", "0", "4", "0"]
+    assert sc["settings"] != conf["settings"] != report.rows[0]["settings"]
+    summaries = {s.mode: s for s in report.summaries}
+    assert summaries["sc"].accuracy == 0 and summaries["sc"].test_at_k == 1 and summaries["sc"].k == 5
+    assert summaries["conf-vote"].accuracy == 1 and summaries["conf-vote"].diff == pytest.approx(1 - summaries["cot"].accuracy)
+    assert summaries["conf-vote"].tokens_per_question == 60
+    assert summaries["conf-vote"].accuracy_per_1k_tokens == pytest.approx(100 / 0.06)
+    assert summaries["cot"].k == 1 and summaries["cot"].samples == 2
+
+
+def test_conf_vote_keep_and_score_are_part_of_its_settings(dataset):
+    problems = load_dataset(dataset)
+    base = _plan(modes="sc,conf-vote", samples=5)
+    kept = _plan(modes="sc,conf-vote", samples=5, conf_keep=0.4)
+    assert base.fingerprint(base.modes[0]) == kept.fingerprint(kept.modes[0])  # sc does not use them
+    assert base.fingerprint(base.modes[1]) != kept.fingerprint(kept.modes[1])
+    assert base.fingerprint(base.modes[0]) != _plan(modes="sc", samples=4).fingerprint(parse_modes("sc")[0])
+    # keeping the top 40 % by confidence leaves only the right traces
+    row = run_eval(FakeAnswerer(), problems, _plan(modes="conf-vote", samples=5, conf_keep=0.4, limit=1)).rows[0]
+    assert row["prediction"] == "4" and row["voters"] == 2
+    for bad in (dict(conf_keep=0), dict(conf_keep=1.5), dict(offset=-1)):
+        with pytest.raises(UsageError):
+            _plan(**bad)
+
+
+def test_offset_selects_a_slice_with_unchanged_seeds(dataset):
+    problems = load_dataset(dataset)
+    rows = run_eval(FakeAnswerer(), problems, _plan(modes="cot", offset=1, limit=2, seed=4)).rows
+    assert [r["question_id"] for r in rows] == ["math:2", "math:3"]
+    assert rows[0]["seed"] == sample_seed(4, "math:2", 0)
+    assert run_eval(FakeAnswerer(), problems, _plan(modes="cot", offset=4)).rows == []
+
+
+def test_resume_of_a_voting_run_samples_only_what_is_missing(dataset, tmp_path):
+    problems = load_dataset(dataset)
+    out = tmp_path / "r.jsonl"
+    plan = _plan(modes="sc,conf-vote", samples=3)
+    with pytest.raises(EvalInterrupted), JsonlWriter(out, resume=False) as writer:
+        run_eval(FakeAnswerer(interrupt_at=3), problems, plan, writer=writer)
+    assert len(out.read_text().splitlines()) == 4  # questions 1 and 2, both modes
+    previous, keep = read_rows(out)
+    answerer = FakeAnswerer()
+    with JsonlWriter(out, resume=True, keep_bytes=keep) as writer:
+        report = run_eval(answerer, problems, plan, done=check_previous(previous, problems, plan, str(out)),
+                          writer=writer)
+    assert [c[0] for c in answerer.calls] == [QUESTIONS[2][0], QUESTIONS[3][0]]
+    assert len(report.rows) == 8 and report.new_rows == 4
+
+
+def test_cli_sc_conf_vote_table_and_json(dataset, monkeypatch):
+    import marco_cli.commands.eval as command
+
+    class FakeReasoner(FakeAnswerer):
+        backend = None  # the command loads the model before the first answer
+
+        def __init__(self, model, runtime, **_kw):
+            super().__init__()
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(command, "Reasoner", FakeReasoner)
+    args = ["eval", str(dataset), "-m", "tiny", "--modes", "cot,sc,conf-vote", "--samples", "5", "--offset", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if "mode" in line)
+    assert [c.strip() for c in header.split("┃")[1:-1]] == [
+        "mode", "n", "k", "acc %", "95% CI", "test@k %", "tokens/q", "s/q", "acc/1k tok", "Δ vs cot"]
+    body = [[c.strip() for c in line.split("│")[1:-1]] for line in result.stdout.splitlines() if line.startswith("│")]
+    assert [(r[0], r[1], r[2]) for r in body] == [("cot", "3", "1"), ("sc", "3", "5"), ("conf-vote", "3", "5")]
+    result = CliRunner().invoke(app, [*args, "--json", "--conf-keep", "0.4", "--conf-score", "window"])
+    data = json.loads(result.stdout)
+    assert data["offset"] == 1 and [m["mode"] for m in data["modes"]] == ["cot", "sc", "conf-vote"]
+    assert data["modes"][2]["accuracy"] == 1.0 and data["modes"][2]["tokens_per_question"] == 60
+    assert "accuracy_per_1k_tokens" in data["modes"][0]
+    result = CliRunner().invoke(app, [*args, "--conf-keep", "0"])
+    assert result.exit_code == 2 and "--conf-keep must be in (0, 1]" in result.stderr
+
+
+def test_a_looped_sample_abstains_from_the_vote(dataset):
+    from marco_cli.backends.base import StopReason
+
+    class Looping(FakeAnswerer):
+        def sample(self, question, k, generation):
+            out = super().sample(question, k, generation)
+            # the right answers "looped": without them the wrong answer is all that votes
+            return [replace(a, stop=StopReason.LOOP) if i % 3 == 0 else a for i, a in enumerate(out)]
+
+    row = run_eval(Looping(), load_dataset(dataset), _plan(modes="conf-vote", samples=5, limit=1)).rows[0]
+    assert row["looped"] == 2 and row["voters"] == 3 and row["prediction"] == "0"
+    assert [t["prediction"] for t in row["traces"]] == [None, "0", "0", None, "0"]
+
+
+def test_fallback_notice_only_when_a_model_runs(monkeypatch, dataset, tmp_path, isolated_home):
+    """The registry default (Marco-o1) is not downloaded: the embedded model
+    answers and says so in one line, but a --resume with nothing left to
+    answer runs no model and says nothing."""
+    from chat_fakes import FakeBackend
+
+    from marco_cli.commands import eval as command
+    from marco_cli.reasoner import Reasoner
+
+    monkeypatch.setattr(
+        command, "Reasoner", lambda model, runtime, on_load=None: Reasoner(model, runtime, backend=FakeBackend(), on_load=on_load)
+    )
+    out = tmp_path / "r.jsonl"
+    args = ["eval", str(dataset), "--modes", "cot", "--limit", "2", "--out", str(out)]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.stderr
+    notices = [line for line in first.stderr.splitlines() if "not downloaded" in line]
+    assert len(notices) == 1 and len(notices[0]) <= 100 and "marco pull marco-o1" in notices[0]
+    again = CliRunner().invoke(app, [*args, "--resume"])
+    assert again.exit_code == 0, again.stderr
+    assert "not downloaded" not in again.stderr

@@ -1,7 +1,7 @@
 """The llama.cpp backend on the real SmolLM2 GGUF: loading, tokens, and the tree engine.
 
-One thread everywhere: on a busy machine ggml's spinning thread barriers make
-two threads several times slower than one.
+Threads as marco chooses them by default (``backends/threads.py``): the
+test suite runs on busy machines, which is what that default is for.
 
 Reference decodes use llama-cpp-python's high-level ``Llama`` with flash
 attention (as the engine), so a shared-KV continuation must match token for
@@ -30,7 +30,7 @@ def chat(backend: LlamaBackend, text: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def backend(smol_gguf) -> LlamaBackend:
-    b = LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=4096, n_threads=1), name="smol")
+    b = LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=4096), name="smol")
     yield b
     b.close()
 
@@ -44,6 +44,8 @@ def fresh(smol_gguf) -> LlamaBackend:
     freed holes get reused the sums round differently (~1e-3 on logits) and a
     greedy near-tie may flip. The shared module backend has many such holes.
     """
+    # One thread, as the reference: a one-token decode over 512+ cells rounds
+    # its attention differently per thread count (threads.py).
     b = LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=2048, n_threads=1), name="smol")
     yield b
     b.close()
@@ -355,3 +357,54 @@ def test_eviction_by_full_cache_rebuilds_the_same_states(smol_gguf, prompt):
     # while a wrong or shifted context differs by far more (> 10).
     for g, w in zip(got, want):
         assert np.abs(g - w).max() < 2.5
+
+
+class _Alternating:
+    """Stands in for the thread governor: flips 1 <-> 2 threads on every decode
+    of several tokens (the only ones it governs)."""
+
+    def __init__(self, lib, ctx) -> None:
+        self.lib, self.ctx, self.calls = lib, ctx, 0
+
+    def decode(self, run, size):
+        if size > 1:
+            self.calls += 1
+            n = 1 + self.calls % 2
+            self.lib.llama_set_n_threads(self.ctx, n, n)
+        return run()
+
+
+def test_switching_thread_counts_mid_run_changes_no_token(smol_gguf):
+    # The governor may change the count between any two decodes of several
+    # tokens; a seeded search must still give the same tree. The long prompt
+    # puts over 512 cells in the cache, where flash attention could split
+    # cells among threads.
+    requests = lambda root: [  # noqa: E731
+        Request(root, max_tokens=24, sampling=Sampling(temperature=0.8, seed=s), keep=False) for s in (1, 2, 3)
+    ]
+    outs = []
+    for switching in (False, True):
+        with LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=1024, n_threads=1), name="s") as b:
+            kv = b.engine.kv
+            if switching:
+                kv.threads = _Alternating(b._lib, kv.ctx)
+            root = b.root(chat(b, " ".join([QUESTION] * 40)))
+            assert len(b.engine.kv.get(root).path) > 600
+            outs.append([(c.tokens, c.confidences) for c in b.extend(requests(root))])
+            if switching:
+                assert kv.threads.calls > 20
+    assert outs[0] == outs[1]
+
+
+def test_default_threads_are_governed(smol_gguf):
+    from marco_cli.backends.threads import candidates
+    from marco_cli.core.machine import physical_cores
+
+    with LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=512), name="s") as b:
+        gov = b.engine.kv.threads
+        assert gov.choices == candidates(physical_cores())
+        root = b.root(chat(b, "Hi"))
+        b.extend([Request(root, max_tokens=4, sampling=GREEDY, keep=False)])
+        assert gov.current in gov.choices
+    with LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=512, n_threads=1), name="s") as b:
+        assert b.engine.kv.threads.choices == [1]

@@ -113,6 +113,23 @@ def test_stop_rules_match_the_local_engine(kind):
     assert backend.detokenize(first.tokens + thought.tokens + after.tokens).endswith("</Output>")
 
 
+LOOPING = "<Thought>\nHmm.\n</Thought>\n<Output>\n" + "Output: \nSTARTER\n" * 100 + "</Output>"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_loop_guard_ends_a_repeating_continuation_here_too(kind):
+    backend = connect(FakeServer(kind, scripts=[LOOPING]))
+    root = backend.root(backend.tokenize(PROMPT))
+    sampling = Sampling(temperature=0.8, top_p=0.95, seed=0)
+    guarded = Request(root, 2000, (OUTPUT_STOP,), sampling, loop_guard=True, keep=False)
+    (cont,) = backend.extend([guarded])
+    assert cont.stop is StopReason.LOOP
+    assert LOOPING.startswith(cont.text) and len(cont.text) < len(LOOPING) // 3
+    assert len(cont.confidences) == len(cont.tokens)
+    (free,) = backend.extend([Request(root, 2000, (OUTPUT_STOP,), sampling, keep=False)])
+    assert free.stop is StopReason.OUTPUT_END and free.text == LOOPING
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_length_eos_and_context_limits(kind):
     backend = connect(FakeServer(kind), n_ctx=len(PROMPT) + 40)
@@ -336,7 +353,7 @@ def test_backend_without_a_model_name_asks_the_server_what_it_runs():
     other = FakeServer(models=("/models/Llama-3.2-1B-Instruct-Q8_0.gguf",))
     found = identify(registry, target, transport=other.transport())
     assert found.model.label == "/models/Llama-3.2-1B-Instruct-Q8_0.gguf"  # what the server runs, as it says
-    assert not found.model.entry.thought_format
+    assert found.model.entry.reasoning.value == "none"
     assert "not in the registry" in found.notice and "ChatML" in found.notice
 
 

@@ -1,6 +1,7 @@
 """``marco serve`` for real: a subprocess on a free port with the embedded
-SmolLM2, called with the official openai client (plain and streaming) and with
-bad requests; then stopped with Ctrl-C (SIGINT). Tiny generations only."""
+SmolLM2, called with the official openai client and with litellm (plain and
+streaming), by preset model ids and with bad requests; then stopped with
+Ctrl-C (SIGINT). Tiny generations only."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-openai = pytest.importorskip("openai")
+import openai
+
+pytestmark = pytest.mark.model
 
 ROOT = Path(__file__).resolve().parent.parent
 START_SECONDS = 120
@@ -57,7 +60,8 @@ def client(server):
 
 
 def test_models_and_a_plain_answer(client):
-    assert [m.id for m in client.models.list()] == ["smollm2-135m", "smollm2-135m+mcts"]
+    assert [m.id for m in client.models.list()] == [
+        "smollm2-135m", "smollm2-135m+mcts", "smollm2-135m+mcts-quick", "smollm2-135m+mcts-mini64", "smollm2-135m+mcts-mini32"]
     reply = client.chat.completions.create(
         model="smollm2-135m", messages=[{"role": "user", "content": "What is 2+2?"}], max_tokens=12,
     )
@@ -88,6 +92,65 @@ def test_a_search_with_options_in_the_body(client):
     search = reply.usage.model_extra["marco"]["search"]
     assert search["simulations"] == 2 and 0.0 <= search["value"] <= 1.0
     assert reply.choices[0].message.content is not None
+
+
+def test_presets_steer_the_search_without_a_body(client):
+    reply = client.chat.completions.create(
+        model="tiny+mcts-quick", messages=[{"role": "user", "content": "What is 2+2?"}], max_tokens=16)
+    assert reply.model == "smollm2-135m+mcts-quick"
+    usage = reply.usage
+    search = usage.model_extra["marco"]["search"]
+    assert search["simulations"] <= 4 and usage.model_extra["marco"]["mode"] == "mcts"
+    reasoning = usage.completion_tokens_details.reasoning_tokens
+    assert usage.completion_tokens + reasoning == search["tokens_generated"]
+    assert usage.total_tokens == usage.prompt_tokens + search["tokens_generated"]
+
+
+@pytest.mark.parametrize("question", ["What is 2+2?", "Is 91 prime?", "Name a colour."])
+def test_streamed_and_plain_replies_split_the_same_way(client, question):
+    body = {"model": "tiny", "messages": [{"role": "user", "content": question}], "max_tokens": 16}
+    plain = client.chat.completions.create(**body).choices[0].message
+    thought, answer = [], []
+    for chunk in client.chat.completions.create(**body, stream=True):
+        if chunk.choices:
+            delta = chunk.choices[0].delta
+            thought.append((delta.model_extra or {}).get("reasoning_content") or "")
+            answer.append(delta.content or "")
+    assert "".join(answer) == plain.content and "".join(thought) == plain.model_extra["reasoning_content"]
+    assert "<Output>" not in plain.content and "<Thought>" not in plain.content
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")  # litellm's own, about pydantic
+def test_litellm_plain_and_streaming(server, monkeypatch):
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
+    import litellm
+    base = dict(model="openai/tiny", api_base=server[0], api_key="unused", max_tokens=12,
+                messages=[{"role": "user", "content": "Name a colour."}])
+    plain = litellm.completion(**base)
+    message = plain.choices[0].message
+    assert message.content and message.reasoning_content is not None and plain.model == "smollm2-135m"
+    assert plain.usage.completion_tokens <= 12 and plain.usage.completion_tokens_details.reasoning_tokens == 0
+    pieces, usage = [], None
+    for chunk in litellm.completion(**base, stream=True, stream_options={"include_usage": True}):
+        if chunk.choices:
+            pieces.append(chunk.choices[0].delta.content or "")
+        usage = getattr(chunk, "usage", None) or usage
+    assert "".join(pieces) == message.content and usage is not None and usage.completion_tokens <= 12
+    searched = litellm.completion(**dict(base, model="openai/tiny+mcts"))
+    assert searched.model == "smollm2-135m+mcts" and searched.choices[0].message.content is not None
+
+
+def test_a_page_elsewhere_cannot_use_the_default_server(server):
+    url = server[0]
+    probe = httpx.post(f"{url}/chat/completions", timeout=30, content=b'{"model": "tiny", "messages": []}',
+                       headers={"Origin": "http://attacker.test", "Host": "attacker.test", "Content-Type": "text/plain"})
+    assert probe.status_code == 403 and probe.json()["error"]["code"] == "host_not_allowed"
+    cross = httpx.post(f"{url}/chat/completions", timeout=30, json={"model": "tiny", "messages": []},
+                       headers={"Origin": "http://attacker.test"})
+    assert cross.status_code == 403
+    deep = httpx.post(f"{url}/chat/completions", content=b"[" * 100_000, timeout=30,
+                      headers={"content-type": "application/json"})
+    assert deep.status_code == 400 and deep.json()["error"]["code"] == "invalid_json"
 
 
 def test_bad_requests_are_4xx_json_and_the_server_keeps_answering(server, client):

@@ -37,11 +37,12 @@ class StopReason(str, Enum):
     # part of the continuation's tokens, text or confidences (the state stays before it)
     LENGTH = "length"  # the request's max_tokens
     CONTEXT = "context"  # the path reached the end of the context window
+    LOOP = "loop"  # the loop guard saw degenerate repetition (``loops.py``); all tokens kept
 
     @property
     def terminal(self) -> bool:
         """Whether a path that stopped this way is finished (no more steps)."""
-        return self in (StopReason.OUTPUT_END, StopReason.EOS, StopReason.CONTEXT)
+        return self in (StopReason.OUTPUT_END, StopReason.EOS, StopReason.CONTEXT, StopReason.LOOP)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class Request:
     ``forced`` tokens are appended first without sampling (no confidences),
     e.g. the reflection phrase. With ``max_tokens == 0`` only the forced tokens
     are added. ``keep=False`` frees the new state when done (rollouts).
+    ``loop_guard`` ends the continuation with ``StopReason.LOOP`` once its
+    sampled text repeats itself (``loops.py``).
     """
 
     parent: Handle
@@ -90,6 +93,7 @@ class Request:
     sampling: Sampling = field(default_factory=Sampling)
     forced: tuple[int, ...] = ()
     keep: bool = True
+    loop_guard: bool = False
 
 
 @dataclass(frozen=True)

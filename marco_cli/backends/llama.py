@@ -17,12 +17,14 @@ from typing import Any
 from ..core.errors import BackendError, ModelLoadError, ModelNotFoundError
 from ..core.settings import KVCacheType, RuntimeSettings
 from .base import BackendStats, Continuation, Handle, ModelInfo, Request, TokenCallback
+from .threads import configure_openmp
 
 GGUF_MAGIC = b"GGUF"
 _END_TEXTS = ("<|im_end|>", "<|endoftext|>")  # ChatML end markers (ALGORITHM.md section 1)
 
 
 def _llama_cpp() -> Any:
+    configure_openmp()  # before libgomp loads with llama_cpp (threads.py)
     try:
         import llama_cpp
     except ImportError as exc:  # pragma: no cover - the package is a hard dependency

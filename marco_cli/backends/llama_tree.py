@@ -22,6 +22,7 @@ from .base import BackendStats, Continuation, Handle, ModelInfo, Request, StopRe
 from .llama_kv import BATCH_TOKENS, CacheFull, Entry, KVStore, Node
 from .sampling import sample_with_confidence
 from .stops import ContinuationText
+from .threads import ThreadGovernor
 
 
 @dataclass(eq=False)
@@ -64,7 +65,7 @@ class TreeEngine:
         info: ModelInfo,
         *,
         n_cells: int,
-        n_threads: int,
+        n_threads: int | None,
         kv_q8: bool,
         max_sequences: int | None,
     ) -> TreeEngine:
@@ -75,7 +76,9 @@ class TreeEngine:
         params.n_ctx = n_cells
         params.n_batch = params.n_ubatch = BATCH_TOKENS
         params.n_seq_max = n_seq
-        params.n_threads = params.n_threads_batch = n_threads
+        # None: marco chooses while it runs (threads.py)
+        governor = ThreadGovernor.automatic() if n_threads is None else ThreadGovernor.fixed(n_threads)
+        params.n_threads = params.n_threads_batch = governor.threads
         # One cache for all branches; flash attention keeps a decode from
         # attending over other branches' cells (PERFORMANCE.md, point 3).
         params.kv_unified = True
@@ -85,8 +88,9 @@ class TreeEngine:
         ctx = lib.llama_init_from_model(model, params)
         if not ctx:
             raise BackendError(f"llama.cpp cannot create a context of {n_cells} tokens", hint="try a smaller --ctx")
+        governor.attach(lambda n: lib.llama_set_n_threads(ctx, n, n), governor.threads)
         stats = BackendStats()
-        return cls(lib, KVStore(lib, ctx, info.n_vocab, n_seq, stats), vocab, info, stats)
+        return cls(lib, KVStore(lib, ctx, info.n_vocab, n_seq, stats, governor), vocab, info, stats)
 
     @property
     def kv(self) -> KVStore:
@@ -149,8 +153,16 @@ class TreeEngine:
         results: list[Continuation | None] = [None] * len(requests)
         # A wave needs at most one sequence per request plus one per parent.
         wave = max(1, self._kv.max_sequences // 2)
-        for start in range(0, len(requests), wave):
-            self._run_wave(requests, range(start, min(start + wave, len(requests))), on_token, results)
+        try:
+            for start in range(0, len(requests), wave):
+                self._run_wave(requests, range(start, min(start + wave, len(requests))), on_token, results)
+        except BaseException:
+            # Ctrl-C, or a caller's on_token stopping a request: the caller never
+            # sees these states, so give them back and the context stays usable.
+            for done in results:
+                if done is not None and done.handle is not None:
+                    self._kv.release(done.handle)
+            raise
         return [r for r in results if r is not None]
 
     def _run_wave(self, requests, indices, on_token, results) -> None:
@@ -160,6 +172,31 @@ class TreeEngine:
             kv.get(handle).last_used = kv.clock
             self.stats.rebuilt_tokens += kv.materialize(handle, parents)
         runs: list[_Run] = []
+        try:
+            self._start_runs(requests, indices, parents, runs)
+            self._prefill(runs, parents, on_token)
+            active = []
+            for run in runs:
+                if run.samples:
+                    active.append(run)
+                else:
+                    truncated = len(run.forced) < len(run.request.forced)
+                    full = truncated or (run.request.max_tokens > 0 and len(run.parent.path) + len(run.forced) >= n_ctx)
+                    results[run.index] = self._finish(run, StopReason.CONTEXT if full else StopReason.LENGTH, on_token)
+            while active:
+                active = self._step(active, on_token, results)
+        except BaseException as exc:
+            for run in runs:  # finished runs own (or freed) their sequence already
+                if results[run.index] is None:
+                    kv.free_seq(run.seq)
+            if isinstance(exc, CacheFull):
+                raise BackendError("the KV cache is full", hint="use a larger --ctx") from None
+            raise
+
+    def _start_runs(
+        self, requests: Sequence[Request], indices: range, parents: set[Handle], runs: list[_Run]
+    ) -> None:
+        kv, n_ctx = self._kv, self.info.n_ctx
         for i in indices:
             req = requests[i]
             parent = kv.get(req.parent)
@@ -172,27 +209,11 @@ class TreeEngine:
                 seq=kv.fork(parent.seq, parents),
                 forced=forced,
                 samples=req.max_tokens > 0 and len(forced) < room,
-                text=ContinuationText(req.stops),
+                text=ContinuationText(req.stops, loop_guard=req.loop_guard),
                 rng=np.random.default_rng(req.sampling.seed),
             )
             run.kv_len = len(parent.path) - 1
             runs.append(run)
-        try:
-            self._prefill(runs, parents, on_token)
-        except CacheFull:
-            for run in runs:
-                kv.free_seq(run.seq)
-            raise BackendError("the KV cache is full", hint="use a larger --ctx") from None
-        active = []
-        for run in runs:
-            if run.samples:
-                active.append(run)
-            else:
-                truncated = len(run.forced) < len(run.request.forced)
-                full = truncated or (run.request.max_tokens > 0 and len(run.parent.path) + len(run.forced) >= n_ctx)
-                results[run.index] = self._finish(run, StopReason.CONTEXT if full else StopReason.LENGTH, on_token)
-        while active:
-            active = self._step(active, on_token, results)
 
     def _prefill(self, runs: list[_Run], parents: set[Handle], on_token) -> None:
         """Decode each parent's pending token once for all its children, then the

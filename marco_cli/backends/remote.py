@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from ..core.errors import BackendError, ContextOverflowError
-from ..models.registry import RemoteTarget
+from .remote_target import RemoteTarget
 from ..core.settings import RuntimeSettings
 from .base import BackendStats, Continuation, Handle, ModelInfo, Request, StopReason, TokenCallback
 from .remote_http import Http

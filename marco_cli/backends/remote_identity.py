@@ -6,8 +6,8 @@ file name or ``--alias``; vLLM: the Hugging Face repo id), and llama-server's
 matched against the registry (names, aliases, GGUF file names, repos); a
 match brings that entry's prompt and reasoning formats. Anything else runs as
 what it is: labelled with the server's id, prompted with the server's chat
-template (ChatML when the server has none), asked for ``<Thought>/<Output>``
-in the system prompt like any model not trained on it. Either way one line
+template (ChatML when the server has none), in the ``think`` reasoning format
+when that template writes ``<think>``, else ``none``. Either way one line
 says what was chosen, and the model marco reports is the one the server runs.
 """
 
@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..core.errors import BackendError
+from ..formats.reasoning import Reasoning
 from ..models.registry import ModelEntry, Registry, RemoteTarget, ResolvedModel
 from .remote_http import Http, ServerError
 
@@ -112,11 +113,15 @@ def identify(registry: Registry, target: RemoteTarget, **http_options) -> Identi
         return Identified(model, f"{where} runs '{served.id}': using {entry.name}'s prompt format from the registry")
     stop = tuple(dict.fromkeys(((served.eos_text,) if served.eos_text else ()) + _CHATML_ENDS))
     name = _generic_name(served.id)
-    entry = ModelEntry(name=name, description=f"served by {where}", thought_format=False, stop=stop)
+    # A template that writes <think> is a thinking model's; anything else gets
+    # the plain format (asked for a final "Answer:" line).
+    thinks = served.chat_template is not None and "<think>" in served.chat_template
+    reasoning = Reasoning.THINK if thinks else Reasoning.NONE
+    entry = ModelEntry(name=name, description=f"served by {where}", reasoning=reasoning, stop=stop)
     model = ResolvedModel(served.id, None, Path("remote") / name, entry, remote=replace(target, model=served.id))
     template = "its chat template from /props" if served.chat_template else "ChatML (the server tells no chat template)"
     return Identified(
         model,
-        f"{where} runs '{served.id}', which is not in the registry: using {template} and asking for "
-        "<Thought>/<Output> in the system prompt (-m NAME picks a registry model's formats)",
+        f"{where} runs '{served.id}', which is not in the registry: using {template} and the "
+        f"'{reasoning.value}' reasoning format (-m NAME picks a registry model's formats)",
     )

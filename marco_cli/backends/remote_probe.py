@@ -12,7 +12,7 @@ from enum import Enum
 from typing import Any
 
 from ..core.errors import BackendError
-from ..models.registry import RemoteTarget
+from .remote_target import RemoteTarget
 from .remote_http import Http, ServerError
 from .remote_wire import NoLogprobs, parse_choice
 

@@ -40,7 +40,7 @@ class Run:
         self.forced = forced
         self.forced_text = forced_text
         self.budget = budget  # tokens it may sample (max_tokens, cut to the context left)
-        self.text = ContinuationText(request.stops)
+        self.text = ContinuationText(request.stops, loop_guard=request.loop_guard)
         self.ids: list[int | None] = list(forced)
         self.pieces: list[bytes] = []  # TOKENS: one per token (forced first)
         self.exact_pieces = True  # every piece is that token's own bytes

@@ -10,6 +10,10 @@ forced phrase never stops itself); ``needs_content`` ignores a match with
 only whitespace before it. ``keep=False`` cuts the continuation at the token
 where the match begins, so streamed text is held back while its tail could
 still become such a stop: the caller never streams text it later takes back.
+
+With ``loop_guard`` the sampled text is also watched for degenerate
+repetition (``loops.py``); a loop ends the continuation with
+``StopReason.LOOP``, keeping every token (nothing streamed is taken back).
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ import bisect
 import codecs
 from dataclasses import dataclass
 
-from .base import Stop
+from .base import Stop, StopReason
+from .loops import loop_start
+
+LOOP_STOP = Stop("", StopReason.LOOP)
+"""The stop a loop reports: no text of its own, keeps what was generated."""
 
 
 @dataclass(frozen=True)
@@ -31,8 +39,9 @@ class StopMatch:
 class ContinuationText:
     """Decoded text of a growing token list, with stop matching and streaming."""
 
-    def __init__(self, stops: tuple[Stop, ...]) -> None:
+    def __init__(self, stops: tuple[Stop, ...], *, loop_guard: bool = False) -> None:
         self._stops = stops
+        self._loop_guard = loop_guard
         self._takeback = tuple(s.text for s in stops if not s.keep)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.text = ""
@@ -50,6 +59,8 @@ class ContinuationText:
             return None
         match = self._find()
         self._scanned = len(self.text)
+        if match is None and self._loop_guard and loop_start(self.text, self._forced_chars) is not None:
+            match = StopMatch(LOOP_STOP, len(self.text), len(self._char_end))
         return match
 
     def _find(self) -> StopMatch | None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ContextManager
 from .settings import ChatSettings
 from .conversation import Conversation, Turn, load_conversation, save_conversation
 from ..core.errors import MarcoError
-from ..reasoner import Answer, Interrupted, ModelChoice, Reasoner, check_question, choose_model
+from ..reasoner import LOOP_NOTICE, Answer, Interrupted, ModelChoice, Reasoner, check_question, choose_model
 from ..models.registry import Registry, ResolvedModel
 from ..core.settings import Mode, RuntimeSettings
 
@@ -93,7 +93,9 @@ class ChatSession:
         except Exception as exc:  # a bug too: the question is kept for --save
             self.conversation.add(Turn(question, "", error=str(exc) or type(exc).__name__))
             raise
-        self.conversation.add(Turn(question, answer.answer, answer.thought))
+        self.conversation.add(Turn(question, answer.answer, answer.thought or ""))
+        if answer.looped:
+            self.notify(LOOP_NOTICE)
         if answer.search is not None:
             self.last_search = answer.search
         return answer

@@ -45,6 +45,9 @@ def chat(
     pick: o.PickOpt = _S.pick,
     value_span: o.ValueSpanOpt = _S.value_span,
     budget: o.BudgetOpt = None,
+    early_stop: o.EarlyStopOpt = _S.early_stop or 0.0,
+    early_stop_min: o.EarlyStopMinOpt = _S.early_stop_min,
+    loop_guard: o.LoopGuardOpt = _S.loop_guard,
     ctx_size: o.CtxOpt = _R.n_ctx,
     threads: o.ThreadsOpt = None,
     n_gpu_layers: o.GpuLayersOpt = None,
@@ -61,6 +64,7 @@ def chat(
         system=system, temperature=temperature, max_tokens=max_tokens, seed=seed, action=action,
         simulations=simulations, children=children, max_depth=max_depth, exploration=exploration,
         reflection=reflection, reflect_below=reflect_below, pick=pick, value_span=value_span, budget=budget,
+        early_stop=early_stop, early_stop_min=early_stop_min, loop_guard=loop_guard,
     )
     # Only options given on the command line apply, so a resumed conversation
     # keeps its saved values for the others.

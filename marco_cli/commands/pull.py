@@ -6,7 +6,6 @@ works); progress and notices go to stderr.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
@@ -30,7 +29,9 @@ def pull(
 ) -> None:
     """Download a model's GGUF from the Hugging Face Hub (resumable, sha256-verified)."""
     model = resolve(load_registry(models_file), name)
-    _quiet_hub_logs()
+    from ..models import hub  # lazily: huggingface_hub takes a while to import
+
+    hub.quiet_logs()
     display = pull_display(model.label)
     outcome: list[Phase] = []
 
@@ -54,17 +55,6 @@ def pull(
         notice(f"pulled {model.label} ({size}, verified) to {path}")
     sys.stdout.write(f"{path}\n")
     sys.stdout.flush()
-
-
-def _quiet_hub_logs() -> None:
-    """huggingface_hub logs each automatic retry of a dropped connection as a
-    multi-line warning on stderr; it needs no action and the progress display
-    already shows the pull. HF_HUB_VERBOSITY or --debug keep those logs."""
-    if os.environ.get("HF_HUB_VERBOSITY") or os.environ.get("MARCO_DEBUG", "").strip() not in ("", "0"):
-        return
-    from huggingface_hub.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
 
 
 def rm(

@@ -11,6 +11,7 @@ from ..core.errors import UsageError
 from ..treefile.io import load_tree
 from ..ui.console import out_console
 from ..ui.replay import play, render_saved
+from ..ui.tree_view import snippet_width_for
 
 
 def replay(
@@ -26,7 +27,7 @@ def replay(
     console = out_console()
     if animate and console.is_terminal:  # a pipe gets the final tree only
         play(saved, console, speed=speed)
-    console.print(render_saved(saved))
+    console.print(render_saved(saved, snippet_width=snippet_width_for(console)))
 
 
 def register(app: typer.Typer) -> None:

@@ -3,30 +3,40 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
-from typing import Annotated
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from ..core.errors import MarcoError, UsageError
 from ..reasoner import Reasoner, choose_model
-from ..models.registry import load_registry
+from ..models.registry import load_registry, resolve
 from ..core.settings import SearchSettings
 from ..ui.console import notice
 from . import _options as o
+
+if TYPE_CHECKING:
+    from ..server.access import AccessPolicy
+    from ..server.service import ChatService
 
 _S = o.DEFAULT_SEARCH
 _R = o.DEFAULT_RUNTIME
 
 
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface; there is no authentication).")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface; set --api-key then).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
     model: o.ModelOpt = None,
     models_file: o.ModelsFileOpt = None,
     backend: o.BackendOpt = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Default for requests that give no max_tokens.")] = 1024,
     max_queue: Annotated[int, typer.Option("--max-queue", help="Requests that may wait for the model; more get 503.")] = 16,
+    api_key: Annotated[Optional[str], typer.Option("--api-key", envvar="MARCO_API_KEY", help="Require this key from clients (Authorization: Bearer KEY); also MARCO_API_KEY.", show_default=False)] = None,
+    allow_host: Annotated[Optional[list[str]], typer.Option("--allow-host", help="Also accept requests whose Host is NAME (a proxy's public name; '*': any). Repeatable.", show_default=False, metavar="NAME")] = None,
+    cors: Annotated[Optional[list[str]], typer.Option("--cors", help="Let web pages from ORIGIN (https://app.example) call the server; '*': any. Repeatable.", show_default=False, metavar="ORIGIN")] = None,
+    limit: Annotated[Optional[list[str]], typer.Option("--limit", help="Raise or lower a per-request limit: body-bytes, messages, max-tokens, simulations, children, max-depth, seconds. Repeatable.", show_default=False, metavar="NAME=N")] = None,
     action: o.ActionOpt = _S.action,
     simulations: o.SimulationsOpt = _S.simulations,
     children: o.ChildrenOpt = _S.children,
@@ -36,6 +46,9 @@ def serve(
     pick: o.PickOpt = _S.pick,
     value_span: o.ValueSpanOpt = _S.value_span,
     budget: o.BudgetOpt = None,
+    early_stop: o.EarlyStopOpt = _S.early_stop or 0.0,
+    early_stop_min: o.EarlyStopMinOpt = _S.early_stop_min,
+    loop_guard: o.LoopGuardOpt = _S.loop_guard,
     ctx: o.CtxOpt = _R.n_ctx,
     threads: o.ThreadsOpt = None,
     n_gpu_layers: o.GpuLayersOpt = None,
@@ -44,29 +57,45 @@ def serve(
 ) -> None:
     """Serve the model over HTTP: POST /v1/chat/completions, GET /v1/models.
 
-    Model ids: NAME answers by chain of thought, NAME+mcts by tree search (search
+    Model ids: NAME answers by chain of thought, NAME+mcts by tree search,
+    NAME+mcts-quick and the other listed presets by a preset search (search
     options per request under "marco"; the flags here are the defaults).
     """
     if max_queue < 0:
         raise UsageError(f"--max-queue must be >= 0, got {max_queue}")
+    if max_tokens <= 0:
+        raise UsageError(f"--max-tokens must be > 0, got {max_tokens}")
     runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose)
     search = SearchSettings(
         action=action, simulations=simulations, children=children, max_depth=max_depth,
         exploration=exploration, reflection=reflection, pick=pick, value_span=value_span,
         budget=budget, max_tokens=max_tokens,
+        early_stop=early_stop, early_stop_min=early_stop_min, loop_guard=loop_guard,
     )
+    from ..server.access import AccessPolicy  # fastapi and uvicorn load only for this command
+    from ..server.limits import ServerLimits
+
+    limits = ServerLimits.parse(limit or [])
+    policy = AccessPolicy.create(host, allow_host or [], cors or [], api_key)
     # Bind before anything slow or chatty: a bad or taken port is the first error.
     sock = listen(host, port)
     service = None
     try:
-        choice = choose_model(load_registry(models_file), model, backend=backend)
+        registry = load_registry(models_file)
+        choice = choose_model(registry, model, backend=backend)
         if choice.notice:
             notice(choice.notice)
-        from ..server.service import ChatService  # fastapi and uvicorn load only for this command
+        from ..server.service import ChatService, StandIn
 
-        service = ChatService(Reasoner(choice.model, runtime), search=search, max_tokens=max_tokens, max_queue=max_queue)
+        # Without -m, clients that ask for the registry default (the README's
+        # "marco-o1") get the fallback model, and are told so in each reply.
+        stand_in = None
+        if model is None and not backend and choice.model.name != registry.default:
+            stand_in = StandIn(resolve(registry, registry.default))
+        service = ChatService(Reasoner(choice.model, runtime), search=search, max_tokens=max_tokens,
+                              max_queue=max_queue, limits=limits, stand_in=stand_in, note=notice)
         service.load()
-        run_server(service, sock, verbose=verbose)
+        run_server(service, sock, policy, verbose=verbose)
     finally:
         sock.close()
         if service is not None:
@@ -93,19 +122,35 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_server(service, sock: socket.socket, *, verbose: bool) -> None:
+def run_server(service: ChatService, sock: socket.socket, policy: AccessPolicy, *, verbose: bool) -> None:
     import uvicorn
 
     from ..server.app import create_app
 
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # Ctrl-C: the running request stops now and its client gets a JSON
+            # error, so uvicorn's graceful wait is short and nothing is cancelled.
+            service.begin_shutdown()
+            super().handle_exit(sig, frame)
+
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
+    if policy.api_key is None and not _loopback(host):
+        notice(f"listening on {shown} without an API key: anyone who reaches this port can use the model (--api-key)")
     notice(f"serving {', '.join(service.model_ids)} on http://{shown}:{port}/v1 (Ctrl-C stops)")
     config = uvicorn.Config(
-        create_app(service), log_level="info" if verbose else "warning",
+        create_app(service, policy), log_level="info" if verbose else "warning",
         access_log=verbose, lifespan="off", timeout_graceful_shutdown=5,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    Server(config).run(sockets=[sock])
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def register(app: typer.Typer) -> None:

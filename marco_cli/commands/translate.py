@@ -17,7 +17,7 @@ import typer
 from ..core.errors import UsageError
 from ..translate.glossary import load_glossary
 from ..translate.languages import language
-from ..reasoner import Reasoner, choose_model
+from ..reasoner import Reasoner, choose_model, no_format_notice
 from ..models.registry import load_registry
 from ..core.settings import GenerationSettings, Mode, SearchSettings
 from ..translate.translation import TranslateOptions, Translation, TranslationFailed, Translator, Unit, split_lines, split_paragraphs
@@ -43,7 +43,7 @@ def translate(
     model: o.ModelOpt = None,
     models_file: o.ModelsFileOpt = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature [default: 0 for cot, 0.8 for mcts].", show_default=False)] = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per line (thought included).")] = 1024,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per line (thought included); each line gets less, in proportion to its length.")] = 1024,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same translation.")] = 0,
     action: o.ActionOpt = _S.action,
     simulations: o.SimulationsOpt = _S.simulations,
@@ -53,6 +53,9 @@ def translate(
     reflection: o.ReflectionOpt = _S.reflection,
     pick: o.PickOpt = _S.pick,
     budget: o.BudgetOpt = None,
+    early_stop: o.EarlyStopOpt = _S.early_stop or 0.0,
+    early_stop_min: o.EarlyStopMinOpt = _S.early_stop_min,
+    loop_guard: o.LoopGuardOpt = _S.loop_guard,
     ctx: o.CtxOpt = _R.n_ctx,
     threads: o.ThreadsOpt = None,
     n_gpu_layers: o.GpuLayersOpt = None,
@@ -66,11 +69,12 @@ def translate(
         source=language(source, option="--from") if source else None,
         glossary=load_glossary(glossary) if glossary else None,
         mode=mode,
-        generation=GenerationSettings(temperature=temperature or 0.0, max_tokens=max_tokens, seed=seed),
+        generation=GenerationSettings(temperature=temperature or 0.0, max_tokens=max_tokens, seed=seed, loop_guard=loop_guard),
         search=SearchSettings(
             action=action, simulations=simulations, children=children, max_depth=max_depth,
             exploration=exploration, temperature=_S.temperature if temperature is None else temperature,
             max_tokens=max_tokens, reflection=reflection, pick=pick, budget=budget, seed=seed,
+            early_stop=early_stop, early_stop_min=early_stop_min, loop_guard=loop_guard,
         ),
         paragraph=paragraph,
     )
@@ -79,6 +83,8 @@ def translate(
     if choice.notice and any(u.needs_model for u in units):
         notice(choice.notice)
     reasoner = Reasoner(choice.model, runtime)
+    if show_thoughts and not reasoner.reasoning.has_thought and any(u.needs_model for u in units):
+        notice(no_format_notice(choice.model))
     try:
         failed = _run(Translator(reasoner, options), units, as_json=as_json, show_thoughts=show_thoughts)
     finally:
@@ -119,11 +125,15 @@ def _run(translator: Translator, units: list[Unit], *, as_json: bool, show_thoug
     what = "blocks" if paragraph else "lines"
     with LineProgress(todo, live=live, stdout_is_terminal=is_tty(sys.stdout), what=what) as progress:
         for index, unit in enumerate(units):
-            stream = AnswerStream(answer_to_stdout=False, thought_console=err_console()) if stream_live and unit.needs_model else None
+            stream = None
+            if stream_live and unit.needs_model:
+                stream = AnswerStream(
+                    answer_to_stdout=False, thought_console=err_console(), reasoning=translator.reasoner.reasoning
+                )
             result = translator.translate(unit, on_text=stream.feed if stream else None)
             if stream is not None:
                 stream.close()
-                if result.thought:  # end the streamed thought's last line
+                if stream.showed_thought:  # end the streamed thought's last line
                     err_console().print()
             failed += _report(result, progress, show_thoughts and not stream_live)
             _write(result, as_json=as_json, separator=paragraph and index > 0)

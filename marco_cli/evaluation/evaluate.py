@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +26,7 @@ from .answers import extract_answer, is_correct
 from .datasets import Problem
 from .results import Key, ResultsError, JsonlWriter, row_key
 from .stats import ModeSummary, Outcome, summarize
+from .voting import ConfScore, Trace, vote
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,14 @@ class EvalMode:
     name: str
     mode: Mode
     action: Action | None = None
+    votes: bool = False  # answers by a vote over --samples sampled chains of thought
+    weighted: bool = False  # votes weighted by trace confidence (DeepConf offline)
 
 
 EVAL_MODES = {
     "cot": EvalMode("cot", Mode.COT),
+    "sc": EvalMode("sc", Mode.COT, votes=True),
+    "conf-vote": EvalMode("conf-vote", Mode.COT, votes=True, weighted=True),
     "mcts-step": EvalMode("mcts-step", Mode.MCTS, Action.STEP),
     "mcts-mini64": EvalMode("mcts-mini64", Mode.MCTS, Action.MINI_64),
     "mcts-mini32": EvalMode("mcts-mini32", Mode.MCTS, Action.MINI_32),
@@ -59,6 +64,10 @@ class Answerer(Protocol):
     """What ``run_eval`` needs of ``Reasoner``."""
 
     def ask(self, question: str, *, mode: Mode, generation: GenerationSettings, search: SearchSettings) -> Answer: ...
+
+    def sample(self, question: str, k: int, generation: GenerationSettings) -> list[Answer]:
+        """``k`` sampled chains of thought (seeds ``generation.seed + i``), made together."""
+        ...
 
 
 class EvalObserver(Protocol):
@@ -85,18 +94,42 @@ class EvalPlan:
     model: str  # the model label, part of every row's settings fingerprint
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
-    samples: int = 1
+    samples: int = 1  # k of sc / conf-vote; else answers per question (test@k)
     seed: int = 0
     limit: int | None = None
+    offset: int = 0  # questions skipped at the start (--offset 50 --limit 100: questions 51-150)
+    conf_keep: float = 1.0  # conf-vote: share of the most confident traces that vote
+    conf_score: ConfScore = ConfScore.MEAN  # conf-vote: the trace confidence that weighs a vote
 
     def __post_init__(self) -> None:
         if self.samples < 1:
             raise UsageError(f"--samples must be at least 1, got {self.samples}")
         if self.limit is not None and self.limit < 1:
             raise UsageError(f"--limit must be at least 1, got {self.limit}")
+        if self.offset < 0:
+            raise UsageError(f"--offset must be 0 or more, got {self.offset}")
+        if not 0 < self.conf_keep <= 1:
+            raise UsageError(f"--conf-keep must be in (0, 1], got {self.conf_keep}")
+
+    @property
+    def voting(self) -> bool:
+        return any(m.votes for m in self.modes)
+
+    def answers(self, mode: EvalMode) -> int:
+        """Rows per question: a voting mode answers once from its k samples, and
+        beside one the other modes answer once too (they are what it is compared
+        with); alone, cot and mcts answer --samples times (test@k)."""
+        return 1 if mode.votes or self.voting else self.samples
+
+    def questions(self, problems: Sequence[Problem]) -> list[Problem]:
+        chosen = list(problems[self.offset:])
+        return chosen[: self.limit] if self.limit else chosen
 
     def settings(self, mode: EvalMode, seed: int) -> tuple[GenerationSettings, SearchSettings]:
-        generation = GenerationSettings(**{**asdict(self.generation), "seed": seed})
+        changes: dict[str, Any] = {"seed": seed}
+        if mode.votes:  # sampled like the search's expansions
+            changes.update(temperature=self.search.temperature, top_p=self.search.top_p)
+        generation = GenerationSettings(**{**asdict(self.generation), **changes})
         search = self.search.with_(seed=seed, action=mode.action or self.search.action)
         return generation, search
 
@@ -104,7 +137,11 @@ class EvalPlan:
         """Short hash of everything that decides an answer except the per-answer seed:
         resuming with other options would mix two experiments in one table."""
         generation, search = self.settings(mode, 0)
-        used = asdict(generation) if mode.mode is Mode.COT else asdict(search)
+        used: dict[str, Any] = asdict(generation) if mode.mode is Mode.COT else asdict(search)
+        if mode.votes:
+            used["k"] = self.samples
+        if mode.weighted:
+            used.update(conf_keep=self.conf_keep, conf_score=self.conf_score.value)
         blob = json.dumps({"model": self.model, "mode": mode.name, "seed": self.seed, "settings": used},
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -126,10 +163,13 @@ class EvalReport:
     @property
     def summaries(self) -> list[ModeSummary]:
         outcomes = [
-            Outcome(r["question_id"], r["mode"], r["sample"], bool(r["correct"]), int(r["tokens"]), float(r["seconds"]))
+            Outcome(r["question_id"], r["mode"], r["sample"], bool(r["correct"]), int(r["tokens"]), float(r["seconds"]),
+                    r.get("any_correct"))
             for r in self.rows
         ]
-        return summarize(outcomes, [m.name for m in self.plan.modes], self.plan.samples)
+        plan = self.plan
+        return summarize(outcomes, [m.name for m in plan.modes],
+                         {m.name: plan.samples if m.votes else plan.answers(m) for m in plan.modes})
 
 
 def check_previous(previous: Sequence[tuple[int, dict[str, Any]]], problems: Sequence[Problem],
@@ -155,19 +195,27 @@ def check_previous(previous: Sequence[tuple[int, dict[str, Any]]], problems: Seq
 
 def run_eval(answerer: Answerer, problems: Sequence[Problem], plan: EvalPlan, *,
              done: dict[Key, dict[str, Any]] | None = None, writer: JsonlWriter | None = None,
-             observers: Sequence[EvalObserver] = ()) -> EvalReport:
+             observers: Sequence[EvalObserver] = (),
+             detokenize: Callable[[Sequence[int]], str] | None = None) -> EvalReport:
     """Answer every pending (question, mode, sample); raises ``EvalInterrupted``
-    (carrying the report so far) on Ctrl-C."""
+    (carrying the report so far) on Ctrl-C. With ``detokenize``, MCTS rows also
+    record every finished rollout's answer and value (to compare picks offline)."""
     done = dict(done or {})
-    chosen = list(problems[: plan.limit] if plan.limit else problems)
-    jobs = [(p, m, s) for p in chosen for m in plan.modes for s in range(plan.samples)]
+    chosen = plan.questions(problems)
+    jobs = [(p, m, s) for p in chosen for m in plan.modes for s in range(plan.answers(m))]
     report = EvalReport(plan, [done[k] for k in ((p.id, m.name, s) for p, m, s in jobs) if k in done])
     pending = [(p, m, s) for p, m, s in jobs if (p.id, m.name, s) not in done]
     for observer in observers:
         observer.on_start(len(pending), len(jobs) - len(pending))
+    samples: tuple[str, list[Answer] | ContextOverflowError] | None = None  # the current question's k samples
     try:
         for problem, mode, sample in pending:
-            row, answer = _answer_one(answerer, problem, mode, sample, plan)
+            if mode.votes:
+                if samples is None or samples[0] != problem.id:
+                    samples = (problem.id, _sample(answerer, problem, plan))
+                row, answer = _vote_row(problem, mode, samples[1], plan)
+            else:
+                row, answer = _answer_one(answerer, problem, mode, sample, plan, detokenize)
             if writer is not None:
                 writer.append(row)
             report.rows.append(row)
@@ -183,8 +231,53 @@ def run_eval(answerer: Answerer, problems: Sequence[Problem], plan: EvalPlan, *,
     return report
 
 
+def _sample(answerer: Answerer, problem: Problem, plan: EvalPlan) -> list[Answer] | ContextOverflowError:
+    """The k sampled chains of thought that every voting mode of a question scores."""
+    generation, _ = plan.settings(EVAL_MODES["sc"], sample_seed(plan.seed, problem.id, 0))
+    try:
+        return answerer.sample(problem.question, plan.samples, generation)
+    except ContextOverflowError as exc:
+        return exc
+
+
+def _vote_row(problem: Problem, mode: EvalMode, samples: list[Answer] | ContextOverflowError,
+              plan: EvalPlan) -> tuple[dict[str, Any], Answer | None]:
+    """One row of sc or conf-vote: the voted answer, the cost of all k samples,
+    and every trace's prediction and confidences (to re-score offline)."""
+    seed = sample_seed(plan.seed, problem.id, 0)
+    row: dict[str, Any] = {
+        "question_id": problem.id, "mode": mode.name, "sample": 0, "seed": seed,
+        "question": problem.question, "reference": problem.reference,
+    }
+    if isinstance(samples, ContextOverflowError):
+        row.update(prediction=None, correct=False, answer="", text="", tokens=0, seconds=0.0,
+                   error=str(samples), model=plan.model, settings=plan.fingerprint(mode))
+        return row, None
+    # a trace the loop guard ended abstains, as a looped rollout does in the search's vote
+    traces = [Trace.from_confidences(None if a.looped else extract_answer(a.text), a.confidences)
+              for a in samples]
+    score = plan.conf_score if mode.weighted else None
+    result = vote(traces, weight=score, keep=plan.conf_keep if mode.weighted else 1.0)
+    # the text shown for the vote: its most confident trace (first one for sc)
+    backing = [i for i, t in enumerate(traces) if t.prediction == result.prediction and t.prediction is not None]
+    if backing and score is not None:
+        backing.sort(key=lambda i: (-traces[i].score(score), i))
+    chosen = samples[backing[0]] if backing else samples[0]
+    row.update(
+        prediction=result.prediction, correct=is_correct(result.prediction, problem.reference),
+        answer=chosen.answer, text=chosen.text, tokens=sum(a.generated_tokens for a in samples),
+        seconds=round(max(a.seconds for a in samples), 3), model=plan.model, settings=plan.fingerprint(mode),
+        k=len(samples), vote_share=round(result.weight, 6), voters=result.voters,
+        any_correct=any(is_correct(t.prediction, problem.reference) for t in traces),
+        looped=sum(a.looped for a in samples),
+        traces=[t.to_json() for t in traces],
+    )
+    return row, chosen
+
+
 def _answer_one(answerer: Answerer, problem: Problem, mode: EvalMode, sample: int,
-                plan: EvalPlan) -> tuple[dict[str, Any], Answer | None]:
+                plan: EvalPlan, detokenize: Callable[[Sequence[int]], str] | None = None,
+                ) -> tuple[dict[str, Any], Answer | None]:
     seed = sample_seed(plan.seed, problem.id, sample)
     generation, search = plan.settings(mode, seed)
     row: dict[str, Any] = {
@@ -198,7 +291,8 @@ def _answer_one(answerer: Answerer, problem: Problem, mode: EvalMode, sample: in
         row.update(prediction=None, correct=False, answer="", text="", tokens=0, seconds=0.0,
                    error=str(exc), model=plan.model, settings=plan.fingerprint(mode))
         return row, None
-    prediction = extract_answer(answer.text)
+    # The model's format says where its answer is (a fake answerer speaks Marco-o1's).
+    prediction = extract_answer(answer.text, getattr(answerer, "reasoning", None))
     row.update(
         prediction=prediction, correct=is_correct(prediction, problem.reference),
         answer=answer.answer, text=answer.text, tokens=answer.generated_tokens,
@@ -206,4 +300,19 @@ def _answer_one(answerer: Answerer, problem: Problem, mode: EvalMode, sample: in
     )
     if answer.search is not None:
         row["value"] = round(answer.search.value, 6)
+        row["stopped_by"] = answer.search.stopped_by.value
+        # every pick's answer from this one tree, so one run compares them
+        row["picks"] = {}
+        for choice in answer.search.picks:
+            prediction = extract_answer(choice.text)
+            row["picks"][choice.pick.value] = {
+                "prediction": prediction, "correct": is_correct(prediction, problem.reference),
+                "value": round(choice.value, 6), "estimated": choice.estimated,
+            }
+        if detokenize is not None:
+            row["rollouts"] = [
+                {"prediction": extract_answer(detokenize(r.tokens)), "value": round(r.value, 6),
+                 "stop": r.stop.value, "tokens": len(r.tokens)}
+                for r in answer.search.rollouts
+            ]
     return row, answer

@@ -13,7 +13,7 @@ of each question's share of correct samples.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
@@ -39,6 +39,7 @@ class Outcome:
     correct: bool
     tokens: int
     seconds: float
+    any_correct: bool | None = None  # a voting mode: whether any of its k samples was right
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,13 @@ class ModeSummary:
     mean_tokens: float  # generated tokens per answer (a search counts all its tokens)
     mean_seconds: float
     diff: float | None  # accuracy minus the first mode's, on the questions both answered
+    tokens_per_question: float = 0.0  # everything generated for a question (all its samples)
+    seconds_per_question: float = 0.0
+
+    @property
+    def accuracy_per_1k_tokens(self) -> float:
+        """Accuracy points (0-100) bought per 1000 generated tokens per question."""
+        return 100 * self.accuracy / (self.tokens_per_question / 1000) if self.tokens_per_question else 0.0
 
     def to_json(self) -> dict:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -62,6 +70,9 @@ class ModeSummary:
                 data[key] = round(data[key], 4)
         data["mean_tokens"] = round(self.mean_tokens, 1)
         data["mean_seconds"] = round(self.mean_seconds, 3)
+        data["tokens_per_question"] = round(self.tokens_per_question, 1)
+        data["seconds_per_question"] = round(self.seconds_per_question, 3)
+        data["accuracy_per_1k_tokens"] = round(self.accuracy_per_1k_tokens, 3)
         return data
 
 
@@ -77,8 +88,13 @@ def _accuracy(grouped: dict[str, list[Outcome]], ids: Iterable[str]) -> float:
     return sum(shares) / len(shares) if shares else 0.0
 
 
-def summarize(outcomes: Sequence[Outcome], modes: Sequence[str], k: int) -> list[ModeSummary]:
-    """One summary per mode, in ``modes`` order; the first mode is the baseline."""
+def _test_at_k(group: list[Outcome]) -> bool:
+    return any(o.correct or bool(o.any_correct) for o in group)
+
+
+def summarize(outcomes: Sequence[Outcome], modes: Sequence[str], k: int | Mapping[str, int]) -> list[ModeSummary]:
+    """One summary per mode, in ``modes`` order; the first mode is the baseline.
+    ``k``: samples per question, one number or one per mode."""
     grouped = {m: _by_question(o for o in outcomes if o.mode == m) for m in modes}
     base = grouped[modes[0]] if modes else {}
     summaries = []
@@ -95,12 +111,14 @@ def summarize(outcomes: Sequence[Outcome], modes: Sequence[str], k: int) -> list
             diff = _accuracy(per_q, shared) - _accuracy(base, shared)
         summaries.append(
             ModeSummary(
-                mode=mode, questions=n, samples=len(rows), k=k, accuracy=accuracy,
-                ci_low=low, ci_high=high,
-                test_at_k=sum(any(o.correct for o in g) for g in per_q.values()) / n if n else 0.0,
+                mode=mode, questions=n, samples=len(rows), k=k if isinstance(k, int) else k[mode],
+                accuracy=accuracy, ci_low=low, ci_high=high,
+                test_at_k=sum(_test_at_k(g) for g in per_q.values()) / n if n else 0.0,
                 mean_tokens=sum(o.tokens for o in rows) / len(rows) if rows else 0.0,
                 mean_seconds=sum(o.seconds for o in rows) / len(rows) if rows else 0.0,
                 diff=diff,
+                tokens_per_question=sum(o.tokens for o in rows) / n if n else 0.0,
+                seconds_per_question=sum(o.seconds for o in rows) / n if n else 0.0,
             )
         )
     return summaries

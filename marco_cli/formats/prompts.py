@@ -1,4 +1,4 @@
-"""Pure prompt functions: chat formatting, Thought/Output parsing, translation.
+"""Pure prompt functions: the conversation to send and its chat formatting.
 
 Marco-o1 is a Qwen2-7B-Instruct fine-tune and speaks ChatML; its own chat
 template injects a fixed system prompt when the conversation has none
@@ -9,18 +9,13 @@ back to plain ChatML with the registry's system prompt otherwise.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-THOUGHT_OPEN, THOUGHT_CLOSE = "<Thought>", "</Thought>"
-OUTPUT_OPEN, OUTPUT_CLOSE = "<Output>", "</Output>"
+from .reasoning import MARCO, NONE_INSTRUCTION, Parsed, ReasoningFormat
 
-FORMAT_INSTRUCTION = (
-    "Think step by step inside <Thought> and </Thought>, then give only the final "
-    "answer inside <Output> and </Output>."
-)
-"""Asked of models that were not trained on Marco-o1's Thought/Output format."""
+THOUGHT_OPEN, THOUGHT_CLOSE = MARCO.thought_open, MARCO.thought_close
+OUTPUT_OPEN, OUTPUT_CLOSE = MARCO.answer_open, MARCO.answer_close
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
@@ -31,29 +26,27 @@ class Message:
     content: str
 
 
-@dataclass(frozen=True)
-class Parsed:
-    thought: str
-    answer: str
-    has_tags: bool  # whether the text used <Thought>/<Output> at all
-
-
 def build_messages(
     question: str,
     *,
     system: str | None,
-    thought_format: bool,
+    reasoning: ReasoningFormat = MARCO,
     history: tuple[Message, ...] = (),
 ) -> list[Message]:
-    """The conversation to render. For Marco-o1 without ``--system`` we send no
-    system message, so its template injects its trained one. Models that do not
-    speak the format get it asked for in the system prompt."""
+    """The conversation to render.
+
+    - ``marco`` and ``think`` models were trained on their format: without
+      ``--system`` we send no system message, so Marco-o1's template injects
+      its trained one and R1 distills get none (DeepSeek advises against one).
+    - ``none`` models get the system prompt plus a request to end with an
+      ``Answer:`` line, the marker the answer is cut at.
+    """
     messages: list[Message] = []
-    if thought_format:
+    if reasoning.has_thought:
         if system:
             messages.append(Message("system", system))
     else:
-        messages.append(Message("system", f"{system or DEFAULT_SYSTEM}\n\n{FORMAT_INSTRUCTION}"))
+        messages.append(Message("system", f"{system or DEFAULT_SYSTEM}\n\n{NONE_INSTRUCTION}"))
     messages.extend(history)
     messages.append(Message("user", question))
     return messages
@@ -107,39 +100,7 @@ def render_chat(
     return render_chatml(messages, default_system)
 
 
-_OPEN_RE = re.compile(r"<\s*Thought\s*>", re.IGNORECASE)
-_CLOSE_THOUGHT_RE = re.compile(r"<\s*/\s*Thought\s*>", re.IGNORECASE)
-_OUTPUT_RE = re.compile(r"<\s*Output\s*>", re.IGNORECASE)
-_CLOSE_OUTPUT_RE = re.compile(r"<\s*/\s*Output\s*>", re.IGNORECASE)
-
-
-def parse_output(text: str) -> Parsed:
-    """Split a generation into thought and answer (ALGORITHM.md section 1).
-
-    - ``<Output>`` present: the answer is what follows it, up to ``</Output>``
-      when that exists (missing close tag: everything after the open tag).
-    - only a thought (``<Thought>`` ... ``</Thought>``, no Output): the answer is
-      what follows ``</Thought>``; if nothing does, the thought is all we have.
-    - no tags at all: the whole text is the answer.
-    The user's text is never lower-cased or otherwise changed.
-    """
-    out = _OUTPUT_RE.search(text)
-    if out:
-        head, tail = text[: out.start()], text[out.end():]
-        close = _CLOSE_OUTPUT_RE.search(tail)
-        answer = tail[: close.start()] if close else tail
-        return Parsed(_strip_thought(head), answer.strip(), True)
-    close_t = _CLOSE_THOUGHT_RE.search(text)
-    if close_t:
-        thought = _strip_thought(text[: close_t.start()])
-        after = text[close_t.end():].strip()
-        return Parsed(thought, after or thought, True)
-    if _OPEN_RE.match(text.lstrip()):
-        thought = _strip_thought(text)
-        return Parsed(thought, thought, True)
-    return Parsed("", text.strip(), False)
-
-
-def _strip_thought(text: str) -> str:
-    text = _CLOSE_THOUGHT_RE.sub("", _OPEN_RE.sub("", text, count=1))
-    return text.strip()
+def parse_output(text: str, reasoning: ReasoningFormat = MARCO) -> Parsed:
+    """Split a generation into thought and answer by the model's format
+    (``reasoning.py`` has the rules). The user's text is never changed."""
+    return reasoning.parse(text)

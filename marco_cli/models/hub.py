@@ -63,6 +63,17 @@ class RemoteFile:
         return self.etag if self.etag and _SHA256.match(self.etag) else None
 
 
+def quiet_logs() -> None:
+    """huggingface_hub logs each automatic retry of a dropped connection as a
+    multi-line warning on stderr; it needs no action and the progress display
+    already shows the pull. HF_HUB_VERBOSITY or --debug keep those logs."""
+    if os.environ.get("HF_HUB_VERBOSITY") or os.environ.get("MARCO_DEBUG", "").strip() not in ("", "0"):
+        return
+    from huggingface_hub.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+
+
 def endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 

@@ -20,13 +20,16 @@ except ModuleNotFoundError:  # Python 3.10
 
 from ..core.errors import ConfigError, UnknownModelError, UsageError
 from ..core.settings import config_dir, models_dir
+from ..formats.reasoning import Reasoning, ReasoningFormat, reasoning_format
+# The remote backend owns the shape of its target; the registry only fills it in.
+from ..backends.remote_target import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RemoteTarget
 
 SHIPPED_REGISTRY = Path(__file__).parent.parent / "models.toml"
 
 _TOP_KEYS = {"default", "fallback", "models"}
 _MODEL_KEYS = {
     "description", "aliases", "repo", "default_quant", "quants", "package", "file", "path",
-    "quant", "size", "thought_format", "stop", "system_prompt", "chat_template",
+    "quant", "size", "reasoning", "thought_format", "stop", "system_prompt", "chat_template",
     "base_url", "model", "api_key_env", "n_ctx", "concurrency", "timeout", "cache_prompt",
 }
 _REMOTE_ONLY = ("model", "api_key_env", "n_ctx", "concurrency", "timeout", "cache_prompt")
@@ -34,8 +37,6 @@ _QUANT_KEYS = {"file", "size", "bytes", "sha256"}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-DEFAULT_CONCURRENCY = 4
-DEFAULT_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class ModelEntry:
     path: str | None = None
     quant: str | None = None
     size: str | None = None
-    thought_format: bool = False
+    reasoning: Reasoning = Reasoning.NONE  # how it lays out its reasoning (formats/reasoning.py)
     stop: tuple[str, ...] = ()
     system_prompt: str | None = None
     chat_template: str | None = None
@@ -71,6 +72,15 @@ class ModelEntry:
     concurrency: int | None = None
     timeout: float | None = None
     cache_prompt: bool | None = None
+
+    @property
+    def format(self) -> ReasoningFormat:
+        return reasoning_format(self.reasoning)
+
+    @property
+    def thought_format(self) -> bool:
+        """The registry's older name: whether the model speaks <Thought>/<Output>."""
+        return self.reasoning is Reasoning.MARCO
 
     @property
     def downloadable(self) -> bool:
@@ -85,23 +95,6 @@ class ModelEntry:
             self.concurrency or DEFAULT_CONCURRENCY, self.timeout or DEFAULT_TIMEOUT,
             bool(self.cache_prompt),
         )
-
-
-@dataclass(frozen=True)
-class RemoteTarget:
-    """Where a remote model runs: an OpenAI-compatible server (vLLM, llama-server,
-    llama-cpp-python's server). ``model`` None: the first model the server lists."""
-
-    base_url: str  # scheme://host[:port][/prefix], without a trailing /v1
-    model: str | None = None
-    api_key_env: str | None = None  # variable holding the API key; None: MARCO_API_KEY if set
-    n_ctx: int | None = None  # None: ask the server, else --ctx
-    concurrency: int = DEFAULT_CONCURRENCY  # requests in flight at once
-    timeout: float = DEFAULT_TIMEOUT  # seconds to wait for a response (or the next token)
-    # llama-server's prompt cache: False (default) re-evaluates every request's
-    # whole path, so values do not depend on what the server ran before
-    # (README "Servers"); True reuses cached prefixes, faster, values drift.
-    cache_prompt: bool = False
 
 
 @dataclass(frozen=True)
@@ -218,7 +211,7 @@ def _parse_model(path: Path, name: str, table: object) -> ModelEntry:
         path=_typed(path, where, table, "path", str),
         quant=_typed(path, where, table, "quant", str),
         size=_typed(path, where, table, "size", str),
-        thought_format=_typed(path, where, table, "thought_format", bool, False),
+        reasoning=_reasoning(path, where, table),
         stop=_strings(path, where, table, "stop"),
         system_prompt=_typed(path, where, table, "system_prompt", str),
         chat_template=_typed(path, where, table, "chat_template", str),
@@ -241,6 +234,22 @@ def _parse_model(path: Path, name: str, table: object) -> ModelEntry:
     if entry.package and not entry.file:
         raise _err(path, where, "'package' needs 'file' (the file's name inside the package)")
     return entry
+
+
+def _reasoning(path: Path, where: str, table: dict) -> Reasoning:
+    """``reasoning = "marco" | "think" | "none"``; the older boolean
+    ``thought_format`` still reads (true: marco, false: none)."""
+    legacy = _typed(path, where, table, "thought_format", bool)
+    value = _typed(path, where, table, "reasoning", str)
+    if value is None:
+        return Reasoning.MARCO if legacy else Reasoning.NONE
+    if legacy is not None:
+        raise _err(path, where, "give 'reasoning' or the older 'thought_format', not both")
+    try:
+        return Reasoning(value.strip().lower())
+    except ValueError:
+        choices = ", ".join(f"'{r.value}'" for r in Reasoning)
+        raise _err(path, f"{where}.reasoning", f"expected one of {choices}, got {value!r}") from None
 
 
 def normalize_base_url(url: str) -> str:

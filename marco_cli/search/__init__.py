@@ -5,10 +5,11 @@
     result = run_search(backend, prompt_tokens, settings, observer=..., should_stop=...)
 """
 
+from ..backends.base import StopReason  # part of the events the search reports
 from . import events
 from .events import NullObserver, Observer, ObserverGroup
 from .node import NodeView, snapshot, tree_to_dict
-from .result import Rollout, SearchResult, SearchStats, StoppedBy
+from .result import PickChoice, Rollout, SearchResult, SearchStats, StoppedBy, VoteSummary
 from .run import run_search
 
 __all__ = [
@@ -16,10 +17,13 @@ __all__ = [
     "NullObserver",
     "Observer",
     "ObserverGroup",
+    "PickChoice",
     "Rollout",
     "SearchResult",
     "SearchStats",
+    "StopReason",
     "StoppedBy",
+    "VoteSummary",
     "events",
     "run_search",
     "snapshot",

@@ -13,6 +13,11 @@ One iteration runs four named phases:
   batch; its eq. 2 value ``v = mean c_i`` over the whole path is its reward;
 - backpropagate: ``visits += 1, total += v`` from that node up to the root.
 
+A path the loop guard ended (``StopReason.LOOP``) is worth 0, whatever its
+confidence: loops are confident, and a loop must never win. With
+``early_stop`` the search ends between iterations once the finished
+rollouts agree on an answer (``vote.py``), as ``StoppedBy.EARLY_STOP``.
+
 All randomness comes from ``np.random.default_rng(settings.seed)`` drawn in a
 fixed order (one seed per request, UCT tie-breaks), and every request carries
 its own seed, so one seed and one backend give one tree.
@@ -27,20 +32,25 @@ import numpy as np
 
 from ..backends.base import Backend, Continuation, Handle, Request, StopReason
 from ..core.settings import SearchSettings
+from ..formats.reasoning import MARCO, ReasoningFormat
 from . import reflection, uct
 from .actions import Actions
 from .events import (
+    PROGRESS_EVERY,
     Backpropagated,
     Event,
     NodeCreated,
     NodeExpanded,
+    NullObserver,
     Observer,
     ReflectionInserted,
     RolloutScored,
+    TokensGenerated,
 )
 from .node import Node
 from .result import Rollout, StoppedBy
 from .scoring import path_value, token_confidences
+from .vote import agreed, answer_key, tally
 
 _SEED_LIMIT = 2**31 - 1
 
@@ -64,9 +74,11 @@ class MCTS:
         observer: Observer,
         should_stop: Callable[[], bool] | None,
         clock: Callable[[], float],
+        reasoning: ReasoningFormat = MARCO,
     ) -> None:
         self.backend = backend
         self.settings = settings
+        self.reasoning = reasoning
         self.observer = observer
         self.should_stop = should_stop
         self.clock = clock
@@ -93,6 +105,9 @@ class MCTS:
         an anytime answer exists whatever the budget."""
         if self.iterations == 0:
             return None
+        # First: it depends only on the tree, so one seed always stops alike.
+        if agreed(tally(self.rollouts), self.settings.early_stop_share, self.settings.early_stop_min):
+            return StoppedBy.EARLY_STOP
         if self.should_stop is not None and self.should_stop():
             return StoppedBy.SHOULD_STOP
         if self.settings.budget is not None and self.elapsed() >= self.settings.budget:
@@ -105,9 +120,24 @@ class MCTS:
     def extend(self, requests: Sequence[Request]) -> list[Continuation]:
         if not requests:
             return []
-        results = self.backend.extend(list(requests))
+        results = self.backend.extend(list(requests), self._progress())
         self.tokens_generated += sum(c.n_sampled for c in results)
         return results
+
+    def _progress(self) -> Callable[[int, str], None] | None:
+        """A token callback that reports ``TokensGenerated`` (none when nobody
+        watches, so piped runs pay nothing)."""
+        if isinstance(self.observer, NullObserver):
+            return None
+        count = 0
+
+        def on_token(_index: int, _piece: str) -> None:
+            nonlocal count
+            count += 1
+            if count % PROGRESS_EVERY == 0:
+                self.emit(TokensGenerated(count))
+
+        return on_token
 
     def release(self, handle: Handle | None) -> None:
         if handle is not None:
@@ -118,11 +148,11 @@ class MCTS:
 
     def owes_reflection(self, node: Node) -> bool:
         assert self.actions is not None
-        return reflection.owes_reflection(node, self.settings, len(self.actions.reflection))
+        return reflection.owes_reflection(node, self.settings, len(self.actions.reflection), self.reasoning)
 
     def wants_rethink(self, node: Node) -> bool:
         assert self.actions is not None
-        return reflection.wants_rethink(node, self.settings, len(self.actions.reflection))
+        return reflection.wants_rethink(node, self.settings, len(self.actions.reflection), self.reasoning)
 
     def add_node(self, parent: Node | None, handle: Handle | None, cont: Continuation | None = None) -> Node:
         depth = 0 if parent is None else parent.depth + 1
@@ -155,15 +185,22 @@ class MCTS:
         if node.reflection:
             self.emit(ReflectionInserted(node_id=node.id))
 
+    def value(self, tokens: Sequence[int], confidences: Sequence[float | None], stop: StopReason | None) -> float:
+        """Eq. 2 value of a path; 0 when it looped (below any path that ended normally)."""
+        if stop is StopReason.LOOP:
+            return 0.0
+        return path_value(tokens, confidences, self.settings.value_span, self.backend.detokenize, self.reasoning)
+
     def score(self, node: Node, ending: Ending | None) -> float:
-        """Record a finished path through ``node`` and return its eq. 2 value."""
+        """Record a finished path through ``node`` and return its value."""
         tokens = tuple(node.path_tokens()) + (ending.tokens if ending else ())
         confidences = tuple(node.path_confidences()) + (ending.confidences if ending else ())
         stop = ending.stop if ending else (node.stop or StopReason.LENGTH)
-        value = path_value(tokens, confidences, self.settings.value_span, self.backend.detokenize)
+        value = self.value(tokens, confidences, stop)
         n_new = len(ending.tokens) if ending else 0
-        self.rollouts.append(Rollout(node.id, tokens, confidences, value, stop, n_new))
-        self.emit(RolloutScored(node.id, value, n_new, self.backend.detokenize(tokens), stop))
+        text = self.backend.detokenize(tokens)
+        self.rollouts.append(Rollout(node.id, tokens, confidences, value, stop, n_new, answer_key(text, stop, self.reasoning)))
+        self.emit(RolloutScored(node.id, value, n_new, text, stop))
         return value
 
     # -- the four phases -----------------------------------------------------
@@ -189,7 +226,7 @@ class MCTS:
         assert self.actions is not None
         requests: list[Request] = []
         owners: list[Node] = []
-        reflecting: list[bool] = []  # the request drops "</Thought>" for a reflection
+        reflecting: list[bool] = []  # the request drops the thought's end for a reflection
         for leaf in leaves:
             assert leaf.handle is not None
             owes = self.owes_reflection(leaf)

@@ -1,20 +1,21 @@
 """The HTTP face of ``marco serve``: an OpenAI-compatible FastAPI app.
 
-- ``GET /v1/models``: ``NAME`` (chain of thought) and ``NAME+mcts`` (search);
+- ``GET /v1/models``: ``NAME`` (chain of thought), ``NAME+mcts`` (search) and
+  the search presets (``presets.py``);
 - ``POST /v1/chat/completions``: the thought in ``message.reasoning_content``,
   the answer in ``message.content``, marco's counters in ``usage.marco``;
   ``stream: true`` sends server-sent events (thought deltas, then answer
   deltas, then ``[DONE]``; a search streams its result once it is done).
 
 Every failure is an OpenAI-style ``{"error": {...}}`` with a 4xx/5xx status;
-the route catches everything, so no request can take the server down.
+the route catches everything, so no request can take the server down. A
+client that disconnects stops its request (``stopping.py``), streaming or not.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Future
@@ -24,17 +25,23 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from ..core.errors import ContextOverflowError, MarcoError, UsageError
 from ..core.settings import Mode
+from ..formats.reasoning import ReasoningFormat
+from ..formats.split import CONTENT, DRAFT, REASONING, splitter_for
+from .access import AccessGuard, AccessPolicy
+from .body import read_json
 from .schema import ChatCall, RequestError
-from .service import ChatService, chunk, completion, finish_reason, new_id, usage
-from ..formats.split import CONTENT, REASONING, ThoughtSplitter
+from .service import ChatService, Reply, chunk, completion, finish_reason, message_parts, new_id, shutting_down, usage
+from .stopping import Halt, Ticket
 
 KEEPALIVE_SECONDS = 10.0  # an SSE comment while a search runs, so proxies keep the line open
-MAX_BODY_BYTES = 16 * 1024 * 1024
-_DELTA_KEY = {REASONING: "reasoning_content", CONTENT: "content"}
+# A format-less model's draft is its reasoning: streamed as reasoning_content,
+# as the non-streamed reply gives it (formats/split.py's split()).
+_DELTA_KEY = {REASONING: "reasoning_content", DRAFT: "reasoning_content", CONTENT: "content"}
 
 
 def as_request_error(exc: BaseException) -> RequestError:
@@ -46,12 +53,17 @@ def as_request_error(exc: BaseException) -> RequestError:
         return RequestError(400, str(exc))
     if isinstance(exc, MarcoError):
         return RequestError(500, str(exc), kind="server_error", code="model_error")
+    if isinstance(exc, asyncio.CancelledError):  # the server stopped waiting for this request
+        return shutting_down()
+    if isinstance(exc, ClientDisconnect):  # left while sending its body: nobody reads this
+        return RequestError(499, "the client closed the request", code="client_closed_request")
     return RequestError(500, f"internal error: {type(exc).__name__}: {exc}", kind="server_error")
 
 
-def error_response(exc: BaseException) -> JSONResponse:
+def error_response(exc: BaseException, headers: dict[str, str] | None = None) -> JSONResponse:
     err = as_request_error(exc)
-    headers = {"Retry-After": "1"} if err.status == 503 else None
+    if err.status == 503:
+        headers = {**(headers or {}), "Retry-After": "1"}
     return JSONResponse(err.to_json(), status_code=err.status, headers=headers)
 
 
@@ -59,7 +71,8 @@ def sse(data: dict[str, Any]) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def create_app(service: ChatService) -> FastAPI:
+def create_app(service: ChatService, policy: AccessPolicy | None = None) -> Any:
+    """The app, behind the access checks (``access.py``; localhost only by default)."""
     app = FastAPI(title="marco", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(StarletteHTTPException)
@@ -73,8 +86,8 @@ def create_app(service: ChatService) -> FastAPI:
         return error_response(RequestError(422, str(exc.errors()[:1])))
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", **service.load_json()}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -83,61 +96,91 @@ def create_app(service: ChatService) -> FastAPI:
     @app.get("/v1/models/{model_id}")
     async def model(model_id: str) -> Any:
         try:
-            service.mode_of(model_id)
+            return service.model_json(service.resolve(model_id)[0])
         except RequestError as exc:
             return error_response(exc)
-        return service.model_json(model_id)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
+        headers = None
         try:
-            call = service.call(await _json_body(request))
+            call = service.call(await read_json(request, service.limits.body_bytes))
+            headers = service.headers(call)
             if call.stream:
-                return _stream_response(service, call)
-            answer = await asyncio.wrap_future(service.submit(call))
-            return JSONResponse(completion(call, answer, new_id(), int(time.time())))
-        except Exception as exc:  # noqa: BLE001 - the server answers, whatever went wrong
-            return error_response(exc)
+                return _stream_response(service, call, request, headers)
+            future, ticket = service.submit(call)
+            reply = await _answer_or_gone(request, future, ticket)
+            return JSONResponse(completion(call, reply, new_id(), int(time.time())), headers=headers)
+        except (Exception, asyncio.CancelledError) as exc:  # the server answers, whatever went wrong
+            return error_response(exc, headers)
 
-    return app
+    return AccessGuard(app, policy or AccessPolicy())
 
 
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise RequestError(413, f"the request body is larger than {MAX_BODY_BYTES // 2**20} MiB")
+async def _disconnected(request: Request) -> None:
+    """Returns when the client closes the connection (the body is read by now,
+    so the server's next message for this request is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _answer_or_gone(request: Request, future: Future[Reply], ticket: Ticket) -> Reply:
+    answer: asyncio.Future[Reply] = asyncio.wrap_future(future)
+    gone = asyncio.ensure_future(_disconnected(request))
+    either: set[asyncio.Future[Any]] = {answer, gone}
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(400, f"the request body is not valid JSON ({exc})", code="invalid_json") from None
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        ticket.stop(Halt.SHUTDOWN)
+        raise
+    finally:
+        gone.cancel()
+    if not answer.done():
+        ticket.stop(Halt.GONE)  # nobody will read it: stop the model now
+        answer.cancel()  # drops it from the queue if it has not started; its result is not wanted
+        raise ticket.error()
+    return answer.result()
 
 
-def _stream_response(service: ChatService, call: ChatCall) -> StreamingResponse:
+def _stream_response(
+    service: ChatService, call: ChatCall, request: Request, headers: dict[str, str]
+) -> StreamingResponse:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-    cancelled = threading.Event()
 
     def on_text(piece: str) -> None:  # on the worker thread
-        if not cancelled.is_set():
-            loop.call_soon_threadsafe(queue.put_nowait, ("text", piece))
+        loop.call_soon_threadsafe(queue.put_nowait, ("text", piece))
 
-    def done(future: Future) -> None:
+    def done(future: Future[Reply]) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, ("done", future))
 
     # Submitted before the response starts, so a full queue is still a 503.
-    future = service.submit(call, on_text if call.mode is Mode.COT else None, cancelled)
+    future, ticket = service.submit(call, on_text if call.mode is Mode.COT else None)
     future.add_done_callback(done)
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(_events(call, queue, cancelled), media_type="text/event-stream", headers=headers)
+    headers = {**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    events = _events(call, queue, ticket, request, service.reasoner.reasoning)
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 
-async def _events(call: ChatCall, queue: asyncio.Queue, cancelled: threading.Event) -> AsyncIterator[str]:
+async def _events(
+    call: ChatCall,
+    queue: asyncio.Queue[tuple[str, Any]],
+    ticket: Ticket,
+    request: Request,
+    reasoning: ReasoningFormat,
+) -> AsyncIterator[str]:
     cid, created = new_id(), int(time.time())
-    splitter = ThoughtSplitter()
+    splitter = splitter_for(reasoning, thought_first=True)
 
     def delta(channel: str, text: str) -> str:
         return sse(chunk(call, cid, created, {_DELTA_KEY[channel]: text}))
 
+    async def watch() -> None:
+        await _disconnected(request)
+        ticket.stop(Halt.GONE)
+        queue.put_nowait(("gone", None))
+
+    watcher = asyncio.ensure_future(watch())
     try:
         yield sse(chunk(call, cid, created, {"role": "assistant", "content": ""}))
         while True:
@@ -146,6 +189,8 @@ async def _events(call: ChatCall, queue: asyncio.Queue, cancelled: threading.Eve
             except asyncio.TimeoutError:
                 yield ": keep-alive\n\n"
                 continue
+            if kind == "gone":
+                return
             if kind == "text":
                 for channel, text in splitter.feed(item):
                     yield delta(channel, text)
@@ -155,20 +200,20 @@ async def _events(call: ChatCall, queue: asyncio.Queue, cancelled: threading.Eve
                 yield sse(as_request_error(item.exception()).to_json())
                 yield "data: [DONE]\n\n"
                 return
-            answer = item.result()
+            reply: Reply = item.result()
             if call.mode is Mode.MCTS:
-                parts = [(REASONING, answer.thought), (CONTENT, answer.answer)]
+                thought, answer = message_parts(reply)
+                parts = [(REASONING, thought), (CONTENT, answer)]
             else:
                 parts = splitter.close()
-                if not splitter.sent[CONTENT] and answer.answer:
-                    parts.append((CONTENT, answer.answer))  # a thought with no <Output>
             for channel, text in parts:
                 if text:
                     yield delta(channel, text)
-            yield sse(chunk(call, cid, created, {}, finish_reason(call, answer)))
+            yield sse(chunk(call, cid, created, {}, finish_reason(call, reply)))
             if call.include_usage:
-                yield sse(chunk(call, cid, created, None, usage_=usage(answer)))
+                yield sse(chunk(call, cid, created, None, usage_=usage(reply)))
             yield "data: [DONE]\n\n"
             return
     finally:
-        cancelled.set()  # the client left (or all was sent): a search still running stops early
+        watcher.cancel()
+        ticket.stop(Halt.GONE)  # the client left (or all was sent): a request still running stops

@@ -9,13 +9,16 @@ accepted and ignored, as OpenAI-compatible servers do; the ``marco`` object
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Optional, Union
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..core.errors import UsageError
 from ..formats.prompts import Message
 from ..core.settings import Action, GenerationSettings, Mode, Pick, SearchSettings, ValueSpan
+
+if TYPE_CHECKING:
+    from .limits import ServerLimits
 
 
 class RequestError(Exception):
@@ -85,7 +88,7 @@ class ChatRequest(BaseModel):
 class ChatCall:
     """A request in marco's terms."""
 
-    model_id: str  # as the client wrote it, echoed back
+    model_id: str  # the canonical id (NAME or NAME+preset) of what answers
     mode: Mode
     question: str
     history: tuple[Message, ...]
@@ -93,6 +96,7 @@ class ChatCall:
     search: SearchSettings
     stream: bool
     include_usage: bool
+    stand_in: bool = False  # asked by the name of the registry default, which is not on disk
 
 
 def parse_request(data: Any) -> ChatRequest:
@@ -137,17 +141,50 @@ def conversation(messages: list[ChatMessage]) -> tuple[str | None, tuple[Message
     return ("\n\n".join(system) or None), tuple(turns[:-1]), turns[-1].content
 
 
-def to_call(req: ChatRequest, mode: Mode, base_search: SearchSettings, default_max_tokens: int) -> ChatCall:
+def check_limits(req: ChatRequest, limits: "ServerLimits") -> None:
+    """Refuse what is above the server's limits, naming the field and the limit."""
+    from .limits import MAX_DELIMITER_CHARS, over_limit
+
+    def refuse(param: str, value: float, limit: float, name: str) -> None:
+        if value > limit:
+            raise RequestError(400, over_limit(param, value, limit, name), code="over_limit", param=param)
+
+    refuse("messages", len(req.messages), limits.messages, "messages")
+    if req.seed is not None and req.seed >= 2**63:  # a remote server takes at most a 64-bit seed
+        raise RequestError(400, "seed must be below 2**63", code="invalid_value", param="seed")
+    for param in ("max_tokens", "max_completion_tokens"):
+        value = getattr(req, param)
+        if value is not None:
+            refuse(param, value, limits.max_tokens, "max_tokens")
+    marco = req.marco
+    if marco is None:
+        return
+    for param, name in (("simulations", "simulations"), ("children", "children"), ("max_depth", "max_depth"),
+                        ("step_max_tokens", "max_tokens"), ("budget", "seconds")):
+        value = getattr(marco, param)
+        if value is not None:
+            refuse(f"marco.{param}", value, getattr(limits, name), name)
+    if marco.delimiter is not None and len(marco.delimiter) > MAX_DELIMITER_CHARS:
+        raise RequestError(400, f"marco.delimiter is longer than {MAX_DELIMITER_CHARS} characters",
+                           code="over_limit", param="marco.delimiter")
+
+
+def to_call(req: ChatRequest, model_id: str, mode: Mode, base_search: SearchSettings, default_max_tokens: int,
+            limits: "ServerLimits | None" = None, *, stand_in: bool = False) -> ChatCall:
     if req.n not in (None, 1):
         raise RequestError(400, "n must be 1: marco returns one answer per request", param="n")
+    if limits is not None:
+        check_limits(req, limits)
     system, history, question = conversation(req.messages)
-    max_tokens = req.max_completion_tokens or req.max_tokens or default_max_tokens
+    # 0 is refused below, as on the command line (not read as "the default").
+    given = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+    max_tokens = default_max_tokens if given is None else given
     options = req.marco.model_dump(exclude_none=True) if req.marco else {}
     try:
         generation = GenerationSettings(
             temperature=0.0 if req.temperature is None else req.temperature,
             top_p=GenerationSettings.top_p if req.top_p is None else req.top_p,
-            max_tokens=max_tokens, seed=req.seed or 0, system=system,
+            max_tokens=max_tokens, seed=req.seed or 0, system=system, loop_guard=base_search.loop_guard,
         )
         search = replace(
             base_search,
@@ -158,7 +195,8 @@ def to_call(req: ChatRequest, mode: Mode, base_search: SearchSettings, default_m
     except UsageError as exc:
         raise RequestError(400, str(exc).replace("--", "", 1), code="invalid_value") from None
     return ChatCall(
-        model_id=req.model, mode=mode, question=question, history=history,
+        model_id=model_id, mode=mode, question=question, history=history,
         generation=generation, search=search, stream=req.stream,
         include_usage=bool(req.stream_options and req.stream_options.include_usage),
+        stand_in=stand_in,
     )

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from ..backends.base import StopReason
 from ..core.errors import TreeFileError
-from ..search import NodeView, SearchResult, SearchStats, StoppedBy
+from ..formats.reasoning import Reasoning, reasoning_format
+from ..search import NodeView, SearchResult, SearchStats, StoppedBy, VoteSummary
 
 FORMAT = "marco-tree"
 VERSION = 1
@@ -26,7 +27,7 @@ VERSION = 1
 # type tags: "int", "num" (int or float), "str", "bool", "list", "dict"; "?" allows null
 _TOP = {"question": "str", "model": "str", "options": "dict", "stopped_by": "str", "answer": "dict",
         "stats": "dict", "chosen_path": "list", "tree": "dict", "rollouts": "list", "events": "list"}
-_ANSWER = {"text": "str", "answer": "str", "thought": "str", "value": "num", "complete": "bool",
+_ANSWER = {"text": "str", "answer": "str", "thought": "str?", "value": "num", "complete": "bool",
            "tokens": "list", "confidences": "list"}
 _NODE = {"id": "int", "parent": "int?", "depth": "int", "text": "str", "tokens": "list", "confidences": "list",
          "visits": "int", "total_value": "num", "mean_value": "num", "step_confidence": "num?",
@@ -42,8 +43,11 @@ _EVENTS = {
     "iteration_done": {"iteration": "int", "simulations": "int", "nodes": "int", "tokens": "int", "elapsed": "num"},
     "search_finished": {"stopped_by": "str"},
 }
+_VOTE = {"answer": "str?", "share": "num", "voters": "int", "answers": "int"}  # optional, added in version 1
 _OK = object()
-_STATS = {f.name: ("num" if f.name == "seconds" else "int") for f in fields(SearchStats)}
+# Counters added after version 1 first shipped have defaults and may be absent.
+_STATS = {f.name: ("num" if f.name == "seconds" else "int") for f in fields(SearchStats) if f.default is MISSING}
+_STATS_LATER = {f.name: f.default for f in fields(SearchStats) if f.default is not MISSING}
 _NAMES = {"int": "an integer", "num": "a number", "str": "a string", "bool": "true or false",
           "list": "a list", "dict": "an object"}
 
@@ -72,16 +76,22 @@ class SavedTree:
         """The search's result as far as the file holds it (rollouts omitted)."""
         answer, stats = self.data["answer"], self.data["stats"]
         views = {n.id: n for n in self.root.walk()}
+        later = {k: stats.get(k, default) for k, default in _STATS_LATER.items()}
+        stop = answer.get("stop")
+        vote = self.data.get("vote")
         return SearchResult(
             answer_text=answer["text"],
             tokens=tuple(answer["tokens"]),
             confidences=tuple(answer["confidences"]),
             path=tuple(views[i] for i in self.chosen_path),
             root=self.root,
-            stats=SearchStats(**{k: stats[k] for k in _STATS}),
+            stats=SearchStats(**{k: stats[k] for k in _STATS}, **later),
             stopped_by=StoppedBy(self.data["stopped_by"]),
             value=float(answer["value"]),
             complete=answer["complete"],
+            stop=StopReason(stop) if isinstance(stop, str) else None,
+            vote=None if vote is None else VoteSummary(vote["answer"], float(vote["share"]), vote["voters"], vote["answers"]),
+            reasoning=reasoning_format(answer.get("reasoning", Reasoning.MARCO)),
         )
 
 
@@ -112,9 +122,16 @@ def load_tree(path: str | os.PathLike[str]) -> SavedTree:
         check.fail(f"tree file version {version} is newer than this marco reads ({VERSION}); upgrade marco")
     check.fields(data, _TOP, "")
     check.fields(data["answer"], _ANSWER, "answer: ")
+    if "reasoning" in data["answer"]:  # files written before formats existed are Marco-o1's
+        check.enum(Reasoning, data["answer"]["reasoning"], "answer: 'reasoning'")
     check.items(data["answer"]["tokens"], "int", "answer: 'tokens'")
     check.items(data["answer"]["confidences"], "num?", "answer: 'confidences'")
     check.fields(data["stats"], _STATS, "stats: ")
+    check.fields(data["stats"], {k: "int" for k in _STATS_LATER if k in data["stats"]}, "stats: ")
+    if data["answer"].get("stop") is not None:
+        check.enum(StopReason, data["answer"]["stop"], "answer: 'stop'")
+    if data.get("vote") is not None:
+        check.fields(data["vote"], _VOTE, "vote: ")
     check.enum(StoppedBy, data["stopped_by"], "'stopped_by'")
     ids = check.nodes(data["tree"])
     for i in data["chosen_path"]:

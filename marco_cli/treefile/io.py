@@ -24,7 +24,6 @@ from .. import __version__
 from ..backends.base import StopReason
 from ..core.atomic import write_text_atomic
 from ..core.errors import TreeSaveError
-from ..formats.prompts import parse_output
 from ..search import SearchResult, tree_to_dict
 from ..search.events import (
     Backpropagated,
@@ -137,7 +136,7 @@ def tree_document(
     recorder: TreeRecorder | None = None,
 ) -> dict[str, Any]:
     """The whole search as one JSON-ready dict (schema ``VERSION``)."""
-    parsed = parse_output(result.answer_text)
+    parsed = result.reasoning.parse(result.answer_text)
     texts = recorder.rollout_texts if recorder and len(recorder.rollout_texts) == len(result.rollouts) else None
     stats = {**asdict(result.stats), "seconds": round(result.stats.seconds, 3)}
     stats["tokens_per_second"] = round(result.stats.tokens_per_second, 1)
@@ -153,13 +152,28 @@ def tree_document(
         "answer": {
             "text": result.answer_text,
             "answer": parsed.answer,
-            "thought": parsed.thought,
+            "thought": parsed.thought,  # null: the model has no thought format
+            "reasoning": result.reasoning.name,
             "value": _r(result.value),
             "complete": result.complete,
+            "stop": result.stop.value if result.stop is not None else None,
             "tokens": list(result.tokens),
             "confidences": _confs(result.confidences),
         },
         "stats": stats,
+        "vote": None if result.vote is None else {
+            "answer": result.vote.answer_key,
+            "share": _r(result.vote.share),
+            "voters": result.vote.voters,
+            "answers": result.vote.answers,
+        },
+        "picks": [
+            {
+                "pick": p.pick.value, "answer": p.answer_key, "value": _r(p.value), "node": p.node_id,
+                "complete": p.complete, "estimated": p.estimated,
+            }
+            for p in result.picks
+        ],
         "chosen_path": [node.id for node in result.path],
         "tree": _node_dicts(result),
         "rollouts": [
@@ -168,6 +182,7 @@ def tree_document(
                 "value": _r(r.value),
                 "stop": r.stop.value if isinstance(r.stop, StopReason) else str(r.stop),
                 "n_rollout_tokens": r.n_rollout_tokens,
+                "answer": r.answer_key,
                 "text": texts[i] if texts else None,
                 "tokens": list(r.tokens),
                 "confidences": _confs(r.confidences),

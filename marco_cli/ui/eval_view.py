@@ -18,22 +18,25 @@ def _pct(x: float) -> str:
 
 
 def results_table(summaries: Sequence[ModeSummary], *, title: str | None = None) -> Table:
-    """Accuracy with its 95 % interval, test@k, cost per answer, and the paired
-    difference from the first mode (percentage points)."""
-    k = summaries[0].k if summaries else 1
+    """Accuracy with its 95 % interval, test@k (k: samples per question), cost
+    per question (all of its samples), accuracy points per 1000 of those
+    tokens, and the paired difference from the first mode (percentage points)."""
     base = summaries[0].mode if summaries else ""
     table = Table(title=title, title_justify="left")
-    for header in ("mode", "n", "acc %", "95% CI", f"test@{k} %", "tokens/ans", "s/ans", f"Δ vs {base}"):
+    headers = ("mode", "n", "k", "acc %", "95% CI", "test@k %", "tokens/q", "s/q", "acc/1k tok", f"Δ vs {base}")
+    for header in headers:
         table.add_column(header, justify="left" if header == "mode" else "right")
     for s in summaries:
         table.add_row(
             s.mode,
             str(s.questions),
+            str(s.k),
             _pct(s.accuracy) if s.questions else "-",
             f"{_pct(s.ci_low)}-{_pct(s.ci_high)}" if s.questions else "-",
             _pct(s.test_at_k) if s.questions else "-",
-            f"{s.mean_tokens:.0f}",
-            f"{s.mean_seconds:.1f}",
+            f"{s.tokens_per_question:.0f}",
+            f"{s.seconds_per_question:.1f}",
+            f"{s.accuracy_per_1k_tokens:.2f}" if s.questions else "-",
             "" if s.diff is None else f"{100 * s.diff:+.1f} pp",
         )
     return table

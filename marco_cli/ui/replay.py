@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console, Group, RenderableType
 
-from ..backends.base import StopReason
+from ..search import StopReason
 from ..search import NodeView
 from ..search.events import (
     Backpropagated,

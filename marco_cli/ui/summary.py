@@ -10,8 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..formats.prompts import parse_output
-from ..search import SearchResult, StoppedBy
+from ..search import SearchResult, StopReason, StoppedBy
 from .scale import confidence_style
 from .tree_view import render_tree
 
@@ -55,7 +54,21 @@ def _stopped(result: SearchResult) -> str:
         StoppedBy.BUDGET: "time budget spent",
         StoppedBy.INTERRUPTED: "interrupted",
         StoppedBy.BACKEND_FAILED: "the backend failed",
+        StoppedBy.EARLY_STOP: "early stop: the rollouts agreed",
     }.get(why, "stopped")
+
+
+def _vote_row(result: SearchResult) -> str | None:
+    """``18 · 82% of the value of 4 rollouts (2 answers)``"""
+    vote = result.vote
+    if vote is None or vote.answer_key is None:
+        return None
+    key = _quote(vote.answer_key)
+    return f"{key} · {vote.share:.0%} of the value of {_n(vote.voters, 'rollout')} ({_n(vote.answers, 'answer')})"
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _quote(text: str) -> str:
@@ -69,16 +82,21 @@ def render_summary(result: SearchResult, *, simulations: int | None = None) -> P
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
-    answer = parse_output(result.answer_text).answer if result.answer_text else ""
+    answer = result.reasoning.parse(result.answer_text).answer if result.answer_text else ""
     grid.add_row("answer", Text(_quote(answer) or "(none)"))
     of = f"/{simulations}" if simulations else ""
     grid.add_row("simulations", f"{stats.simulations}{of} ({_stopped(result)}), {stats.rollouts} rollouts")
     grid.add_row("nodes", f"{stats.nodes} (depth {stats.max_depth})")
     grid.add_row("tokens", f"{stats.tokens_generated} generated · {stats.tokens_per_second:.1f} tok/s")
+    vote = _vote_row(result)
+    if vote is not None:
+        grid.add_row("vote", vote)
     grid.add_row("time", f"{stats.seconds:.1f}s")
     value = Text(f"{result.value:.3f}", style=confidence_style(result.value))
     if not result.complete:
         value.append(" (unfinished path)", style="dim")
+    elif result.stop is StopReason.LOOP:
+        value.append(" (the path repeats itself: the loop guard ended it)", style="dim")
     grid.add_row("value", value)
     return Panel(grid, title="MCTS", title_align="left", expand=False)
 
