@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,16 +55,17 @@ stop = ["<|im_end|>", "<|endoftext|>"]
     return path
 
 
-def marco(*args: str, env: dict | None = None) -> subprocess.Popen:
-    """marco as a real process (the way a user runs it), pipes for all three streams."""
+def marco(*args: str, stdin_pipe: bool = False) -> subprocess.Popen:
+    """marco as a real process (the way a user runs it). stdin is a pipe only
+    when the test writes to it: marco reads a piped stdin before it starts."""
     return subprocess.Popen(
-        [sys.executable, "-m", "marco_cli", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+        [sys.executable, "-m", "marco_cli", *args], stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
 
 def run_marco(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    proc = marco(*args)
+    proc = marco(*args, stdin_pipe=stdin is not None)
     out, err = proc.communicate(stdin, timeout=600)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
@@ -162,9 +164,12 @@ def test_a_server_dying_mid_search_leaves_the_best_answer_and_the_tree(llama_ser
     try:
         # far more simulations than can run before the end
         proc = marco("ask", "-m", "tiny", "--backend", doomed.url, "--simulations", "200", "--children", "2",
-                     "--max-tokens", "48", "--json", "--save-tree", str(tree), QUESTION)
+                     "--early-stop", "0", "--max-tokens", "48", "--json", "--save-tree", str(tree), QUESTION)
+        give_up = time.monotonic() + 600  # a hang guard, not a speed check
         while doomed.metric("tokens_predicted_total") < 60:  # some rollouts are done
             assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < give_up, "marco never got going"
+            time.sleep(0.1)
         if how == "kill -9":
             doomed.kill()
         else:
@@ -172,7 +177,7 @@ def test_a_server_dying_mid_search_leaves_the_best_answer_and_the_tree(llama_ser
         out, err = proc.communicate(timeout=300)
     finally:
         doomed.stop()
-    assert proc.returncode == 1, err
+    assert proc.returncode == 1, (err, out[-300:])
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"marco: error: {doomed.url}"), err
     assert "of 200 simulations with its best answer so far" in lines[0]
