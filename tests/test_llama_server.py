@@ -162,9 +162,10 @@ def test_a_server_dying_mid_search_leaves_the_best_answer_and_the_tree(llama_ser
     doomed = LlamaServer(llama_server_binary, smol_gguf, tmp_path / "doomed.log")
     tree = tmp_path / "tree.json"
     try:
-        # far more simulations than can run before the end
+        # long answers, far more simulations than can run before the end (a
+        # short question's tree is soon all finished paths and completes)
         proc = marco("ask", "-m", "tiny", "--backend", doomed.url, "--simulations", "200", "--children", "2",
-                     "--early-stop", "0", "--max-tokens", "48", "--json", "--save-tree", str(tree), QUESTION)
+                     "--early-stop", "0", "--max-tokens", "256", "--json", "--save-tree", str(tree), LONG_QUESTION)
         give_up = time.monotonic() + 600  # a hang guard, not a speed check
         while doomed.metric("tokens_predicted_total") < 60:  # some rollouts are done
             assert proc.poll() is None, proc.communicate()
