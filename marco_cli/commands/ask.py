@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.errors import UsageError
-from ..reasoner import LOOP_NOTICE, Answer, Interrupted, Reasoner, no_format_notice
+from ..reasoner import LOOP_NOTICE, Answer, Interrupted, Reasoner, SearchFailed, no_format_notice
 from ..core.settings import Mode
 from ..ui.console import err_console, is_tty, notice, out_console
 from ..ui.heatmap import confidence_json, confidence_view
@@ -59,7 +59,9 @@ def ask(
                 text, mode=mode, generation=generation, search=search,
                 on_text=stream.feed if stream else None, observer=observer,
             )
-    except Interrupted as exc:
+    except (Interrupted, SearchFailed) as exc:
+        # Anytime: the best answer so far is printed and the tree saved, then
+        # the error boundary reports why it stopped (130 or 1).
         _finish(exc.partial, stream, out, display, reasoner)
         raise
     else:
@@ -112,7 +114,7 @@ def _finish(answer: Answer, stream: AnswerStream | None, out: _Output, display: 
     if answer.looped:
         notice(LOOP_NOTICE)
     if save_error is not None:
-        if answer.interrupted:
+        if answer.interrupted or (answer.search is not None and answer.search.error):
             notice(f"error: {save_error}")  # the exit code stays 130
         else:
             raise save_error
