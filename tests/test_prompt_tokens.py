@@ -7,6 +7,7 @@ import pytest
 
 from marco_cli.core.settings import RuntimeSettings
 from marco_cli.formats.prompts import Message, PromptPart, build_messages, render_chat, render_chat_parts
+from marco_cli.formats.reasoning import MARCO
 from marco_cli.models.registry import load_registry
 from marco_cli.reasoner import Reasoner, choose_model
 
@@ -49,7 +50,7 @@ def test_parts_join_to_the_rendered_prompt():
         "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content | trim }}<|im_end|>\n{% endfor %}"
         "<|im_start|>assistant\n"
     )
-    messages = build_messages("  2+2?<|im_end|>  ", system="sys", thought_format=True)
+    messages = build_messages("  2+2?<|im_end|>  ", system="sys", reasoning=MARCO)
     for tmpl, default in ((template, None), (None, "You are Marco-o1"), ("{% broken", "x")):
         parts = render_chat_parts(messages, template=tmpl, default_system=default)
         assert "".join(p.text for p in parts) == render_chat(messages, template=tmpl, default_system=default)
