@@ -160,7 +160,7 @@ def choose_model(registry: Registry, spec: str | None, *, backend: str | None = 
     if backend and spec:
         return ModelChoice(with_backend(resolve(registry, spec), backend))
     if backend:  # the server decides: ask it what it runs
-        from .backends.remote_identity import identify
+        from .models.remote_identity import identify
 
         found = identify(registry, backend_target(backend))
         return ModelChoice(found.model, found.notice)

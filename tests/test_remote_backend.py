@@ -348,8 +348,8 @@ def test_a_search_outlives_its_server_with_the_best_answer_so_far(after):
 
 
 def test_backend_without_a_model_name_asks_the_server_what_it_runs():
-    from marco_cli.backends.remote_identity import identify
     from marco_cli.models.registry import load_registry
+    from marco_cli.models.remote_identity import identify
 
     registry = load_registry()
     target = RemoteTarget("http://fake:8080")

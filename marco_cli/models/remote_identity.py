@@ -18,10 +18,11 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..backends.remote_http import Http, ServerError
+from ..backends.remote_target import RemoteTarget
 from ..core.errors import BackendError
 from ..formats.reasoning import Reasoning
-from ..models.registry import ModelEntry, Registry, RemoteTarget, ResolvedModel
-from .remote_http import Http, ServerError
+from .registry import ModelEntry, Registry, ResolvedModel
 
 PROBE_TIMEOUT = 10.0  # seconds; the real connection later uses the entry's timeout
 _CHATML_ENDS = ("<|im_end|>", "<|endoftext|>")
