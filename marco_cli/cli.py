@@ -143,7 +143,8 @@ class MarcoGroup(TyperGroup):
         except USAGE_ERRORS as exc:
             _report_usage(exc)
 
-    def invoke(self, ctx: click.Context):
+    # Any: the Context is click's, or typer's private copy of click since typer 0.29
+    def invoke(self, ctx: Any) -> Any:
         try:
             result = super().invoke(ctx)
             _flush_stdout()  # a full or closed stdout fails here, inside the boundary

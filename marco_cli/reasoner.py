@@ -319,7 +319,15 @@ class Reasoner:
             on_text(opened)
         return self._ask_cot(question, tokens, generation, on_text, started, opened)
 
-    def _ask_cot(self, question, tokens, gen: GenerationSettings, on_text, started, opened: str = "") -> Answer:
+    def _ask_cot(
+        self,
+        question: str,
+        tokens: list[int],
+        gen: GenerationSettings,
+        on_text: Callable[[str], None] | None,
+        started: float,
+        opened: str = "",
+    ) -> Answer:
         backend = self.backend
         root = backend.root(tokens)
         request = Request(
@@ -393,7 +401,16 @@ class Reasoner:
             for c in conts
         ]
 
-    def _ask_mcts(self, question, tokens, settings: SearchSettings, observer, started, should_stop=None, opened="") -> Answer:
+    def _ask_mcts(
+        self,
+        question: str,
+        tokens: list[int],
+        settings: SearchSettings,
+        observer: Observer | None,
+        started: float,
+        should_stop: Callable[[], bool] | None = None,
+        opened: str = "",
+    ) -> Answer:
         from .search import StoppedBy, run_search
 
         result = run_search(
@@ -418,7 +435,18 @@ class Reasoner:
             )
         return answer
 
-    def _answer(self, question, text, n_prompt, n_generated, started, *, mode=Mode.COT, opened="", **kw) -> Answer:
+    def _answer(
+        self,
+        question: str,
+        text: str,
+        n_prompt: int,
+        n_generated: int,
+        started: float,
+        *,
+        mode: Mode = Mode.COT,
+        opened: str = "",
+        **kw: Any,
+    ) -> Answer:
         parsed = self.reasoning.parse(text)
         return Answer(
             question=question, answer=parsed.answer, thought=parsed.thought, text=text,

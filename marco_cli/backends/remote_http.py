@@ -131,7 +131,7 @@ class Http:
             raise BackendError(f"{self.base_url}{path} did not answer with JSON") from None
 
     @contextmanager
-    def _send(self, method: str, path: str, body: dict | None, *, stream: bool = False) -> Iterator[httpx.Response]:
+    def _send(self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool = False) -> Iterator[httpx.Response]:
         response = self._send_with_retries(method, path, body, stream)
         try:
             yield response
@@ -142,7 +142,7 @@ class Http:
         finally:
             response.close()
 
-    def _send_with_retries(self, method: str, path: str, body: dict | None, stream: bool) -> httpx.Response:
+    def _send_with_retries(self, method: str, path: str, body: dict[str, Any] | None, stream: bool) -> httpx.Response:
         started = self._clock()
         lost: float | None = None  # when the connection first failed (the reconnect window starts then)
         attempt = 0
@@ -179,6 +179,7 @@ class Http:
             if spent + delay > window:
                 if busy is not None:
                     raise self._status_error(path, busy, attempt + 1)
+                assert lost is not None  # set above: this failure was no answer at all
                 after = f" (tried {attempt + 1} times in {now - lost:.1f} s)" if attempt else ""
                 hint = "it answered before: has it stopped?" if self._reached else "is the server running, and is base_url right?"
                 raise BackendError(f"{self.base_url}: {failure}{after}", hint=hint)
@@ -188,7 +189,7 @@ class Http:
             attempt += 1
 
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        delay = min(MAX_BACKOFF, self.backoff * 2**attempt)
+        delay: float = min(MAX_BACKOFF, self.backoff * 2**attempt)  # int ** int is typed Any
         retry_after = response.headers.get("retry-after") if response is not None else None
         if retry_after:
             try:

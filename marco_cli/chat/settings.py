@@ -83,8 +83,11 @@ class ChatSettings:
 
     def with_value(self, key: str, value: object) -> ChatSettings:
         spec = _key(key)
-        generation = replace(self.generation, **{spec.cot: value}) if spec.cot else self.generation
-        search = replace(self.search, **{spec.mcts: value}) if spec.mcts else self.search
+        # the key is only known at run time; __post_init__ checks the value
+        cot: dict[str, Any] = {spec.cot: value} if spec.cot else {}
+        mcts: dict[str, Any] = {spec.mcts: value} if spec.mcts else {}
+        generation = replace(self.generation, **cot) if spec.cot else self.generation
+        search = replace(self.search, **mcts) if spec.mcts else self.search
         return replace(self, generation=generation, search=search)
 
     def shown(self, key: str) -> str:

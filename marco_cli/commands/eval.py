@@ -5,18 +5,27 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from ..core.errors import UsageError
-from ..evaluation.datasets import load_dataset
+from ..evaluation.datasets import Problem, load_dataset
 from ..evaluation.dpo_io import DpoCollector
-from ..evaluation.evaluate import EvalInterrupted, EvalPlan, EvalReport, check_previous, parse_modes, run_eval
-from ..evaluation.results import JsonlWriter, read_rows
+from ..evaluation.evaluate import (
+    EvalInterrupted,
+    EvalObserver,
+    EvalPlan,
+    EvalReport,
+    check_previous,
+    parse_modes,
+    run_eval,
+)
+from ..evaluation.results import JsonlWriter, Key, read_rows
 from ..evaluation.voting import ConfScore
 from ..reasoner import Reasoner
 from ..ui.console import err_console, is_tty, notice, out_console
@@ -61,7 +70,8 @@ def eval_command(
     choice = o.choose(flags)
     plan = replace(plan, model=choice.model.label)
     # The fallback notice only when a model is about to run (not for a --resume with nothing left).
-    on_load = (lambda: notice(choice.notice)) if choice.notice else None
+    message = choice.notice
+    on_load = (lambda: notice(message)) if message else None
     reasoner = Reasoner(choice.model, flags.runtime(), on_load=on_load)
     try:
         report = _run(reasoner, problems, plan, dataset, out, resumed is not None, dpo_out, max_pairs)
@@ -73,16 +83,26 @@ def eval_command(
     _print(report, dataset, as_json)
 
 
-def _run(reasoner, problems, plan: EvalPlan, dataset: Path, out, resume, dpo_out, max_pairs) -> EvalReport:
-    done, keep = {}, None
-    if resume and out.exists():
+def _run(
+    reasoner: Reasoner,
+    problems: Sequence[Problem],
+    plan: EvalPlan,
+    dataset: Path,
+    out: Path | None,
+    resume: bool,
+    dpo_out: Path | None,
+    max_pairs: int | None,
+) -> EvalReport:
+    done: dict[Key, dict[str, Any]] = {}
+    keep: int | None = None
+    if resume and out is not None and out.exists():
         previous, keep = read_rows(out)
         done = check_previous(previous, problems, plan, str(out))
     if any(k not in done for k in _keys(problems, plan)):
         _ = reasoner.backend  # load the model now: the first answer's seconds should not include loading it
     with ExitStack() as stack:
         writer = stack.enter_context(JsonlWriter(out, resume=resume, keep_bytes=keep)) if out else None
-        observers = []
+        observers: list[EvalObserver] = []
         if is_tty(sys.stderr):
             observers.append(EvalProgress(err_console(), [m.name for m in plan.modes]))
         if dpo_out is not None:
@@ -95,7 +115,7 @@ def _run(reasoner, problems, plan: EvalPlan, dataset: Path, out, resume, dpo_out
                         detokenize=lambda t: reasoner.backend.detokenize(t))
 
 
-def _keys(problems, plan: EvalPlan):
+def _keys(problems: Sequence[Problem], plan: EvalPlan) -> Iterator[Key]:
     return ((p.id, m.name, s) for p in plan.questions(problems) for m in plan.modes for s in range(plan.answers(m)))
 
 

@@ -17,6 +17,7 @@ import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ..backends.remote_http import Http, ServerError
 from ..backends.remote_target import RemoteTarget
@@ -41,7 +42,7 @@ class Identified:
     notice: str  # one line for stderr: what the server runs and which formats marco uses
 
 
-def served_model(base_url: str, *, timeout: float = PROBE_TIMEOUT, **http_options) -> ServedModel:
+def served_model(base_url: str, *, timeout: float = PROBE_TIMEOUT, **http_options: Any) -> ServedModel:
     """The first model ``/v1/models`` lists, and ``/props`` where the server has it."""
     api_key = os.environ.get("MARCO_API_KEY") or None
     http = Http(base_url, api_key=api_key, timeout=timeout, concurrency=1, **http_options)
@@ -103,7 +104,7 @@ def _generic_name(model_id: str) -> str:
     return name or "served-model"
 
 
-def identify(registry: Registry, target: RemoteTarget, **http_options) -> Identified:
+def identify(registry: Registry, target: RemoteTarget, **http_options: Any) -> Identified:
     """What to run for ``--backend URL`` with no ``-m``: see the module doc."""
     served = served_model(target.base_url, **http_options)
     found = match_entry(registry, served.id)

@@ -53,8 +53,11 @@ def _marco_options() -> type[BaseModel]:
     return create_model("MarcoOptions", __config__=ConfigDict(extra="forbid"), **fields)
 
 
-if TYPE_CHECKING:  # a model built at run time; to a type checker, any model
-    MarcoOptions = BaseModel
+if TYPE_CHECKING:  # a model built at run time; to a type checker, a model whose fields are not known
+
+    class MarcoOptions(BaseModel):
+        def __getattr__(self, name: str) -> Any: ...
+
 else:
     MarcoOptions = _marco_options()
 
