@@ -147,8 +147,14 @@ def bench_naive(path: Path, prompt: list[int], order, args) -> Row:
     try:
         wall, _ = drive(backend, prompt, order, 1, args)
         per_cell = 0.0
-        return Row("naive: text prompt + create_completion(logprobs=5), reset", wall,
-                   backend.stats.generated_tokens, backend.stats.prompt_tokens, rss_mb(), f"{per_cell:.0f} (own ctx)")
+        return Row(
+            "naive: text prompt + create_completion(logprobs=5), reset",
+            wall,
+            backend.stats.generated_tokens,
+            backend.stats.prompt_tokens,
+            rss_mb(),
+            f"{per_cell:.0f} (own ctx)",
+        )
     finally:
         backend.close()
 
@@ -158,8 +164,9 @@ def bench_single(path: Path, prompt: list[int], n_tokens: int, args) -> Row:
     import llama_cpp
     from llama_cpp import Llama
 
-    llm = Llama(str(path), n_ctx=2048, n_threads=args.threads, n_threads_batch=args.threads,
-                flash_attn=True, verbose=False)
+    llm = Llama(
+        str(path), n_ctx=2048, n_threads=args.threads, n_threads_batch=args.threads, flash_attn=True, verbose=False
+    )
     n_vocab = llm.n_vocab()
     try:
         llm.eval(prompt)
@@ -209,16 +216,22 @@ def main() -> None:
         rows.append(bench_naive(path, prompt, order, args))
     naive = rows[-1] if not args.no_naive else None
 
-    print(f"model {path.name}, prompt {len(prompt)} tokens, {len(order)} expansions x {args.children} children x "
-          f"{args.step_tokens} tokens, depth <= {args.depth}, {jumps:.0%} of consecutive expansions jump branches, "
-          f"{args.threads} threads, KV {args.kv.value}, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"model {path.name}, prompt {len(prompt)} tokens, {len(order)} expansions x {args.children} children x "
+        f"{args.step_tokens} tokens, depth <= {args.depth}, {jumps:.0%} of consecutive expansions jump branches, "
+        f"{args.threads} threads, KV {args.kv.value}, load average {os.getloadavg()[0]:.1f}"
+    )
     print()
-    print("| implementation | wall s | generated | tok/s | prefix tokens evaluated | vs naive | vs single-stream | RSS MB | KV MiB |")
+    print(
+        "| implementation | wall s | generated | tok/s | prefix tokens evaluated | vs naive | vs single-stream | RSS MB | KV MiB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         vs_naive = f"{r.tok_s / naive.tok_s:.1f}x" if naive else "-"
-        print(f"| {r.name} | {r.wall:.2f} | {r.generated} | {r.tok_s:.0f} | {r.prefix} | {vs_naive} | "
-              f"{r.tok_s / single.tok_s:.2f}x | {r.rss_mb:.0f} | {r.kv_mib} |")
+        print(
+            f"| {r.name} | {r.wall:.2f} | {r.generated} | {r.tok_s:.0f} | {r.prefix} | {vs_naive} | "
+            f"{r.tok_s / single.tok_s:.2f}x | {r.rss_mb:.0f} | {r.kv_mib} |"
+        )
     print(f"\npeak RSS of the process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

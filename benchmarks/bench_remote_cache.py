@@ -51,14 +51,18 @@ def default_model() -> Path:
 
 
 def remote(url: str, cache: bool, concurrency: int) -> Reasoner:
-    text = (f'[models.r]\nbase_url = "{url}"\nconcurrency = {concurrency}\ncache_prompt = {str(cache).lower()}\n'
-            'stop = ["<|im_end|>", "<|endoftext|>"]\n')
+    text = (
+        f'[models.r]\nbase_url = "{url}"\nconcurrency = {concurrency}\ncache_prompt = {str(cache).lower()}\n'
+        'stop = ["<|im_end|>", "<|endoftext|>"]\n'
+    )
     return Reasoner(resolve(parse_registry(text, Path("bench.toml")), "r"))
 
 
 def cot(reasoner: Reasoner, max_tokens: int):
     try:
-        return reasoner.ask(QUESTION, mode=Mode.COT, generation=GenerationSettings(max_tokens=max_tokens, temperature=0.0))
+        return reasoner.ask(
+            QUESTION, mode=Mode.COT, generation=GenerationSettings(max_tokens=max_tokens, temperature=0.0)
+        )
     finally:
         reasoner.close()
 
@@ -89,14 +93,21 @@ def main() -> None:
         print(f"### Chain of thought, {len(base.tokens)} tokens at temperature 0, against the local engine\n")
         print("| run | tokens equal | first differing token | max abs confidence diff |")
         print("|---|---|---|---|")
-        for label, cache in (("cache off, 1st", False), ("cache off, 2nd", False), ("cache on, 1st", True), ("cache on, 2nd (prompt cached)", True)):
+        for label, cache in (
+            ("cache off, 1st", False),
+            ("cache off, 2nd", False),
+            ("cache on, 1st", True),
+            ("cache on, 2nd (prompt cached)", True),
+        ):
             got = cot(remote(server.url, cache, args.concurrency), args.cot_tokens)
             first = next((i for i, (a, b) in enumerate(zip(base.tokens, got.tokens)) if a != b), None)
             if first is None and len(base.tokens) != len(got.tokens):
                 first = min(len(base.tokens), len(got.tokens))
             n = first if first is not None else len(base.tokens)
             diff = max((abs(a - b) for a, b in zip(base.confidences[:n], got.confidences[:n])), default=0.0)
-            print(f"| {label} | {'yes' if got.tokens == base.tokens else 'no'} | {'-' if first is None else first} | {diff:.2e} |")
+            print(
+                f"| {label} | {'yes' if got.tokens == base.tokens else 'no'} | {'-' if first is None else first} | {diff:.2e} |"
+            )
         # -- 2. repeatability and speed --------------------------------------
         settings = SearchSettings(simulations=args.simulations, children=2, max_tokens=96, seed=7)
         runs: dict[bool, list[tuple[float, float, list]]] = {False: [], True: []}
@@ -111,16 +122,22 @@ def main() -> None:
                     reasoner.close()
                 wall = time.perf_counter() - started
                 runs[cache].append((wall, server.metric("prompt_tokens_total") - before, tree_values(answer.search)))
-        print(f"\n### MCTS, {args.simulations} simulations x 2 children, seed 7, {args.repeats} runs each, alternating\n")
-        print("| cache_prompt | wall s (median) | prompt tokens evaluated (median) | trees equal to the first run | vs cache off |")
+        print(
+            f"\n### MCTS, {args.simulations} simulations x 2 children, seed 7, {args.repeats} runs each, alternating\n"
+        )
+        print(
+            "| cache_prompt | wall s (median) | prompt tokens evaluated (median) | trees equal to the first run | vs cache off |"
+        )
         print("|---|---|---|---|---|")
         off = statistics.median(w for w, _, _ in runs[False])
         for cache in (False, True):
             walls = [w for w, _, _ in runs[cache]]
             prompt = statistics.median(p for _, p, _ in runs[cache])
             same = sum(1 for _, _, t in runs[cache] if t == runs[cache][0][2])
-            print(f"| {'on' if cache else 'off'} | {statistics.median(walls):.2f} | {prompt:.0f} | {same}/{len(walls)} "
-                  f"| {off / statistics.median(walls):.2f}x |")
+            print(
+                f"| {'on' if cache else 'off'} | {statistics.median(walls):.2f} | {prompt:.0f} | {same}/{len(walls)} "
+                f"| {off / statistics.median(walls):.2f}x |"
+            )
     finally:
         server.stop()
 

@@ -30,8 +30,13 @@ class NaiveBackend:
 
         # logits_all is required for logprobs; flash attention on, as in the engine.
         self._llm = Llama(
-            str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
-            logits_all=True, flash_attn=True, verbose=False,
+            str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            logits_all=True,
+            flash_attn=True,
+            verbose=False,
         )
         eos = (self._llm.token_eos(),)
         self.info = ModelInfo("naive", str(path), n_ctx, self._llm.n_vocab(), eos, None)
@@ -62,8 +67,14 @@ class NaiveBackend:
         n_prompt = len(self.tokenize(prompt))
         s = req.sampling
         out = self._llm.create_completion(
-            prompt, max_tokens=req.max_tokens, logprobs=5, temperature=s.temperature,
-            top_p=s.top_p, top_k=s.top_k, seed=s.seed, stop=[st.text for st in req.stops] or None,
+            prompt,
+            max_tokens=req.max_tokens,
+            logprobs=5,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            top_k=s.top_k,
+            seed=s.seed,
+            stop=[st.text for st in req.stops] or None,
         )
         choice = out["choices"][0]
         text = choice["text"]

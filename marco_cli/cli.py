@@ -170,8 +170,14 @@ class MarcoGroup(TyperGroup):
             # `marco ask ... | head -1`: the reader left; that is not an error.
             _silence_stdout()
             raise typer.Exit(int(ExitCode.OK)) from None
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort,
-                typer.Exit, typer.Abort, typer.TyperException):
+        except (
+            click.exceptions.Exit,
+            click.ClickException,
+            click.exceptions.Abort,
+            typer.Exit,
+            typer.Abort,
+            typer.TyperException,
+        ):
             # typer >= 0.13 has its own Exit/Abort (not click's): `--help` raises one;
             # typer 0.29 vendors click, so its usage errors (bad option value,
             # unknown option) are TyperExceptions, which typer reports with exit 2
@@ -217,7 +223,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks (also MARCO_DEBUG=1)."),
 ) -> None:
     """marco: o1-style reasoning on your own machine."""

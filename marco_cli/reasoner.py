@@ -87,7 +87,9 @@ def search_summary(result: SearchResult) -> dict[str, Any]:
         "stopped_by": result.stopped_by.value,
         "finish_tokens": stats.finish_tokens,
         "value": round(result.value, 6),
-        "vote": None if result.vote is None else {
+        "vote": None
+        if result.vote is None
+        else {
             "answer": result.vote.answer_key,
             "share": round(result.vote.share, 6),
             "voters": result.vote.voters,
@@ -258,9 +260,7 @@ class Reasoner:
             self._backend = None
 
     # -- prompts -----------------------------------------------------------
-    def prompt_text(
-        self, question: str, *, system: str | None = None, history: tuple[Message, ...] = ()
-    ) -> str:
+    def prompt_text(self, question: str, *, system: str | None = None, history: tuple[Message, ...] = ()) -> str:
         """The exact text the model continues (chat template applied); DPO pairs
         record it as their ``prompt``."""
         return "".join(p.text for p in self._prompt_parts(question, system, history))
@@ -357,8 +357,16 @@ class Reasoner:
         if truncated:  # cut by a cap: maybe inside a character
             text = whole_character_text(cont.tokens, backend.detokenize)
         return self._answer(
-            question, opened + text, len(tokens), cont.n_sampled, started,
-            tokens=cont.tokens, confidences=cont.confidences, opened=opened, truncated=truncated, stop=cont.stop,
+            question,
+            opened + text,
+            len(tokens),
+            cont.n_sampled,
+            started,
+            tokens=cont.tokens,
+            confidences=cont.confidences,
+            opened=opened,
+            truncated=truncated,
+            stop=cont.stop,
         )
 
     def sample(self, question: str, k: int, generation: GenerationSettings) -> list[Answer]:
@@ -381,8 +389,9 @@ class Reasoner:
                 root,
                 max_tokens=generation.max_tokens,
                 stops=self._stops(),
-                sampling=Sampling(temperature=generation.temperature, top_p=generation.top_p,
-                                  seed=(generation.seed + i) & 0x7FFFFFFF),
+                sampling=Sampling(
+                    temperature=generation.temperature, top_p=generation.top_p, seed=(generation.seed + i) & 0x7FFFFFFF
+                ),
                 keep=False,
                 loop_guard=generation.loop_guard,
             )
@@ -396,8 +405,20 @@ class Reasoner:
             backend.release(root)
         seconds = time.perf_counter() - started
         return [
-            replace(self._answer(question, opened + c.text, len(tokens), c.n_sampled, started, opened=opened,
-                                 tokens=c.tokens, confidences=c.confidences, stop=c.stop), seconds=seconds)
+            replace(
+                self._answer(
+                    question,
+                    opened + c.text,
+                    len(tokens),
+                    c.n_sampled,
+                    started,
+                    opened=opened,
+                    tokens=c.tokens,
+                    confidences=c.confidences,
+                    stop=c.stop,
+                ),
+                seconds=seconds,
+            )
             for c in conts
         ]
 
@@ -418,9 +439,17 @@ class Reasoner:
         )
         text = whole_character_text(result.tokens, self.backend.detokenize) if result.tokens else result.answer_text
         answer = self._answer(
-            question, opened + text, len(tokens), result.stats.tokens_generated, started, opened=opened,
-            mode=Mode.MCTS, interrupted=result.stopped_by is StoppedBy.INTERRUPTED,
-            tokens=tuple(result.tokens), confidences=tuple(result.confidences), search=result,
+            question,
+            opened + text,
+            len(tokens),
+            result.stats.tokens_generated,
+            started,
+            opened=opened,
+            mode=Mode.MCTS,
+            interrupted=result.stopped_by is StoppedBy.INTERRUPTED,
+            tokens=tuple(result.tokens),
+            confidences=tuple(result.confidences),
+            search=result,
             truncated=not result.complete or len(result.tokens) >= settings.max_tokens,
             stop=result.stop,
         )
@@ -449,8 +478,16 @@ class Reasoner:
     ) -> Answer:
         parsed = self.reasoning.parse(text)
         return Answer(
-            question=question, answer=parsed.answer, thought=parsed.thought, text=text,
-            reasoning=self.reasoning, opened=opened,
-            model=self.model.label, mode=mode, prompt_tokens=n_prompt,
-            generated_tokens=n_generated, seconds=time.perf_counter() - started, **kw,
+            question=question,
+            answer=parsed.answer,
+            thought=parsed.thought,
+            text=text,
+            reasoning=self.reasoning,
+            opened=opened,
+            model=self.model.label,
+            mode=mode,
+            prompt_tokens=n_prompt,
+            generated_tokens=n_generated,
+            seconds=time.perf_counter() - started,
+            **kw,
         )

@@ -43,8 +43,11 @@ class FakeBackend:
         if self.fail:
             raise BackendError(self.fail)
         self.turn += 1
-        reply = self.replies.pop(0) if self.replies else (
-            f"<Thought>thinking {self.turn}</Thought><Output>answer {self.turn}</Output>")
+        reply = (
+            self.replies.pop(0)
+            if self.replies
+            else (f"<Thought>thinking {self.turn}</Thought><Output>answer {self.turn}</Output>")
+        )
         text = reply[: requests[0].max_tokens]
         for i, piece in enumerate(text):
             if self.interrupt_after is not None and i >= self.interrupt_after:
@@ -93,6 +96,7 @@ class Factory:
 def fake_session(n_ctx: int = 4096, notices: list[str] | None = None, **kw) -> tuple[ChatSession, Factory]:
     factory = Factory(n_ctx)
     sink = notices if notices is not None else []
-    session = ChatSession(marco_registry(), RuntimeSettings(), tiny_model(), reasoner_factory=factory,
-                          notify=sink.append, **kw)
+    session = ChatSession(
+        marco_registry(), RuntimeSettings(), tiny_model(), reasoner_factory=factory, notify=sink.append, **kw
+    )
     return session, factory

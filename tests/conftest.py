@@ -30,8 +30,14 @@ def isolated_home(tmp_path_factory, monkeypatch):
     # No MARCO_THREADS: tests run with the thread count marco chooses, which
     # is meant to stay fast on a busy machine like a CI box.
     for var in (
-        "MARCO_MODEL", "MARCO_MODELS", "MARCO_MODELS_DIR", "MARCO_DEBUG", "NO_COLOR", "MARCO_BACKEND",
-        "MARCO_API_KEY", "MARCO_THREADS",
+        "MARCO_MODEL",
+        "MARCO_MODELS",
+        "MARCO_MODELS_DIR",
+        "MARCO_DEBUG",
+        "NO_COLOR",
+        "MARCO_BACKEND",
+        "MARCO_API_KEY",
+        "MARCO_THREADS",
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -68,9 +68,18 @@ TOPS = (-0.05, -1.0, -2.0, -3.0, -4.0)
 
 
 class FakeServer:
-    def __init__(self, kind: str = "llama-server", *, logprobs: bool = True, fail: tuple = (),
-                 delay: float = 0.0, models: tuple[str, ...] = ("fake-model",), n_ctx: int | None = None,
-                 eos_token: bool = False, scripts: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str = "llama-server",
+        *,
+        logprobs: bool = True,
+        fail: tuple = (),
+        delay: float = 0.0,
+        models: tuple[str, ...] = ("fake-model",),
+        n_ctx: int | None = None,
+        eos_token: bool = False,
+        scripts: list[str] | None = None,
+    ) -> None:
         self.kind = kind
         self.scripts = scripts or SCRIPTS  # what the "model" may write
         self.logprobs = logprobs
@@ -148,7 +157,7 @@ class FakeServer:
         end = EOS_CHAR if self.eos_token else ""
         for script in self.scripts:
             if written and script.startswith(written):
-                return script[len(written):] + end
+                return script[len(written) :] + end
         if not written:
             return self.scripts[seed % len(self.scripts)] + end
         return end if "</Output>" in written else ENDING + end
@@ -159,17 +168,27 @@ class FakeServer:
         if not self.logprobs:
             return None
         if self.kind == "llama-server":
-            return {"content": [
-                {"id": tid(c), "token": shown(c), "bytes": list(shown(c).encode()), "logprob": logprob(start + i, seed),
-                 "top_logprobs": [{"id": 33 + k, "token": "x", "bytes": [120], "logprob": v} for k, v in enumerate(TOPS)]}
-                for i, c in enumerate(out)
-            ]}
+            return {
+                "content": [
+                    {
+                        "id": tid(c),
+                        "token": shown(c),
+                        "bytes": list(shown(c).encode()),
+                        "logprob": logprob(start + i, seed),
+                        "top_logprobs": [
+                            {"id": 33 + k, "token": "x", "bytes": [120], "logprob": v} for k, v in enumerate(TOPS)
+                        ],
+                    }
+                    for i, c in enumerate(out)
+                ]
+            }
         ids = self.kind == "vllm"
         assert not ids or self.completions[-1].get("return_tokens_as_token_ids") is True
         name = (lambda c: f"token_id:{tid(c)}") if ids else shown
         others = [f"token_id:{33 + k}" for k in range(5)] if ids else list("abcde")
         return {
-            "tokens": [name(c) for c in out], "text_offset": list(range(len(out))),
+            "tokens": [name(c) for c in out],
+            "text_offset": list(range(len(out))),
             "token_logprobs": [logprob(start + i, seed) for i in range(len(out))],
             "top_logprobs": [dict(zip(others, TOPS)) | {name(c): logprob(start + i, seed)} for i, c in enumerate(out)],
         }
@@ -185,8 +204,13 @@ class FakeServer:
             def __iter__(self):
                 step = 2 if server.kind == "vllm" else 1  # vLLM may put several tokens in one event
                 for i in range(0, len(out), step):
-                    text = out[i:i + step]
-                    choice = {"text": shown(text), "index": 0, "logprobs": server._entries(text, seed, i), "finish_reason": None}
+                    text = out[i : i + step]
+                    choice = {
+                        "text": shown(text),
+                        "index": 0,
+                        "logprobs": server._entries(text, seed, i),
+                        "finish_reason": None,
+                    }
                     yield f"data: {json.dumps({'choices': [choice]})}\n\n".encode()
                 done = {"text": "", "index": 0, "logprobs": None, "finish_reason": finish}
                 yield f"data: {json.dumps({'choices': [done]})}\n\ndata: [DONE]\n\n".encode()

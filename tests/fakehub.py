@@ -144,14 +144,17 @@ class _Handler(BaseHTTPRequestHandler):
         if data is None:
             return self._send(404, {"Content-Length": "0", "X-Error-Code": "EntryNotFound", "X-Repo-Commit": COMMIT})
         sha = hashlib.sha256(data).hexdigest()
-        self._send(302, {
-            "Location": f"{self.hub.cdn}/blobs/{sha}",
-            "X-Repo-Commit": COMMIT,
-            "X-Linked-Etag": f'"{sha}"',
-            "X-Linked-Size": str(len(data)),
-            "ETag": '"a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f6a7b8c9d0"',  # the LFS pointer's git sha1
-            "Content-Length": "0",
-        })
+        self._send(
+            302,
+            {
+                "Location": f"{self.hub.cdn}/blobs/{sha}",
+                "X-Repo-Commit": COMMIT,
+                "X-Linked-Etag": f'"{sha}"',
+                "X-Linked-Size": str(len(data)),
+                "ETag": '"a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f6a7b8c9d0"',  # the LFS pointer's git sha1
+                "Content-Length": "0",
+            },
+        )
 
     def _blob(self, body: bool) -> None:
         m = _BLOB.match(self.path)
@@ -184,7 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
             view = view[:limit]
         try:
             for i in range(0, len(view), 1 << 20):
-                self.wfile.write(view[i:i + (1 << 20)])
+                self.wfile.write(view[i : i + (1 << 20)])
                 if self.hub.pause:
                     time.sleep(self.hub.pause)
             self.wfile.flush()

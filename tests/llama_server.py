@@ -57,8 +57,13 @@ def start_background_build() -> subprocess.Popen | None:
         return None
     build_log().parent.mkdir(parents=True, exist_ok=True)
     with build_log().open("ab") as log:
-        return subprocess.Popen([str(BUILD_SCRIPT), llama_cpp_version()], stdout=subprocess.DEVNULL,
-                                stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            [str(BUILD_SCRIPT), llama_cpp_version()],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def find_binary() -> Path:
@@ -73,13 +78,20 @@ def find_binary() -> Path:
     if cached_binary().exists():
         return cached_binary()
     if not in_ci():
-        pytest.skip(f"no llama-server for llama-cpp-python {llama_cpp_version()}: build it once with "
-                    f"`.ci/build-llama-server {llama_cpp_version()}` (CI does), or set MARCO_LLAMA_SERVER")
+        pytest.skip(
+            f"no llama-server for llama-cpp-python {llama_cpp_version()}: build it once with "
+            f"`.ci/build-llama-server {llama_cpp_version()}` (CI does), or set MARCO_LLAMA_SERVER"
+        )
     if shutil.which("cmake") is None:
         pytest.fail("CI needs cmake to build llama-server")
     with build_log().open("ab") as log:
-        done = subprocess.run([str(BUILD_SCRIPT), llama_cpp_version()], stdout=subprocess.PIPE, stderr=log,
-                              stdin=subprocess.DEVNULL, text=True)
+        done = subprocess.run(
+            [str(BUILD_SCRIPT), llama_cpp_version()],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
     if done.returncode != 0 or not cached_binary().exists():
         tail = build_log().read_text(errors="replace")[-3000:]
         pytest.fail(f"building llama-server failed ({done.returncode}); the end of {build_log()}:\n{tail}")
@@ -104,9 +116,31 @@ class LlamaServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         cmd = [
-            str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(self.port),
-            "-c", str(N_CTX), "-np", str(slots), "--kv-unified", "-fa", "on", "-b", "512", "-ub", "512",
-            "-t", "1", "-tb", "1", "--no-webui", "--metrics", *extra,
+            str(binary),
+            "-m",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "-c",
+            str(N_CTX),
+            "-np",
+            str(slots),
+            "--kv-unified",
+            "-fa",
+            "on",
+            "-b",
+            "512",
+            "-ub",
+            "512",
+            "-t",
+            "1",
+            "-tb",
+            "1",
+            "--no-webui",
+            "--metrics",
+            *extra,
         ]
         with log.open("ab") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -116,7 +150,9 @@ class LlamaServer:
         deadline = time.monotonic() + START_SECONDS
         while True:
             if self.proc.poll() is not None:
-                pytest.fail(f"llama-server exited with {self.proc.returncode}: {self.log.read_text(errors='replace')[-3000:]}")
+                pytest.fail(
+                    f"llama-server exited with {self.proc.returncode}: {self.log.read_text(errors='replace')[-3000:]}"
+                )
             try:
                 if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
                     return

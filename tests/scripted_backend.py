@@ -153,7 +153,9 @@ class ScriptedBackend:
                 return AGAIN
             if self.answers is not None:
                 return OUTPUT_END if output else self.answers[int(rng.integers(len(self.answers)))]
-            return OUTPUT_END if not text.endswith("<Output>") and u < 0.35 else FIRST_WORD + int(rng.integers(len(WORDS)))
+            return (
+                OUTPUT_END if not text.endswith("<Output>") and u < 0.35 else FIRST_WORD + int(rng.integers(len(WORDS)))
+            )
         if "</Thought>" in text:
             return NEWLINE if text.endswith("</Thought>") else OUTPUT
         if "<Thought>" not in text:
@@ -178,7 +180,11 @@ class ScriptedBackend:
             answer = text.split("</think>", 1)[1]
             if not answer.strip():
                 return BLANK if not answer else FIRST_WORD + int(rng.integers(len(WORDS)))
-            return EOS if sum(answer.count(w) for w in WORDS) >= 2 and u < 0.4 else FIRST_WORD + int(rng.integers(len(WORDS)))
+            return (
+                EOS
+                if sum(answer.count(w) for w in WORDS) >= 2 and u < 0.4
+                else FIRST_WORD + int(rng.integers(len(WORDS)))
+            )
         if "<think>" not in text:
             return THINK
         if text.endswith("<think>"):

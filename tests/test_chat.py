@@ -37,13 +37,38 @@ def answers_block(path: Path) -> str:
 
 def test_transcript_with_every_command(tmp_path):
     saved, snapshot = tmp_path / "chat.json", tmp_path / "snap.json"
-    script = "\n".join([
-        "hi", "/help", "/show", "/set temperature 0.5", "/set bogus 1", "/nope", "/set temperature hot",
-        "/mode cot", "/mode fast", "/set max-tokens 12", "/tree", "/model no-such-model", "/model tiny",
-        '"""', "What is 2+2?", "Answer briefly.", '"""',
-        f"/save {snapshot}", "/reset", "/show", f"/load {snapshot}", "/show",
-        "And 3+3?", "/exit", "never read",
-    ]) + "\n"
+    script = (
+        "\n".join(
+            [
+                "hi",
+                "/help",
+                "/show",
+                "/set temperature 0.5",
+                "/set bogus 1",
+                "/nope",
+                "/set temperature hot",
+                "/mode cot",
+                "/mode fast",
+                "/set max-tokens 12",
+                "/tree",
+                "/model no-such-model",
+                "/model tiny",
+                '"""',
+                "What is 2+2?",
+                "Answer briefly.",
+                '"""',
+                f"/save {snapshot}",
+                "/reset",
+                "/show",
+                f"/load {snapshot}",
+                "/show",
+                "And 3+3?",
+                "/exit",
+                "never read",
+            ]
+        )
+        + "\n"
+    )
     result = chat("--save", str(saved), input=script)
     err = result.stderr
     assert result.exit_code == 1, err  # a piped run with rejected lines says so
@@ -53,12 +78,23 @@ def test_transcript_with_every_command(tmp_path):
     assert result.stdout == answers_block(saved)  # stdout: answers only
     assert conv["settings"]["cot"]["temperature"] == 0.5 and conv["settings"]["cot"]["max_tokens"] == 12
     assert conv["model"] == "smollm2-135m:Q4_1" and conv["version"] == 1
-    for expected in ("/set KEY VALUE", "model            smollm2-135m:Q4_1 (loaded)", "temperature: 0.5",
-                     "line 5: unknown setting 'bogus'", "line 6: unknown command '/nope'",
-                     "line 7: temperature must be a number, got 'hot'", "line 9: unknown mode 'fast'",
-                     "line 11: no search to show yet", "line 12: unknown model 'no-such-model'",
-                     "model: smollm2-135m:Q4_1", "saved 2 turns", "the conversation is cleared",
-                     "turns            0 in context", "loaded 2 turns", "turns            2 in context"):
+    for expected in (
+        "/set KEY VALUE",
+        "model            smollm2-135m:Q4_1 (loaded)",
+        "temperature: 0.5",
+        "line 5: unknown setting 'bogus'",
+        "line 6: unknown command '/nope'",
+        "line 7: temperature must be a number, got 'hot'",
+        "line 9: unknown mode 'fast'",
+        "line 11: no search to show yet",
+        "line 12: unknown model 'no-such-model'",
+        "model: smollm2-135m:Q4_1",
+        "saved 2 turns",
+        "the conversation is cleared",
+        "turns            0 in context",
+        "loaded 2 turns",
+        "turns            2 in context",
+    ):
         assert expected in err, expected
     assert err.count("marco: error:") == 6  # one line each, and the session went on
     assert "never read" not in json.dumps(conv)
@@ -68,15 +104,16 @@ def test_resume_continues_and_flags_override(tmp_path):
     first, second = tmp_path / "first.json", tmp_path / "second.json"
     r1 = chat("--save", str(first), "--temperature", "0.4", "--system", "You are terse.", input="Name a colour.\n")
     assert r1.exit_code == 0, r1.stderr
-    r2 = chat("--resume", str(first), "--save", str(second), "--seed", "7",
-              input="/show\nAnd another one?\n")  # ends by end of input (Ctrl-D): still saved
+    r2 = chat(
+        "--resume", str(first), "--save", str(second), "--seed", "7", input="/show\nAnd another one?\n"
+    )  # ends by end of input (Ctrl-D): still saved
     assert r2.exit_code == 0, r2.stderr
     conv = json.loads(second.read_text(encoding="utf-8"))
     assert [t["user"] for t in conv["turns"]] == ["Name a colour.", "And another one?"]
     assert conv["system"] == "You are terse." and conv["settings"]["cot"]["temperature"] == 0.4
     assert conv["settings"]["cot"]["seed"] == 7  # given on the command line: wins over the file
     assert "1 in context" in r2.stderr and "You are terse." in r2.stderr
-    assert r2.stdout == answers_block(second)[len(answers_block(first)):]
+    assert r2.stdout == answers_block(second)[len(answers_block(first)) :]
 
 
 def test_bad_resume_file_is_one_line(tmp_path):
@@ -93,8 +130,11 @@ def test_context_full_drops_oldest_turns_and_model_errors_keep_the_question(tmp_
     long_question = "Tell me about rivers and the seas they flow into. " * 4
     huge = "word " * 400  # longer than the whole context: a model error, not a crash
     script = "\n".join([long_question] * 3 + [huge, "Still there?"]) + "\n"
-    result = CliRunner().invoke(app, ["chat", "-m", "tiny", "--max-tokens", "12", "--ctx", "256", "--threads", "1",
-                                      "--save", str(saved)], input=script)
+    result = CliRunner().invoke(
+        app,
+        ["chat", "-m", "tiny", "--max-tokens", "12", "--ctx", "256", "--threads", "1", "--save", str(saved)],
+        input=script,
+    )
     assert "Traceback" not in result.output
     assert "dropped the oldest" in result.stderr
     assert "marco: error: line 4:" in result.stderr
@@ -122,9 +162,27 @@ def test_ctrl_c_cancels_a_turn_not_the_session(tmp_path):
     env.pop("NO_COLOR", None)
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "marco_cli", "chat", "-m", "tiny", "--max-tokens", "4000", "--temperature", "1.0",
-         "--seed", "1", "--ctx", "4096", "--threads", "1"],
-        env=env, timeout=180, encoding="utf-8", dimensions=(40, 120),
+        [
+            "-m",
+            "marco_cli",
+            "chat",
+            "-m",
+            "tiny",
+            "--max-tokens",
+            "4000",
+            "--temperature",
+            "1.0",
+            "--seed",
+            "1",
+            "--ctx",
+            "4096",
+            "--threads",
+            "1",
+        ],
+        env=env,
+        timeout=180,
+        encoding="utf-8",
+        dimensions=(40, 120),
     )
     shown = ""
     try:

@@ -119,23 +119,26 @@ def test_each_command(tmp_path):
     assert "saved" in dispatch(session, "/save", SlashContext(save_path=str(tmp_path / "b.json")))
     assert dispatch(session, "/reset") == "the conversation is cleared" and not session.conversation.turns
     assert "loaded 1 turns" in dispatch(session, f"/load {tmp_path / 'a.json'}")
-    assert dispatch(session, "/model") .startswith("model: smollm2-135m:Q4_1")
+    assert dispatch(session, "/model").startswith("model: smollm2-135m:Q4_1")
     assert dispatch(session, "/model tiny") == "model: smollm2-135m:Q4_1"
     assert dispatch(session, "/exit") is QUIT and dispatch(session, "/bye") is QUIT
 
 
-@pytest.mark.parametrize("line, message", [
-    ("/nope", "unknown command '/nope'"),
-    ("/set bogus 1", "unknown setting 'bogus'"),
-    ("/set temperature", "/set temperature needs a value"),
-    ("/mode fast", "unknown mode 'fast'"),
-    ("/tree", "no search to show yet"),
-    ("/save", "usage: /save FILE"),
-    ("/load", "usage: /load FILE"),
-    ("/load /nowhere/c.json", "no such file"),
-    ("/model no-such-model", "unknown model 'no-such-model'"),
-    ("/show everything", "/show takes no argument"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("/nope", "unknown command '/nope'"),
+        ("/set bogus 1", "unknown setting 'bogus'"),
+        ("/set temperature", "/set temperature needs a value"),
+        ("/mode fast", "unknown mode 'fast'"),
+        ("/tree", "no search to show yet"),
+        ("/save", "usage: /save FILE"),
+        ("/load", "usage: /load FILE"),
+        ("/load /nowhere/c.json", "no such file"),
+        ("/model no-such-model", "unknown model 'no-such-model'"),
+        ("/show everything", "/show takes no argument"),
+    ],
+)
 def test_bad_commands_are_usage_errors(line, message):
     session, _ = fake_session()
     with pytest.raises(Exception) as err:
@@ -158,8 +161,9 @@ def _reader(*lines: str):
 
 def test_blocks():
     assert read_input(_reader("  hello  ")) == UserInput("hello")
-    assert read_input(_reader('"""', "/not a command", "", "line 3", '"""')) == \
-        UserInput("/not a command\n\nline 3", block=True)
+    assert read_input(_reader('"""', "/not a command", "", "line 3", '"""')) == UserInput(
+        "/not a command\n\nline 3", block=True
+    )
     assert read_input(_reader('"""first', 'last"""')) == UserInput("first\nlast", block=True)
     assert read_input(_reader('"""one line"""')) == UserInput("one line", block=True)
     assert read_input(_reader('"""', "cut short")) == UserInput("cut short", block=True, unterminated=True)
@@ -219,6 +223,7 @@ def test_autosave_after_each_turn(tmp_path, capsys):
     repl = Repl(session, StreamLines(io.BytesIO(b"one\ntwo\n")), interactive=False, save_path=str(path))
     assert repl.run() == 0
     from marco_cli.chat.conversation import load_conversation
+
     assert [t.user for t in load_conversation(path).turns] == ["one", "two"]
 
 
@@ -232,10 +237,14 @@ def test_no_thought_format_is_said_once_where_thoughts_show(capsys, monkeypatch)
     from marco_cli.models.registry import load_registry, resolve
 
     monkeypatch.setattr("marco_cli.ui.repl.is_tty", lambda stream: True)
-    session = ChatSession(load_registry(), RuntimeSettings(), resolve(load_registry(), "tiny"), reasoner_factory=Factory())
+    session = ChatSession(
+        load_registry(), RuntimeSettings(), resolve(load_registry(), "tiny"), reasoner_factory=Factory()
+    )
     repl = Repl(session, StreamLines(io.BytesIO(b"one\ntwo\n")), interactive=True)
     assert repl.run() == 0
     out, err = capsys.readouterr()
     said = [line for line in err.splitlines() if "no thought format" in line]
-    assert said == ["marco: smollm2-135m:Q4_1 has no thought format; the answer is what follows its last 'Answer:' line"]
+    assert said == [
+        "marco: smollm2-135m:Q4_1 has no thought format; the answer is what follows its last 'Answer:' line"
+    ]
     assert "answer 1" in out and "answer 2" in out and "Output" not in out

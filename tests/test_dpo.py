@@ -28,7 +28,16 @@ from marco_cli.evaluation.dpo_io import load_record, question_id
 from marco_cli.search import NodeView, Rollout, SearchResult, SearchStats, StoppedBy, run_search
 from marco_cli.treefile.io import TreeRecorder, options_dict, save_tree
 
-FIELDS = {"prompt", "chosen", "rejected", "question_id", "shared_prefix_tokens", "chosen_value", "rejected_value", "source"}
+FIELDS = {
+    "prompt",
+    "chosen",
+    "rejected",
+    "question_id",
+    "shared_prefix_tokens",
+    "chosen_value",
+    "rejected_value",
+    "source",
+}
 
 
 def nv(ident, parent, tokens, *children):
@@ -108,8 +117,14 @@ def searched():
 
 def save(path, result, recorder=None, question=QUESTION):
     """The file `marco ask --save-tree` writes, by the same function."""
-    return save_tree(path, result, question=question, model="scripted",
-                     options=options_dict(SETTINGS, mode="mcts"), recorder=recorder)
+    return save_tree(
+        path,
+        result,
+        question=question,
+        model="scripted",
+        options=options_dict(SETTINGS, mode="mcts"),
+        recorder=recorder,
+    )
 
 
 def ancestors(parents, node):
@@ -129,15 +144,24 @@ def _check_pairs(pairs, record_):
         assert pair.chosen.text != pair.rejected.text
         assert pair.chosen.tokens[:n] == pair.rejected.tokens[:n]
         assert n == record_.prefix_tokens[pair.ancestor]
-        shared = set(ancestors(record_.parents, pair.chosen.node_id)) & set(ancestors(record_.parents, pair.rejected.node_id))
+        shared = set(ancestors(record_.parents, pair.chosen.node_id)) & set(
+            ancestors(record_.parents, pair.rejected.node_id)
+        )
         assert pair.ancestor in shared
         assert all(record_.prefix_tokens[a] <= n for a in shared)
 
 
 def test_pairs_from_a_search_in_memory(searched):
     backend, result, _ = searched
-    rec = record_from_search(result, question_id="q", question="add", prompt="P", reference=None,
-                             source="test", detokenize=backend.detokenize)
+    rec = record_from_search(
+        result,
+        question_id="q",
+        question="add",
+        prompt="P",
+        reference=None,
+        source="test",
+        detokenize=backend.detokenize,
+    )
     assert len(rec.paths) == len(result.rollouts)
     pairs = make_pairs(rec)
     _check_pairs(pairs, rec)
@@ -152,14 +176,24 @@ def test_pairs_from_a_search_in_memory(searched):
 
 def test_a_saved_tree_gives_the_same_pairs(searched, tmp_path):
     backend, result, recorder = searched
-    memory = record_from_search(result, question_id=question_id(QUESTION), question=QUESTION, prompt=QUESTION,
-                                reference=None, source="s", detokenize=backend.detokenize)
+    memory = record_from_search(
+        result,
+        question_id=question_id(QUESTION),
+        question=QUESTION,
+        prompt=QUESTION,
+        reference=None,
+        source="s",
+        detokenize=backend.detokenize,
+    )
     loaded = load_record(save(tmp_path / "t.json", result, recorder))
     assert loaded.question == QUESTION and loaded.prompt == QUESTION and loaded.source.endswith("t.json")
+
     # the file rounds values to 6 digits; everything else is the same
     def strip(pairs):
-        return [{k: v for k, v in p.to_json().items() if k not in ("chosen_value", "rejected_value", "source")}
-                for p in pairs]
+        return [
+            {k: v for k, v in p.to_json().items() if k not in ("chosen_value", "rejected_value", "source")}
+            for p in pairs
+        ]
 
     assert strip(make_pairs(loaded)) == strip(make_pairs(memory))
     _check_pairs(make_pairs(loaded), loaded)
@@ -196,7 +230,8 @@ def test_export_dpo_command(searched, tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert all(set(r) >= FIELDS and r["chosen"] != r["rejected"] for r in rows)
     assert [r["chosen_value"] - r["rejected_value"] for r in rows] == sorted(
-        (r["chosen_value"] - r["rejected_value"] for r in rows), reverse=True)
+        (r["chosen_value"] - r["rejected_value"] for r in rows), reverse=True
+    )
     capped = runner.invoke(app, ["export-dpo", str(first), str(second), "--max-pairs-per-question", "2"])
     assert capped.exit_code == 0 and len(capped.stdout.splitlines()) == 2  # stdout without -o
     assert "2 pairs from 2 trees" in capped.stderr
@@ -210,9 +245,19 @@ def test_export_dpo_command(searched, tmp_path):
 def hand_tree_file(path, question="What?"):
     """ROOT and paths A-D written by the real writer (texts as a recorder holds them)."""
     paths = (A, B, C, D)
-    rollouts = tuple(Rollout(p.node_id, p.tokens, (0.5,) * len(p.tokens), p.value, StopReason(p.stop), 1) for p in paths)
-    stats = SearchStats(simulations=4, rollouts=4, iterations=4, nodes=5, max_depth=2, tokens_generated=9,
-                        tokens_evaluated=9, seconds=0.1)
+    rollouts = tuple(
+        Rollout(p.node_id, p.tokens, (0.5,) * len(p.tokens), p.value, StopReason(p.stop), 1) for p in paths
+    )
+    stats = SearchStats(
+        simulations=4,
+        rollouts=4,
+        iterations=4,
+        nodes=5,
+        max_depth=2,
+        tokens_generated=9,
+        tokens_evaluated=9,
+        seconds=0.1,
+    )
     result = SearchResult(A.text, A.tokens, (0.5,) * 4, (), ROOT, stats, StoppedBy.COMPLETED, A.value, True, rollouts)
     recorder = TreeRecorder()
     recorder.rollout_texts = [p.text for p in paths]
@@ -227,7 +272,11 @@ def test_export_dpo_grades_with_a_dataset(tmp_path):
     assert result.exit_code == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(r["chosen_answer"], r["rejected_answer"], r["shared_prefix_tokens"]) for r in rows] == [
-        ("7", "8", 2), ("7", None, 2), ("7", "8", 0), ("7", None, 0)]
+        ("7", "8", 2),
+        ("7", None, 2),
+        ("7", "8", 0),
+        ("7", None, 0),
+    ]
     assert {r["reference"] for r in rows} == {"7"}
     # without the dataset: ranked by (finished, value)
     result = CliRunner().invoke(app, ["export-dpo", str(tree)])

@@ -17,7 +17,16 @@ from marco_cli.treefile.io import load_tree
 
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 SETTINGS = SearchSettings(simulations=2, children=2, max_tokens=48, seed=5)
-FIELDS = {"prompt", "chosen", "rejected", "question_id", "shared_prefix_tokens", "chosen_value", "rejected_value", "source"}
+FIELDS = {
+    "prompt",
+    "chosen",
+    "rejected",
+    "question_id",
+    "shared_prefix_tokens",
+    "chosen_value",
+    "rejected_value",
+    "source",
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +36,13 @@ def searched():
     answer = reasoner.ask(QUESTION, mode=Mode.MCTS, search=SETTINGS)
     backend = reasoner.backend
     record = record_from_search(
-        answer.search, question_id="apples", question=QUESTION, prompt=reasoner.prompt_text(QUESTION),
-        reference=None, source="test", detokenize=backend.detokenize,
+        answer.search,
+        question_id="apples",
+        question=QUESTION,
+        prompt=reasoner.prompt_text(QUESTION),
+        reference=None,
+        source="test",
+        detokenize=backend.detokenize,
     )
     yield answer.search, record, backend
     reasoner.close()
@@ -44,7 +58,8 @@ def test_pairs_share_a_prefix_consistent_with_the_tree(searched):
         data = pair.to_json()
         assert set(data) >= FIELDS and data["chosen"] != data["rejected"]
         assert data["chosen_value"] >= data["rejected_value"] or data["rejected"] in {
-            p.text for p in record.paths if p.stop not in ("output_end", "eos")}
+            p.text for p in record.paths if p.stop not in ("output_end", "eos")
+        }
         n = pair.shared_prefix_tokens
         assert pair.chosen.tokens[:n] == pair.rejected.tokens[:n]
         # n = the tokens of the path root -> common ancestor, node by node
@@ -62,10 +77,31 @@ def test_pairs_share_a_prefix_consistent_with_the_tree(searched):
 def test_export_dpo_from_a_tree_saved_by_ask(tmp_path):
     tree, out = tmp_path / "tree.json", tmp_path / "pairs.jsonl"
     runner = CliRunner()
-    asked = runner.invoke(app, [
-        "ask", "-m", "tiny", "--mode", "mcts", "--simulations", "2", "--children", "2", "--max-tokens", "48",
-        "--seed", "5", "--threads", "1", "--ctx", "2048", "--save-tree", str(tree), QUESTION,
-    ])
+    asked = runner.invoke(
+        app,
+        [
+            "ask",
+            "-m",
+            "tiny",
+            "--mode",
+            "mcts",
+            "--simulations",
+            "2",
+            "--children",
+            "2",
+            "--max-tokens",
+            "48",
+            "--seed",
+            "5",
+            "--threads",
+            "1",
+            "--ctx",
+            "2048",
+            "--save-tree",
+            str(tree),
+            QUESTION,
+        ],
+    )
     assert asked.exit_code == 0, asked.stderr
     cli = runner.invoke(app, ["export-dpo", str(tree), "-o", str(out)])
     assert cli.exit_code == 0, cli.stderr

@@ -39,8 +39,19 @@ def test_extract_answer(text, expected):
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("18", "18"), ("5,600", "5600"), ("$18.", "18"), ("-3", "-3"), ("70000", "70000"), ("2.50", "2.5"),
-     ("  7 ", "7"), ("１８", "18"), ("seven", None), ("3/4", None), ("", None)],
+    [
+        ("18", "18"),
+        ("5,600", "5600"),
+        ("$18.", "18"),
+        ("-3", "-3"),
+        ("70000", "70000"),
+        ("2.50", "2.5"),
+        ("  7 ", "7"),
+        ("１８", "18"),
+        ("seven", None),
+        ("3/4", None),
+        ("", None),
+    ],
 )
 def test_reference_answer(text, expected):
     assert reference_answer(text) == expected

@@ -51,7 +51,11 @@ def test_format_sniffed_without_suffix(tmp_path):
         ("a.jsonl", '{"question": "", "answer": "1"}\n', "a.jsonl:1: 'question' must be a non-empty string"),
         ("a.jsonl", '{"question": "q", "answer": null}\n', "a.jsonl:1: 'answer' must be a string or a number"),
         ("a.jsonl", '{"question": "q", "answer": "#### many"}\n', "a.jsonl:1: the answer 'many' is not a number"),
-        ("a.jsonl", '{"question": "q", "answer": "1", "id": 1}\n{"question": "r", "answer": "2", "id": 1}\n', "question id '1' appears twice"),
+        (
+            "a.jsonl",
+            '{"question": "q", "answer": "1", "id": 1}\n{"question": "r", "answer": "2", "id": 1}\n',
+            "question id '1' appears twice",
+        ),
         ("a.tsv", "\n\n", "a.tsv: no questions in the file"),
     ],
 )

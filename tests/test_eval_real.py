@@ -19,8 +19,22 @@ QUESTIONS = [
     ("What is 2 plus 2?", "4"),
     ("A box has 10 pens and 3 are taken out. How many pens are left?", "7"),
 ]
-ROW_FIELDS = {"question_id", "mode", "sample", "seed", "question", "reference", "prediction", "correct",
-              "answer", "text", "tokens", "seconds", "model", "settings"}
+ROW_FIELDS = {
+    "question_id",
+    "mode",
+    "sample",
+    "seed",
+    "question",
+    "reference",
+    "prediction",
+    "correct",
+    "answer",
+    "text",
+    "tokens",
+    "seconds",
+    "model",
+    "settings",
+}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +59,17 @@ def test_table_shape(runs):
     assert lines[0].startswith("tiny.tsv · smollm2-135m")
     header = next(line for line in lines if "mode" in line)
     assert [c.strip() for c in header.split("┃")[1:-1]] == [
-        "mode", "n", "k", "acc %", "95% CI", "test@k %", "tokens/q", "s/q", "acc/1k tok", "Δ vs cot"]
+        "mode",
+        "n",
+        "k",
+        "acc %",
+        "95% CI",
+        "test@k %",
+        "tokens/q",
+        "s/q",
+        "acc/1k tok",
+        "Δ vs cot",
+    ]
     body = [[c.strip() for c in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
     assert [row[0] for row in body] == ["cot", "mcts-step"]
     assert all(row[1] == "2" and row[2] == "1" for row in body)
@@ -56,7 +80,11 @@ def test_table_shape(runs):
 def test_one_json_line_per_answer(runs):
     rows = [json.loads(line) for line in runs[1]]
     assert [(r["question_id"], r["mode"]) for r in rows] == [
-        ("tiny:1", "cot"), ("tiny:1", "mcts-step"), ("tiny:2", "cot"), ("tiny:2", "mcts-step")]
+        ("tiny:1", "cot"),
+        ("tiny:1", "mcts-step"),
+        ("tiny:2", "cot"),
+        ("tiny:2", "mcts-step"),
+    ]
     for row in rows:
         assert set(row) >= ROW_FIELDS
         assert row["model"] == "smollm2-135m:Q4_1" and row["reference"] in ("7", "4")
@@ -99,8 +127,27 @@ def votes(tmp_path_factory):
     results = []
     for name in ("a.jsonl", "b.jsonl"):
         out = tmp / name
-        run = runner.invoke(app, ["eval", str(data), "--modes", "cot,sc,conf-vote", "--samples", "3", "--offset", "1",
-                                  "--limit", "1", "--conf-keep", "0.6", "--out", str(out), "--json", *SMALL])
+        run = runner.invoke(
+            app,
+            [
+                "eval",
+                str(data),
+                "--modes",
+                "cot,sc,conf-vote",
+                "--samples",
+                "3",
+                "--offset",
+                "1",
+                "--limit",
+                "1",
+                "--conf-keep",
+                "0.6",
+                "--out",
+                str(out),
+                "--json",
+                *SMALL,
+            ],
+        )
         results.append((run, [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]))
     return results
 
@@ -109,7 +156,10 @@ def test_sc_and_conf_vote_rows_end_to_end(votes):
     run, rows = votes[0]
     assert run.exit_code == 0, run.stderr
     assert [(r["question_id"], r["mode"], r["sample"]) for r in rows] == [
-        ("tiny:2", "cot", 0), ("tiny:2", "sc", 0), ("tiny:2", "conf-vote", 0)]
+        ("tiny:2", "cot", 0),
+        ("tiny:2", "sc", 0),
+        ("tiny:2", "conf-vote", 0),
+    ]
     cot, sc, conf = rows
     for row in (sc, conf):
         assert set(row) >= ROW_FIELDS and row["k"] == 3 and len(row["traces"]) == 3
@@ -125,7 +175,10 @@ def test_sc_and_conf_vote_rows_end_to_end(votes):
     assert conf["voters"] <= 2  # --conf-keep 0.6 of 3 (ceil 1.8): the two most confident traces
     summary = json.loads(run.stdout)
     assert [(m["mode"], m["k"], m["questions"]) for m in summary["modes"]] == [
-        ("cot", 1, 1), ("sc", 3, 1), ("conf-vote", 3, 1)]
+        ("cot", 1, 1),
+        ("sc", 3, 1),
+        ("conf-vote", 3, 1),
+    ]
     assert summary["modes"][1]["tokens_per_question"] == sc["tokens"]
 
 

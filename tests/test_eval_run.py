@@ -45,9 +45,17 @@ class FakeAnswerer:
         seed = generation.seed if mode is Mode.COT else search.seed
         value = right if mode is Mode.MCTS or seed % 2 == 0 else "0"
         text = f"<Thought>thinking</Thought>\n<Output>The answer is {value}.</Output>"
-        return Answer(question=question, answer=f"The answer is {value}.", thought="thinking", text=text,
-                      model="fake", mode=mode, prompt_tokens=5, generated_tokens=7 if mode is Mode.COT else 30,
-                      seconds=0.01)
+        return Answer(
+            question=question,
+            answer=f"The answer is {value}.",
+            thought="thinking",
+            text=text,
+            model="fake",
+            mode=mode,
+            prompt_tokens=5,
+            generated_tokens=7 if mode is Mode.COT else 30,
+            seconds=0.01,
+        )
 
     def sample(self, question, k, generation):
         """k traces: right (confident) at i % 3 == 0, else "0" (unsure), so a
@@ -62,9 +70,20 @@ class FakeAnswerer:
         for i in range(k):
             value, conf = (right, 0.9) if i % 3 == 0 else ("0", 0.2)
             text = f"<Thought>try {i}</Thought>\n<Output>The answer is {value}.</Output>"
-            out.append(Answer(question=question, answer=f"The answer is {value}.", thought=f"try {i}", text=text,
-                              model="fake", mode=Mode.COT, prompt_tokens=5, generated_tokens=10 + i, seconds=0.5,
-                              confidences=(conf,) * (10 + i)))
+            out.append(
+                Answer(
+                    question=question,
+                    answer=f"The answer is {value}.",
+                    thought=f"try {i}",
+                    text=text,
+                    model="fake",
+                    mode=Mode.COT,
+                    prompt_tokens=5,
+                    generated_tokens=10 + i,
+                    seconds=0.5,
+                    confidences=(conf,) * (10 + i),
+                )
+            )
         return out
 
 
@@ -81,7 +100,9 @@ def _plan(**kw):
 
 def test_modes_parse_and_refuse_nonsense():
     assert [(m.name, m.mode, m.action) for m in parse_modes("cot, mcts-mini32")] == [
-        ("cot", Mode.COT, None), ("mcts-mini32", Mode.MCTS, Action.MINI_32)]
+        ("cot", Mode.COT, None),
+        ("mcts-mini32", Mode.MCTS, Action.MINI_32),
+    ]
     for bad in ("", "cot,cot", "cot,beam"):
         with pytest.raises(UsageError):
             parse_modes(bad)
@@ -96,7 +117,11 @@ def test_rows_are_question_major_seeded_and_flushed(dataset, tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == report.new_rows == 3 * 2 * 2
     assert [(r["question_id"], r["mode"], r["sample"]) for r in rows[:4]] == [
-        ("math:1", "cot", 0), ("math:1", "cot", 1), ("math:1", "mcts-step", 0), ("math:1", "mcts-step", 1)]
+        ("math:1", "cot", 0),
+        ("math:1", "cot", 1),
+        ("math:1", "mcts-step", 0),
+        ("math:1", "mcts-step", 1),
+    ]
     # one seed per (question, sample), the same for every mode
     assert rows[0]["seed"] == rows[2]["seed"] == sample_seed(5, "math:1", 0) != rows[1]["seed"]
     assert all(r["mode"] != "mcts-step" or r["correct"] for r in rows)
@@ -210,9 +235,11 @@ def test_sc_and_conf_vote_share_one_batch_of_samples(dataset, tmp_path):
     # one sampling call per question, k=5, at the search's temperature; cot once, greedy
     samples = [c for c in answerer.calls if c[1] == "sample"]
     assert [(c[0], c[2], c[3], c[4]) for c in samples] == [
-        (q, sample_seed(2, f"math:{i}", 0), 5, 0.8) for i, (q, _) in enumerate(QUESTIONS[:2], 1)]
+        (q, sample_seed(2, f"math:{i}", 0), 5, 0.8) for i, (q, _) in enumerate(QUESTIONS[:2], 1)
+    ]
     assert [(r["question_id"], r["mode"], r["sample"]) for r in report.rows] == [
-        (f"math:{i}", m, 0) for i in (1, 2) for m in ("cot", "sc", "conf-vote")]
+        (f"math:{i}", m, 0) for i in (1, 2) for m in ("cot", "sc", "conf-vote")
+    ]
     sc, conf = report.rows[1], report.rows[2]
     assert sc["prediction"] == "0" and not sc["correct"] and sc["vote_share"] == pytest.approx(0.6)
     assert conf["prediction"] == "4" and conf["correct"] and "is 4" in conf["text"]
@@ -221,7 +248,9 @@ def test_sc_and_conf_vote_share_one_batch_of_samples(dataset, tmp_path):
     assert sc["settings"] != conf["settings"] != report.rows[0]["settings"]
     summaries = {s.mode: s for s in report.summaries}
     assert summaries["sc"].accuracy == 0 and summaries["sc"].test_at_k == 1 and summaries["sc"].k == 5
-    assert summaries["conf-vote"].accuracy == 1 and summaries["conf-vote"].diff == pytest.approx(1 - summaries["cot"].accuracy)
+    assert summaries["conf-vote"].accuracy == 1 and summaries["conf-vote"].diff == pytest.approx(
+        1 - summaries["cot"].accuracy
+    )
     assert summaries["conf-vote"].tokens_per_question == 60
     assert summaries["conf-vote"].accuracy_per_1k_tokens == pytest.approx(100 / 0.06)
     assert summaries["cot"].k == 1 and summaries["cot"].samples == 2
@@ -260,8 +289,9 @@ def test_resume_of_a_voting_run_samples_only_what_is_missing(dataset, tmp_path):
     previous, keep = read_rows(out)
     answerer = FakeAnswerer()
     with JsonlWriter(out, resume=True, keep_bytes=keep) as writer:
-        report = run_eval(answerer, problems, plan, done=check_previous(previous, problems, plan, str(out)),
-                          writer=writer)
+        report = run_eval(
+            answerer, problems, plan, done=check_previous(previous, problems, plan, str(out)), writer=writer
+        )
     assert [c[0] for c in answerer.calls] == [QUESTIONS[2][0], QUESTIONS[3][0]]
     assert len(report.rows) == 8 and report.new_rows == 4
 
@@ -284,7 +314,17 @@ def test_cli_sc_conf_vote_table_and_json(dataset, monkeypatch):
     assert result.exit_code == 0, result.stderr
     header = next(line for line in result.stdout.splitlines() if "mode" in line)
     assert [c.strip() for c in header.split("┃")[1:-1]] == [
-        "mode", "n", "k", "acc %", "95% CI", "test@k %", "tokens/q", "s/q", "acc/1k tok", "Δ vs cot"]
+        "mode",
+        "n",
+        "k",
+        "acc %",
+        "95% CI",
+        "test@k %",
+        "tokens/q",
+        "s/q",
+        "acc/1k tok",
+        "Δ vs cot",
+    ]
     body = [[c.strip() for c in line.split("│")[1:-1]] for line in result.stdout.splitlines() if line.startswith("│")]
     assert [(r[0], r[1], r[2]) for r in body] == [("cot", "3", "1"), ("sc", "3", "5"), ("conf-vote", "3", "5")]
     result = CliRunner().invoke(app, [*args, "--json", "--conf-keep", "0.4", "--conf-score", "window"])
@@ -320,7 +360,9 @@ def test_fallback_notice_only_when_a_model_runs(monkeypatch, dataset, tmp_path, 
     from marco_cli.reasoner import Reasoner
 
     monkeypatch.setattr(
-        command, "Reasoner", lambda model, runtime, on_load=None: Reasoner(model, runtime, backend=FakeBackend(), on_load=on_load)
+        command,
+        "Reasoner",
+        lambda model, runtime, on_load=None: Reasoner(model, runtime, backend=FakeBackend(), on_load=on_load),
     )
     out = tmp_path / "r.jsonl"
     args = ["eval", str(dataset), "--modes", "cot", "--limit", "2", "--out", str(out)]

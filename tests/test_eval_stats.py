@@ -30,11 +30,16 @@ def _o(q, mode, sample, correct, tokens=10, seconds=1.0):
 
 def test_summary_accuracy_test_at_k_and_paired_difference():
     outcomes = [
-        _o("a", "cot", 0, True), _o("a", "cot", 1, False),
-        _o("b", "cot", 0, False), _o("b", "cot", 1, False),
-        _o("a", "mcts", 0, True, 100, 4.0), _o("a", "mcts", 1, True, 100, 4.0),
-        _o("b", "mcts", 0, False, 300, 6.0), _o("b", "mcts", 1, True, 300, 6.0),
-        _o("c", "mcts", 0, True, 100, 4.0), _o("c", "mcts", 1, True, 100, 4.0),  # cot never reached c
+        _o("a", "cot", 0, True),
+        _o("a", "cot", 1, False),
+        _o("b", "cot", 0, False),
+        _o("b", "cot", 1, False),
+        _o("a", "mcts", 0, True, 100, 4.0),
+        _o("a", "mcts", 1, True, 100, 4.0),
+        _o("b", "mcts", 0, False, 300, 6.0),
+        _o("b", "mcts", 1, True, 300, 6.0),
+        _o("c", "mcts", 0, True, 100, 4.0),
+        _o("c", "mcts", 1, True, 100, 4.0),  # cot never reached c
     ]
     cot, mcts = summarize(outcomes, ["cot", "mcts"], k=2)
     assert (cot.questions, cot.samples, cot.k) == (2, 4, 2)
@@ -53,4 +58,13 @@ def test_summary_accuracy_test_at_k_and_paired_difference():
 def test_summary_of_a_mode_without_answers():
     (_cot, mcts) = summarize([_o("a", "cot", 0, True)], ["cot", "mcts"], k=1)
     assert mcts.questions == 0 and mcts.accuracy == 0.0 and mcts.diff is None
-    assert set(mcts.to_json()) >= {"mode", "accuracy", "ci_low", "ci_high", "test_at_k", "mean_tokens", "mean_seconds", "diff"}
+    assert set(mcts.to_json()) >= {
+        "mode",
+        "accuracy",
+        "ci_low",
+        "ci_high",
+        "test_at_k",
+        "mean_tokens",
+        "mean_seconds",
+        "diff",
+    }

@@ -36,14 +36,26 @@ DEEP_TOML = "x = " + "[" * 100_000
 def tree_file(tmp_path_factory) -> Path:
     result, recorder = searched()
     path = tmp_path_factory.mktemp("hostile") / "tree.json"
-    save_tree(path, result, question="add two and three", model="scripted",
-              options=options_dict(SETTINGS, mode="mcts"), recorder=recorder)
+    save_tree(
+        path,
+        result,
+        question="add two and three",
+        model="scripted",
+        options=options_dict(SETTINGS, mode="mcts"),
+        recorder=recorder,
+    )
     return path
 
 
 def marco(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "marco_cli", *args], capture_output=True, text=True,
-                          timeout=300, stdin=subprocess.DEVNULL, cwd=cwd or ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "marco_cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd or ROOT,
+    )
 
 
 def one_line(proc, code: int, *texts: str) -> str:
@@ -71,14 +83,17 @@ def edited(tree_file: Path, tmp_path: Path, change, raw: bool = False) -> Path:
 # -- the gate itself ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, message", [
-    (DEEP_JSON, "nested too deeply"),
-    ('{"a": ' + "9" * 5000 + "}", "5000 digits"),
-    ('{"a": -99999999999999999999}', "too large"),
-    ('["\\ud800"]', r"U\+D800"),
-    ('{"v": NaN}', "NaN"),
-    ('{"v": 1e999}', "not a finite number"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (DEEP_JSON, "nested too deeply"),
+        ('{"a": ' + "9" * 5000 + "}", "5000 digits"),
+        ('{"a": -99999999999999999999}', "too large"),
+        ('["\\ud800"]', r"U\+D800"),
+        ('{"v": NaN}', "NaN"),
+        ('{"v": 1e999}', "not a finite number"),
+    ],
+)
 def test_json_gate(text, message):
     with pytest.raises(UntrustedDataError, match=message):
         load_json(text)
@@ -125,8 +140,7 @@ def test_conversation_files(tmp_path):
 def test_chat_load_of_a_hostile_file_keeps_the_session(tmp_path):
     deep = tmp_path / "deep.json"
     deep.write_text(DEEP_JSON)
-    result = CliRunner().invoke(app, ["chat", "-m", "tiny", "--threads", "1"],
-                                input=f"/load {deep}\n/show\n")
+    result = CliRunner().invoke(app, ["chat", "-m", "tiny", "--threads", "1"], input=f"/load {deep}\n/show\n")
     assert "nested too deeply" in result.stderr and "internal error" not in result.stderr
     assert "model            smollm2-135m:Q4_1" in result.stderr  # the line after it was still answered
     assert result.exit_code == 1  # a piped run with a rejected line says so
@@ -188,7 +202,13 @@ def test_files_are_parsed_only_through_the_gate():
     import re
 
     parses = re.compile(r"json\.loads?\(|tomllib\.loads?\(")
-    allowed = {"core/untrusted.py", "server/app.py", "server/body.py", "backends/remote_http.py", "backends/remote_wire.py"}
+    allowed = {
+        "core/untrusted.py",
+        "server/app.py",
+        "server/body.py",
+        "backends/remote_http.py",
+        "backends/remote_wire.py",
+    }
     found = {
         str(path.relative_to(ROOT / "marco_cli"))
         for path in (ROOT / "marco_cli").rglob("*.py")

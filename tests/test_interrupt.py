@@ -16,9 +16,26 @@ def test_ctrl_c_mid_generation_keeps_partial_answer(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MARCO_HOME": str(tmp_path), "TERM": "xterm"}
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "marco_cli", "ask", "-m", "tiny", "--mode", "cot", "--max-tokens", "4000", "--temperature", "1.0",
-         "--seed", "1", "Write a very long story about a dragon who learns to count."],
-        env=env, timeout=120, encoding="utf-8", dimensions=(40, 120),
+        [
+            "-m",
+            "marco_cli",
+            "ask",
+            "-m",
+            "tiny",
+            "--mode",
+            "cot",
+            "--max-tokens",
+            "4000",
+            "--temperature",
+            "1.0",
+            "--seed",
+            "1",
+            "Write a very long story about a dragon who learns to count.",
+        ],
+        env=env,
+        timeout=120,
+        encoding="utf-8",
+        dimensions=(40, 120),
     )
     child.expect(r"\w{3,}")  # the answer (or thought) is streaming
     shown = child.before + child.after

@@ -91,7 +91,7 @@ def test_not_a_gguf_file(tmp_path):
 
 def test_truncated_file_is_one_clean_line_and_quiet(tmp_path, smol_gguf, capfd):
     path = tmp_path / "cut.gguf"
-    path.write_bytes(smol_gguf.read_bytes()[: 2_000_000])
+    path.write_bytes(smol_gguf.read_bytes()[:2_000_000])
     with pytest.raises(ModelLoadError) as err:
         LlamaBackend.load(path, RuntimeSettings(n_threads=1), name="x")
     assert "\n" not in str(err.value) and str(path) in str(err.value)
@@ -163,7 +163,11 @@ def test_same_seed_alone_or_in_a_batch(backend, prompt):
     s = Sampling(temperature=0.8, seed=42)
     alone = backend.extend([Request(root, 32, sampling=s)])[0]
     batch = backend.extend(
-        [Request(other, 20, sampling=Sampling(seed=1)), Request(root, 32, sampling=s), Request(root, 32, sampling=Sampling(seed=2))]
+        [
+            Request(other, 20, sampling=Sampling(seed=1)),
+            Request(root, 32, sampling=s),
+            Request(root, 32, sampling=Sampling(seed=2)),
+        ]
     )
     assert batch[1].tokens == alone.tokens
     assert batch[1].confidences == pytest.approx(alone.confidences)
@@ -180,7 +184,9 @@ def test_confidences_and_exact_length(backend, prompt):
 
 
 def test_eos_ends_without_the_eos_token(backend):
-    res = backend.extend([Request(backend.root(chat(backend, "What is the capital of France?")), 64, sampling=GREEDY)])[0]
+    res = backend.extend([Request(backend.root(chat(backend, "What is the capital of France?")), 64, sampling=GREEDY)])[
+        0
+    ]
     assert res.stop is StopReason.EOS
     assert not set(res.tokens) & set(backend.info.eos_tokens) and "<|im_end|>" not in res.text
 
@@ -202,7 +208,7 @@ def test_stop_needs_content(fresh, reference, prompt):
         n = _first_prefix(fresh, expected, lambda t: word in t[t.index(word) + 1 :])
         assert content.stop is StopReason.DELIMITER and len(content.tokens) == n
     else:
-            assert content.stop is StopReason.LENGTH and len(content.tokens) == 48
+        assert content.stop is StopReason.LENGTH and len(content.tokens) == 48
 
 
 def test_stop_keep_false_trims_tokens_and_state(fresh, reference, prompt):
@@ -306,7 +312,9 @@ def test_prompt_longer_than_the_context(small):
 
 
 def test_context_stop(small):
-    prompt = small.tokenize("<|im_start|>user\n" + "Tell me a long story. " * 36 + "<|im_end|>\n<|im_start|>assistant\n")
+    prompt = small.tokenize(
+        "<|im_start|>user\n" + "Tell me a long story. " * 36 + "<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert 200 < len(prompt) < 240
     root = small.root(prompt)
     res = small.extend([Request(root, 100, sampling=Sampling(seed=1, temperature=1.5))])[0]
@@ -425,5 +433,7 @@ def test_ctx_above_the_training_context_is_capped_unless_forced(smol_gguf):
             assert notices == []
         else:
             (line,) = notices
-            assert line.startswith(f"--ctx {n_ctx} is above the 8192 tokens this model was trained for") and said in line
+            assert (
+                line.startswith(f"--ctx {n_ctx} is above the 8192 tokens this model was trained for") and said in line
+            )
             assert "MiB instead of 180 MiB" in line or "GiB instead of 180 MiB" in line

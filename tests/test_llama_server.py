@@ -43,14 +43,17 @@ def server(llama_server_binary, smol_gguf, tmp_path_factory):
 def registry_file(server, tmp_path) -> Path:
     """A registry whose entry 'remote-tiny' is the embedded model on the server."""
     path = tmp_path / "models.toml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 default = "remote-tiny"
 
 [models.remote-tiny]
 base_url = "{server.url}"
 concurrency = 2
 stop = ["<|im_end|>", "<|endoftext|>"]
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -58,8 +61,11 @@ def marco(*args: str, stdin_pipe: bool = False) -> subprocess.Popen:
     """marco as a real process (the way a user runs it). stdin is a pipe only
     when the test writes to it: marco reads a piped stdin before it starts."""
     return subprocess.Popen(
-        [sys.executable, "-m", "marco_cli", *args], stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "marco_cli", *args],
+        stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -71,11 +77,13 @@ def run_marco(*args: str, stdin: str | None = None) -> subprocess.CompletedProce
 
 # -- 1. the same llama.cpp: a chain of thought is the same, token for token ----
 
+
 def test_chain_of_thought_is_token_exact_against_the_local_engine(server):
     registry = load_registry()
     local = Reasoner(resolve(registry, "tiny"), RuntimeSettings(n_threads=1))
-    remote_registry = parse_registry(f'[models.r]\nbase_url = "{server.url}"\nstop = ["<|im_end|>", "<|endoftext|>"]\n',
-                                     Path("m.toml"))
+    remote_registry = parse_registry(
+        f'[models.r]\nbase_url = "{server.url}"\nstop = ["<|im_end|>", "<|endoftext|>"]\n', Path("m.toml")
+    )
     remote = Reasoner(resolve(remote_registry, "r"))
     generation = GenerationSettings(max_tokens=150, temperature=0.0)
     try:
@@ -96,6 +104,7 @@ def test_chain_of_thought_is_token_exact_against_the_local_engine(server):
 
 # -- 2. --backend without -m: the server says what it runs ----------------------
 
+
 def test_backend_without_a_model_uses_what_the_server_runs(server):
     result = run_marco("ask", "--backend", server.url, "--mode", "cot", "--max-tokens", "8", "--json", QUESTION)
     assert result.returncode == 0, result.stderr
@@ -104,16 +113,20 @@ def test_backend_without_a_model_uses_what_the_server_runs(server):
     # llama-server's id is the model path as given (-m) or its file name, by version
     assert result.stderr.startswith(f"marco: {server.url} runs '") and len(result.stderr.splitlines()) == 1
     assert "SmolLM2-135M-Instruct.Q4_1.gguf': using smollm2-135m's prompt format" in result.stderr
-    local = CliRunner().invoke(app, ["ask", "-m", "tiny", "--mode", "cot", "--max-tokens", "8", "--json",
-                                     "--threads", "1", QUESTION])
+    local = CliRunner().invoke(
+        app, ["ask", "-m", "tiny", "--mode", "cot", "--max-tokens", "8", "--json", "--threads", "1", QUESTION]
+    )
     assert data["tokens"]["prompt"] == json.loads(local.stdout)["tokens"]["prompt"]  # its prompt format
 
 
 # -- MCTS, --save-tree, chat, translate, eval through the server ------------
 
+
 def test_a_search_through_the_server_saves_its_tree(server, tmp_path):
     tree = tmp_path / "tree.json"
-    result = run_marco("ask", "-m", "tiny", "--backend", server.url, *SEARCH, "--json", "--save-tree", str(tree), QUESTION)
+    result = run_marco(
+        "ask", "-m", "tiny", "--backend", server.url, *SEARCH, "--json", "--save-tree", str(tree), QUESTION
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["search"]["simulations"] == 3 and data["search"]["stopped_by"] == "completed"
@@ -125,8 +138,18 @@ def test_a_search_through_the_server_saves_its_tree(server, tmp_path):
 
 def test_chat_through_the_server(registry_file, tmp_path):
     saved = tmp_path / "chat.json"
-    result = run_marco("chat", "--models", str(registry_file), "--mode", "cot", "--max-tokens", "16",
-                       "--save", str(saved), stdin="What is 2+2?\nAnd 3+3?\n")
+    result = run_marco(
+        "chat",
+        "--models",
+        str(registry_file),
+        "--mode",
+        "cot",
+        "--max-tokens",
+        "16",
+        "--save",
+        str(saved),
+        stdin="What is 2+2?\nAnd 3+3?\n",
+    )
     assert result.returncode == 0, result.stderr
     turns = json.loads(saved.read_text(encoding="utf-8"))["turns"]
     assert [t["user"] for t in turns] == ["What is 2+2?", "And 3+3?"]
@@ -134,8 +157,17 @@ def test_chat_through_the_server(registry_file, tmp_path):
 
 
 def test_translate_through_the_server(registry_file):
-    result = run_marco("translate", "--models", str(registry_file), "--to", "fr", "--max-tokens", "16", "--json",
-                       stdin="Good morning.\n\nSee you later.\n")
+    result = run_marco(
+        "translate",
+        "--models",
+        str(registry_file),
+        "--to",
+        "fr",
+        "--max-tokens",
+        "16",
+        "--json",
+        stdin="Good morning.\n\nSee you later.\n",
+    )
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["source"] for r in rows] == ["Good morning.", "", "See you later."]
@@ -145,16 +177,35 @@ def test_translate_through_the_server(registry_file):
 def test_eval_through_the_server(registry_file, tmp_path):
     data, out = tmp_path / "tiny.tsv", tmp_path / "results.jsonl"
     data.write_text("What is 2 plus 2?\t4\nTom has 3 apples and buys 4 more. How many?\t7\n", encoding="utf-8")
-    result = run_marco("eval", str(data), "--models", str(registry_file), "--modes", "cot,mcts-step",
-                       "--max-tokens", "32", "--simulations", "2", "--children", "2", "--out", str(out))
+    result = run_marco(
+        "eval",
+        str(data),
+        "--models",
+        str(registry_file),
+        "--modes",
+        "cot,mcts-step",
+        "--max-tokens",
+        "32",
+        "--simulations",
+        "2",
+        "--children",
+        "2",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [(r["question_id"], r["mode"]) for r in rows] == [
-        ("tiny:1", "cot"), ("tiny:1", "mcts-step"), ("tiny:2", "cot"), ("tiny:2", "mcts-step")]
+        ("tiny:1", "cot"),
+        ("tiny:1", "mcts-step"),
+        ("tiny:2", "cot"),
+        ("tiny:2", "mcts-step"),
+    ]
     assert all(r["model"].startswith("remote-tiny") and "error" not in r for r in rows)
 
 
 # -- 3. anytime: the server dies mid-search ----------------------------------
+
 
 @pytest.mark.parametrize("how", ["kill -9", "shutdown (SIGTERM)"])
 def test_a_server_dying_mid_search_leaves_the_best_answer_and_the_tree(llama_server_binary, smol_gguf, tmp_path, how):
@@ -163,8 +214,27 @@ def test_a_server_dying_mid_search_leaves_the_best_answer_and_the_tree(llama_ser
     try:
         # long answers, far more simulations than can run before the end (a
         # short question's tree is soon all finished paths and completes)
-        proc = marco("ask", "-m", "tiny", "--backend", doomed.url, "--mode", "mcts", "--simulations", "200", "--children", "2",
-                     "--early-stop", "0", "--max-tokens", "256", "--json", "--save-tree", str(tree), LONG_QUESTION)
+        proc = marco(
+            "ask",
+            "-m",
+            "tiny",
+            "--backend",
+            doomed.url,
+            "--mode",
+            "mcts",
+            "--simulations",
+            "200",
+            "--children",
+            "2",
+            "--early-stop",
+            "0",
+            "--max-tokens",
+            "256",
+            "--json",
+            "--save-tree",
+            str(tree),
+            LONG_QUESTION,
+        )
         give_up = time.monotonic() + 600  # a hang guard, not a speed check
         while doomed.metric("tokens_predicted_total") < 60:  # some rollouts are done
             assert proc.poll() is None, proc.communicate()

@@ -144,7 +144,10 @@ def test_unreachable_hub_is_one_line_naming_the_url(online, registry_file, monke
     ("setup", "expected"),
     [
         (lambda hub: hub.files.clear(), "repository test-org/SmolLM2-GGUF not found"),
-        (lambda hub: hub.files.update({(REPO, "other.gguf"): hub.files.pop((REPO, FILE))}), f"{FILE} not found in {REPO}"),
+        (
+            lambda hub: hub.files.update({(REPO, "other.gguf"): hub.files.pop((REPO, FILE))}),
+            f"{FILE} not found in {REPO}",
+        ),
         (lambda hub: setattr(hub, "token", "secret"), "HF_TOKEN"),
     ],
     ids=["no-repo", "no-file", "needs-token"],

@@ -160,8 +160,14 @@ def test_ctrl_c_in_a_terminal_then_pull_again_resumes(hub, registry_file, isolat
     pexpect = pytest.importorskip("pexpect")
     hub.pause = 0.02  # about 2 s for the whole file: time to interrupt it
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm"}
-    child = pexpect.spawn(sys.executable, ["-m", "marco_cli", "pull", "tiny-hub", "--models", str(registry_file)],
-                          env=env, timeout=60, encoding="utf-8", dimensions=(30, 120))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "marco_cli", "pull", "tiny-hub", "--models", str(registry_file)],
+        env=env,
+        timeout=60,
+        encoding="utf-8",
+        dimensions=(30, 120),
+    )
     child.expect("pulling tiny-hub:Q4_1")
     partial_dir = downloaded(isolated_home).parent
     for _ in range(600):  # bounded: wait until some bytes reached the partial file

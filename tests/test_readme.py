@@ -21,7 +21,7 @@ def test_ci_runs_the_readme_test_command():
     # the static checks run first, in CONTRIBUTING.md's order, and stop the run when they fail
     steps = [step.strip() for step in install_and_test.split("&&")]
     checks = ["ruff check .", "ruff format --check .", "lint-imports", "mypy", "python -m pytest -q"]
-    assert steps[-len(checks):] == checks
+    assert steps[-len(checks) :] == checks
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert install_and_test in ci_lines
 
@@ -33,4 +33,6 @@ def test_readme_option_table_is_the_settings_spec():
     from marco_cli.commands._readme import replace_table
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert replace_table(readme) == readme, "README option table is stale: run python -m marco_cli.commands._readme README.md"
+    assert replace_table(readme) == readme, (
+        "README option table is stale: run python -m marco_cli.commands._readme README.md"
+    )

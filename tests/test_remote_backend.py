@@ -44,7 +44,9 @@ def connect(server: FakeServer, *, sleeps: list | None = None, transport=None, *
     clock = FakeClock(sleeps if sleeps is not None else [])
     return RemoteBackend.connect(
         RemoteTarget("http://fake:8080", **target),
-        transport=transport or server.transport(), sleep=clock.sleep, clock=clock,
+        transport=transport or server.transport(),
+        sleep=clock.sleep,
+        clock=clock,
     )
 
 
@@ -110,7 +112,11 @@ def test_a_continuation_carries_tokens_text_and_paper_confidences(kind):
 def test_stop_rules_match_the_local_engine(kind):
     backend = connect(FakeServer(kind))
     root = backend.root(backend.tokenize(PROMPT))
-    step = (Stop("\n\n", StopReason.DELIMITER, needs_content=True), Stop("</Thought>", StopReason.THOUGHT_END), OUTPUT_STOP)
+    step = (
+        Stop("\n\n", StopReason.DELIMITER, needs_content=True),
+        Stop("</Thought>", StopReason.THOUGHT_END),
+        OUTPUT_STOP,
+    )
     (first,) = backend.extend([request(root, stops=step, keep=True)])
     assert first.text == "<Thought>\nFirst, 2+2.\n\n" and first.stop is StopReason.DELIMITER
     # keep=False drops the stop text from the continuation and from the state
@@ -206,6 +212,7 @@ def test_busy_servers_are_retried_within_the_request_timeout():
     (cont,) = backend.extend([request(backend.root(backend.tokenize(PROMPT)))])
     assert cont.text == SCRIPTS[0] and sleeps == [0.5, 30.0]
 
+
 def test_a_client_error_is_not_retried():
     server, sleeps = FakeServer(), []
     backend = connect(server, sleeps=sleeps)
@@ -220,7 +227,9 @@ def test_a_server_without_logprobs_is_a_clear_error():
         connect(FakeServer(logprobs=False))
     assert "--logits_all true" in str(info.value)
     sleeps = []
-    server = FakeServer("llama-cpp-python", fail=[(500, {}, "logprobs is not supported for models created with logits_all=False")])
+    server = FakeServer(
+        "llama-cpp-python", fail=[(500, {}, "logprobs is not supported for models created with logits_all=False")]
+    )
     with pytest.raises(NoLogprobs):
         connect(server, sleeps=sleeps)
     assert sleeps == []  # asking again would not help
@@ -305,7 +314,9 @@ class Dying:
             if len(self.server.completions) == self.after:
                 response = self.server.handle(req)  # this one is cut after its first events
                 lines = response.read().split(b"\n\n")[:2]
-                return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=b"\n\n".join(lines) + b"\n\n")
+                return httpx.Response(
+                    200, headers={"content-type": "text/event-stream"}, content=b"\n\n".join(lines) + b"\n\n"
+                )
             self.refused += 1
             raise httpx.ConnectError("[Errno 111] Connection refused", request=req)
         return self.server.handle(req)

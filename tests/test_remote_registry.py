@@ -58,7 +58,10 @@ def test_minimal_remote_entry_takes_defaults():
         ("base_url = 'ftp://x'", "base_url: must be an http"),
         ("base_url = 'http://x'\npath = 'y.gguf'", "exactly one of .* 'base_url'"),
         ("path = 'y.gguf'\nmodel = 'm'", r"\[models.a\].model: only a remote model"),
-        ("base_url = 'http://x'\napi_key_env = 'not a var'", "api_key_env: expected the name of an environment variable"),
+        (
+            "base_url = 'http://x'\napi_key_env = 'not a var'",
+            "api_key_env: expected the name of an environment variable",
+        ),
         ("base_url = 'http://x'\nn_ctx = 100", "n_ctx: must be at least 256"),
         ("base_url = 'http://x'\nconcurrency = 0", "concurrency: must be between 1 and 256"),
         ("base_url = 'http://x'\ntimeout = -1", "timeout: must be > 0"),
@@ -94,4 +97,3 @@ def test_models_command_lists_remote_entries(tmp_path):
     assert rows["gpu"]["state"] == "remote" and rows["gpu"]["path"] == "http://gpu-box:8000"
     pull = CliRunner().invoke(app, ["pull", "gpu", "--models", str(registry)])
     assert pull.exit_code == 2 and "runs on a server" in pull.output
-

@@ -25,7 +25,20 @@ from marco_cli.ui.replay import play, replay_events
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "Explain why the sky is blue."
-SMALL = ["-m", "tiny", "--mode", "mcts", "--simulations", "3", "--children", "2", "--action", "mini-32", "--max-tokens", "64"]
+SMALL = [
+    "-m",
+    "tiny",
+    "--mode",
+    "mcts",
+    "--simulations",
+    "3",
+    "--children",
+    "2",
+    "--action",
+    "mini-32",
+    "--max-tokens",
+    "64",
+]
 ESC = "\x1b"
 TREE_LINE = re.compile(r"── (?:\x1b\[[0-9;]*m)*(?:» )?(?:▶ )?n=\d+ q=")
 
@@ -42,7 +55,11 @@ def real_run(tmp_path_factory):
     path = home / "sky.json"
     proc = subprocess.run(
         [sys.executable, "-m", "marco_cli", "ask", *SMALL, "--confidence", "--save-tree", str(path), QUESTION],
-        env=_env(home), capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, proc.stderr
     return proc, path
@@ -84,7 +101,12 @@ def test_replayed_events_rebuild_the_saved_tree(real_run):
     rebuilt = {v.id: v for v in mirror.view().walk()}
     for node in saved.root.walk():
         again = rebuilt[node.id]
-        assert (again.parent_id, again.text, again.visits, again.reflection) == (node.parent_id, node.text, node.visits, node.reflection)
+        assert (again.parent_id, again.text, again.visits, again.reflection) == (
+            node.parent_id,
+            node.text,
+            node.visits,
+            node.reflection,
+        )
         assert again.total_value == pytest.approx(node.total_value, abs=1e-4)
     assert [t for t, _ in timeline] == sorted(t for t, _ in timeline)
 
@@ -110,8 +132,12 @@ def test_animate_off_a_terminal_prints_the_final_tree_only(real_run):
 def test_animate_in_a_terminal(real_run, tmp_path):
     _, path = real_run
     child = pexpect.spawn(
-        sys.executable, ["-m", "marco_cli", "replay", "--animate", "--speed", "1000", str(path)],
-        env=_env(tmp_path), timeout=120, encoding="utf-8", dimensions=(30, 100),
+        sys.executable,
+        ["-m", "marco_cli", "replay", "--animate", "--speed", "1000", str(path)],
+        env=_env(tmp_path),
+        timeout=120,
+        encoding="utf-8",
+        dimensions=(30, 100),
     )
     child.expect(pexpect.EOF)
     shown = child.before
@@ -127,9 +153,30 @@ def test_ask_in_a_terminal_draws_the_live_tree_and_ctrl_c_keeps_it(tmp_path):
     path = tmp_path / "partial.json"
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "marco_cli", "ask", "-m", "tiny", "--mode", "mcts", "--simulations", "50", "--children", "2", "--action", "mini-32",
-         "--max-tokens", "256", "--save-tree", str(path), "Write a long story about a dragon who learns to count."],
-        env=_env(tmp_path), timeout=300, encoding="utf-8", dimensions=(30, 100),
+        [
+            "-m",
+            "marco_cli",
+            "ask",
+            "-m",
+            "tiny",
+            "--mode",
+            "mcts",
+            "--simulations",
+            "50",
+            "--children",
+            "2",
+            "--action",
+            "mini-32",
+            "--max-tokens",
+            "256",
+            "--save-tree",
+            str(path),
+            "Write a long story about a dragon who learns to count.",
+        ],
+        env=_env(tmp_path),
+        timeout=300,
+        encoding="utf-8",
+        dimensions=(30, 100),
     )
     child.expect(r"MCTS (?:\x1b\[[0-9;]*m)*simulation \d+/50")  # the header
     child.expect(TREE_LINE)  # a child node drawn under the root

@@ -30,11 +30,7 @@ def backend(smol_gguf):
 @pytest.fixture(scope="module")
 def prompt(backend) -> list[int]:
     # ChatML, SmolLM2's own template, asking for the Thought/Output shape.
-    text = (
-        f"<|im_start|>system\n{SYSTEM}<|im_end|>\n"
-        f"<|im_start|>user\n{QUESTION}<|im_end|>\n"
-        "<|im_start|>assistant\n"
-    )
+    text = f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{QUESTION}<|im_end|>\n<|im_start|>assistant\n"
     return backend.tokenize(text, special=True)
 
 

@@ -56,7 +56,7 @@ def events(response) -> list:
     out = []
     for line in response.text.splitlines():
         if line.startswith("data: "):
-            payload = line[len("data: "):]
+            payload = line[len("data: ") :]
             out.append(payload if payload == "[DONE]" else json.loads(payload))
     return out
 
@@ -70,11 +70,14 @@ def test_models_lists_cot_mcts_and_the_presets(client):
     assert client.get("/v1/models/scripted+mcts-slow").status_code == 404
 
 
-@pytest.mark.parametrize("model, action, simulations, children", [
-    ("scripted+mcts", "step", 3, 2),  # the server's own search settings
-    ("scripted+mcts-quick", "step", 3, 2),  # never more than the server's
-    ("scripted+mcts-mini32", "mini-32", 3, 2),
-])
+@pytest.mark.parametrize(
+    "model, action, simulations, children",
+    [
+        ("scripted+mcts", "step", 3, 2),  # the server's own search settings
+        ("scripted+mcts-quick", "step", 3, 2),  # never more than the server's
+        ("scripted+mcts-mini32", "mini-32", 3, 2),
+    ],
+)
 def test_presets_pick_the_search_and_the_body_overrides_them(client, model, action, simulations, children):
     data = client.post("/v1/chat/completions", json={"model": model, "messages": QUESTION}).json()
     assert data["model"] == model and data["usage"]["marco"]["search"]["simulations"] == simulations
@@ -100,8 +103,9 @@ def test_quick_preset_is_smaller_than_the_server_search():
 
 
 def test_the_missing_default_is_answered_by_the_fallback_and_says_so(client):
-    response = client.post("/v1/chat/completions", json={"model": "big+mcts", "messages": QUESTION,
-                                                         "marco": {"simulations": 1}})
+    response = client.post(
+        "/v1/chat/completions", json={"model": "big+mcts", "messages": QUESTION, "marco": {"simulations": 1}}
+    )
     assert response.status_code == 200
     assert response.json()["model"] == "scripted+mcts" and response.headers["x-marco-model"] == "scripted+mcts"
     assert "big is not downloaded; scripted answered" in response.headers["x-marco-fallback"]
@@ -182,9 +186,13 @@ def test_mcts_takes_search_options_and_reports_the_search(client):
 
 
 def test_messages_become_system_history_and_question():
-    msgs = [ChatMessage(role="system", content="Be brief."), ChatMessage(role="developer", content="No jokes."),
-            ChatMessage(role="user", content="hi"), ChatMessage(role="assistant", content="hello"),
-            ChatMessage(role="user", content=[{"type": "text", "text": "2+"}, {"type": "text", "text": "2?"}])]
+    msgs = [
+        ChatMessage(role="system", content="Be brief."),
+        ChatMessage(role="developer", content="No jokes."),
+        ChatMessage(role="user", content="hi"),
+        ChatMessage(role="assistant", content="hello"),
+        ChatMessage(role="user", content=[{"type": "text", "text": "2+"}, {"type": "text", "text": "2?"}]),
+    ]
     system, history, question = conversation(msgs)
     assert system == "Be brief.\n\nNo jokes." and question == "2+2?"
     assert [(m.role, m.content) for m in history] == [("user", "hi"), ("assistant", "hello")]
@@ -200,13 +208,38 @@ def test_messages_become_system_history_and_question():
         (b"{not json", 400, "invalid_json", "not valid JSON"),
         (b"\xff\xfe", 400, "invalid_json", "not valid JSON"),
         (b"[1, 2]", 400, "invalid_json", "must be a JSON object"),
-        (b'{"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}', 404, "model_not_found", "scripted+mcts"),
+        (
+            b'{"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}',
+            404,
+            "model_not_found",
+            "scripted+mcts",
+        ),
         (b'{"model": "scripted"}', 422, "invalid_value", "messages"),
         (b'{"model": "scripted", "messages": []}', 422, "invalid_value", "at least 1"),
-        (b'{"model": "scripted", "messages": [{"role": "tool", "content": "x"}]}', 422, "invalid_value", "messages.0.role"),
-        (b'{"model": "scripted+mcts", "messages": [{"role": "user", "content": "hi"}], "marco": {"simulatoins": 2}}', 422, "invalid_value", "marco.simulatoins"),
-        (b'{"model": "scripted+mcts", "messages": [{"role": "user", "content": "hi"}], "marco": {"simulations": 0}}', 400, "invalid_value", "simulations must be > 0"),
-        (b'{"model": "scripted", "messages": [{"role": "user", "content": "hi"}], "temperature": 9}', 400, "invalid_value", "temperature"),
+        (
+            b'{"model": "scripted", "messages": [{"role": "tool", "content": "x"}]}',
+            422,
+            "invalid_value",
+            "messages.0.role",
+        ),
+        (
+            b'{"model": "scripted+mcts", "messages": [{"role": "user", "content": "hi"}], "marco": {"simulatoins": 2}}',
+            422,
+            "invalid_value",
+            "marco.simulatoins",
+        ),
+        (
+            b'{"model": "scripted+mcts", "messages": [{"role": "user", "content": "hi"}], "marco": {"simulations": 0}}',
+            400,
+            "invalid_value",
+            "simulations must be > 0",
+        ),
+        (
+            b'{"model": "scripted", "messages": [{"role": "user", "content": "hi"}], "temperature": 9}',
+            400,
+            "invalid_value",
+            "temperature",
+        ),
         (b'{"model": "scripted", "messages": [{"role": "user", "content": "hi"}], "n": 2}', 400, None, "n must be 1"),
         (b'{"model": "scripted", "messages": [{"role": "user", "content": "   "}]}', 400, None, "question is empty"),
     ],
@@ -234,14 +267,21 @@ class FailingBackend(ScriptedBackend):
         raise self.error
 
 
-@pytest.mark.parametrize("error, words", [(BackendError("the KV cache is full"), "the KV cache is full"),
-                                           (RuntimeError("boom"), "internal error: RuntimeError: boom")])
+@pytest.mark.parametrize(
+    "error, words",
+    [
+        (BackendError("the KV cache is full"), "the KV cache is full"),
+        (RuntimeError("boom"), "internal error: RuntimeError: boom"),
+    ],
+)
 def test_model_failures_are_500_json_plain_and_streamed(error, words):
     client, service = make_client(FailingBackend(error))
     try:
         response = client.post("/v1/chat/completions", json={"model": "scripted", "messages": QUESTION})
         assert response.status_code == 500 and words in response.json()["error"]["message"]
-        streamed = events(client.post("/v1/chat/completions", json={"model": "scripted", "messages": QUESTION, "stream": True}))
+        streamed = events(
+            client.post("/v1/chat/completions", json={"model": "scripted", "messages": QUESTION, "stream": True})
+        )
         assert words in streamed[-2]["error"]["message"] and streamed[-1] == "[DONE]"
         assert client.get("/v1/models").status_code == 200
     finally:
@@ -278,7 +318,9 @@ def test_requests_queue_one_at_a_time_and_overflow_gets_503():
     results: list[int] = []
 
     def ask() -> None:
-        results.append(client.post("/v1/chat/completions", json={"model": "scripted", "messages": QUESTION}).status_code)
+        results.append(
+            client.post("/v1/chat/completions", json={"model": "scripted", "messages": QUESTION}).status_code
+        )
 
     threads = [threading.Thread(target=ask) for _ in range(2)]
     try:
@@ -306,8 +348,14 @@ HI = [{"role": "user", "content": "hi"}]
 @pytest.mark.parametrize(
     "body, words",
     [
-        (b'{"model": "scripted", "messages": [{"role": "user", "content": "hi"}], "temperature": NaN}', "NaN is not a JSON number"),
-        (b'{"model": "scripted+mcts", "messages": [{"role": "user", "content": "hi"}], "marco": {"exploration": -Infinity}}', "Infinity"),
+        (
+            b'{"model": "scripted", "messages": [{"role": "user", "content": "hi"}], "temperature": NaN}',
+            "NaN is not a JSON number",
+        ),
+        (
+            b'{"model": "scripted+mcts", "messages": [{"role": "user", "content": "hi"}], "marco": {"exploration": -Infinity}}',
+            "Infinity",
+        ),
         (b'{"model": "scripted", "messages": [{"role": "user", "content": "hi"}], "top_p": 1e999}', "too large"),
         (b"[" * 100_000, "nested too deeply"),
         (b'{"a": ' * 50_000 + b"1" + b"}" * 50_000, "nested too deeply"),
@@ -326,17 +374,20 @@ def test_max_tokens_zero_is_refused_not_read_as_the_default(client):
         assert response.status_code == 400 and "max-tokens must be > 0, got 0" in response.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("extra, param", [
-    ({"max_tokens": 100_000}, "max_tokens"),
-    ({"messages": HI * 300}, "messages"),
-    ({"marco": {"simulations": 100_000}}, "marco.simulations"),
-    ({"marco": {"children": 50}}, "marco.children"),
-    ({"marco": {"max_depth": 1000}}, "marco.max_depth"),
-    ({"marco": {"step_max_tokens": 10**6}}, "marco.step_max_tokens"),
-    ({"marco": {"budget": 1e6}}, "marco.budget"),
-    ({"marco": {"delimiter": "x" * 1000}}, "marco.delimiter"),
-    ({"seed": 2**64}, "seed"),
-])
+@pytest.mark.parametrize(
+    "extra, param",
+    [
+        ({"max_tokens": 100_000}, "max_tokens"),
+        ({"messages": HI * 300}, "messages"),
+        ({"marco": {"simulations": 100_000}}, "marco.simulations"),
+        ({"marco": {"children": 50}}, "marco.children"),
+        ({"marco": {"max_depth": 1000}}, "marco.max_depth"),
+        ({"marco": {"step_max_tokens": 10**6}}, "marco.step_max_tokens"),
+        ({"marco": {"budget": 1e6}}, "marco.budget"),
+        ({"marco": {"delimiter": "x" * 1000}}, "marco.delimiter"),
+        ({"seed": 2**64}, "seed"),
+    ],
+)
 def test_every_request_controlled_size_has_a_limit(client, extra, param):
     body = {"model": "scripted+mcts", "messages": HI, **extra}
     response = client.post("/v1/chat/completions", json=body)
@@ -350,7 +401,9 @@ def test_limits_are_raisable_and_never_below_the_server_own_settings():
     try:
         assert service.limits.simulations == 500 and service.limits.max_tokens == 8192
         assert service.limits.body_bytes == 300
-        big = client.post("/v1/chat/completions", json={"model": "scripted", "messages": [{"role": "user", "content": "x" * 400}]})
+        big = client.post(
+            "/v1/chat/completions", json={"model": "scripted", "messages": [{"role": "user", "content": "x" * 400}]}
+        )
         assert big.status_code == 413 and "body-bytes" in big.json()["error"]["message"]
     finally:
         service.close()
@@ -358,13 +411,16 @@ def test_limits_are_raisable_and_never_below_the_server_own_settings():
     assert low.simulations == 3  # the operator's --simulations 3 is allowed although the limit says 2
 
 
-@pytest.mark.parametrize("spec, words", [
-    (["simulation=5"], "NAME=N with NAME one of body-bytes"),
-    (["simulations"], "NAME=N"),
-    (["simulations=lots"], "whole number"),
-    (["seconds=nan"], "must be a number > 0"),
-    (["seconds=0"], "must be a number > 0"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        (["simulation=5"], "NAME=N with NAME one of body-bytes"),
+        (["simulations"], "NAME=N"),
+        (["simulations=lots"], "whole number"),
+        (["seconds=nan"], "must be a number > 0"),
+        (["seconds=0"], "must be a number > 0"),
+    ],
+)
 def test_bad_limit_flags_are_one_line_errors(spec, words):
     from marco_cli.core.errors import UsageError
 
@@ -373,6 +429,7 @@ def test_bad_limit_flags_are_one_line_errors(spec, words):
 
 
 # -- who may call ----------------------------------------------------------------------
+
 
 def test_host_origin_content_type_and_api_key_are_checked():
     policy = AccessPolicy.create("127.0.0.1", ["proxy.example"], ["http://app.example"], "s3cret")
@@ -390,19 +447,34 @@ def test_host_origin_content_type_and_api_key_are_checked():
             assert response.status_code == 403 and response.json()["error"]["code"] == "host_not_allowed"
         for host in ("localhost", "127.0.0.1:9", "[::1]:8000", "proxy.example", "PROXY.example:443"):
             assert client.get("/v1/models", headers={**key, "host": host}).status_code == 200, host
-        foreign = client.post("/v1/chat/completions", content=json.dumps(body),
-                              headers={**key, "origin": "http://evil.example", "content-type": "text/plain"})
+        foreign = client.post(
+            "/v1/chat/completions",
+            content=json.dumps(body),
+            headers={**key, "origin": "http://evil.example", "content-type": "text/plain"},
+        )
         assert foreign.status_code == 403 and foreign.json()["error"]["code"] == "origin_not_allowed"
-        plain = client.post("/v1/chat/completions", content=json.dumps(body), headers={**key, "content-type": "text/plain"})
+        plain = client.post(
+            "/v1/chat/completions", content=json.dumps(body), headers={**key, "content-type": "text/plain"}
+        )
         assert plain.status_code == 415 and plain.json()["error"]["code"] == "unsupported_media_type"
         ok = client.post("/v1/chat/completions", json=body, headers={**key, "origin": "http://app.example"})
         assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "http://app.example"
-        preflight = client.options("/v1/chat/completions", headers={
-            "origin": "http://app.example", "access-control-request-method": "POST",
-            "access-control-request-headers": "authorization, content-type"})
+        preflight = client.options(
+            "/v1/chat/completions",
+            headers={
+                "origin": "http://app.example",
+                "access-control-request-method": "POST",
+                "access-control-request-headers": "authorization, content-type",
+            },
+        )
         assert preflight.status_code == 204 and "Authorization" in preflight.headers["access-control-allow-headers"]
-        assert client.options("/v1/chat/completions", headers={
-            "origin": "http://evil.example", "access-control-request-method": "POST"}).status_code == 403
+        assert (
+            client.options(
+                "/v1/chat/completions",
+                headers={"origin": "http://evil.example", "access-control-request-method": "POST"},
+            ).status_code
+            == 403
+        )
     finally:
         service.close()
 
@@ -425,6 +497,7 @@ def test_bad_access_flags_are_one_line_errors():
 
 
 # -- stopping requests ------------------------------------------------------------------
+
 
 class SlowBackend(ScriptedBackend):
     """Each token waits for ``go`` (or ``pause`` seconds): a generation that
@@ -465,8 +538,9 @@ def test_a_stopped_request_ends_at_the_next_token_and_the_next_request_runs():
         assert info.value.status == 499 and backend.tokens <= 2
         assert notes and "stopped a scripted request (client gone): " in notes[0] and "of at most 80" in notes[0]
         backend.generating.clear()
-        response = client.post("/v1/chat/completions", json={"model": "scripted+mcts", "messages": HI,
-                                                              "marco": {"simulations": 1}})
+        response = client.post(
+            "/v1/chat/completions", json={"model": "scripted+mcts", "messages": HI, "marco": {"simulations": 1}}
+        )
         assert response.status_code == 200 and not service.running
     finally:
         backend.go.set()

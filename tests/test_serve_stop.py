@@ -218,6 +218,7 @@ def test_a_stopped_request_leaves_the_llama_context_as_it_was(monkeypatch):
             return kv.live - sum(1 for node in kv.nodes.values() if node.seq is not None)
 
         assert orphans() == 0
+
         def generated_tokens() -> int:  # read afresh: ``stats`` may be a snapshot
             return service.backend.inner.stats.generated_tokens
 

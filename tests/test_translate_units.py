@@ -71,7 +71,9 @@ def test_glossary_terms_come_before_the_instruction(tmp_path):
     g = parse_glossary('[terms]\n"踩屎感" = "comfortable, cushioned feel"\n', tmp_path / "g.toml")
     prompt = build_prompt("这个鞋拥有踩屎感", language("en"), terms=g.find("这个鞋拥有踩屎感"))
     assert prompt == '请使用以下译法："踩屎感" -> "comfortable, cushioned feel"\n翻译到英文：这个鞋拥有踩屎感'
-    prompt = build_prompt("that party was lit", language("fr"), terms=parse_glossary('[terms]\nlit = "génial"', tmp_path / "g").terms)
+    prompt = build_prompt(
+        "that party was lit", language("fr"), terms=parse_glossary('[terms]\nlit = "génial"', tmp_path / "g").terms
+    )
     assert prompt == 'Use these renderings: "lit" -> "génial"\nTranslate into French: that party was lit'
 
 
@@ -85,7 +87,9 @@ def _glossary(tmp_path: Path, text: str):
 
 
 def test_glossary_find_and_check(tmp_path):
-    g = _glossary(tmp_path, '[terms]\n"踩屎感" = "Comfortable Feel"\n"踩屎" = "x"\nlit = "amazing"\nYYDS = "the greatest"\n')
+    g = _glossary(
+        tmp_path, '[terms]\n"踩屎感" = "Comfortable Feel"\n"踩屎" = "x"\nlit = "amazing"\nYYDS = "the greatest"\n'
+    )
     assert [t.source for t in g.find("这个鞋拥有踩屎感")] == ["踩屎感"]  # not the shorter overlap
     assert [t.source for t in g.find("踩屎 and 踩屎感")] == ["踩屎", "踩屎感"]
     assert g.find("a little thing") == ()  # word boundary for Latin terms
@@ -103,7 +107,7 @@ def test_glossary_find_and_check(tmp_path):
         ('[terms]\n"踩屎感" = 3\n', "[terms].'踩屎感': expected a string, got int 3"),
         ('[terms]\n"a" = ""\n', "empty rendering"),
         ('[terms]\n"" = "b"\n', "empty term"),
-        ('[terms]\n', "no terms defined"),
+        ("[terms]\n", "no terms defined"),
         ('terms = "x"\n', "[terms]: expected a table"),
         ("", "[terms]: missing"),
     ],
@@ -128,7 +132,11 @@ def test_glossary_missing_file_and_bad_encoding(tmp_path):
 def test_split_lines_keeps_blank_lines_and_numbers():
     units = split_lines("一\n\n  \nthree 👍\r\nfour".encode())
     assert [(u.line, u.source, u.needs_model) for u in units] == [
-        (1, "一", True), (2, "", False), (3, "", False), (4, "three 👍", True), (5, "four", True)
+        (1, "一", True),
+        (2, "", False),
+        (3, "", False),
+        (4, "three 👍", True),
+        (5, "four", True),
     ]
     assert len(split_lines(b"a\n\n")) == 2  # a final newline ends the last line
     assert split_lines(b"") == []
@@ -337,7 +345,10 @@ def test_a_line_that_hits_its_cap_is_a_line_error(scripted):
     assert result.stdout == "T(one)\n\nT(three)\n"
     assert result.exit_code == 1
     cap = token_cap(len("RAMBLE on"), 1024, thinks=True)
-    assert result.stderr.splitlines()[0] == f"marco: line 2: the translation did not end within {cap} tokens (the cap for this line)"
+    assert (
+        result.stderr.splitlines()[0]
+        == f"marco: line 2: the translation did not end within {cap} tokens (the cap for this line)"
+    )
     assert "and so on" not in result.stdout
 
 
@@ -346,21 +357,32 @@ def test_paragraph_blocks_get_the_same_cap(scripted):
     assert result.exit_code == 1 and result.stdout == "\n\nT(fine)\n"
     cap = token_cap(len("RAMBLE\nmore"), 600, thinks=True)
     assert scripted.max_tokens[0] == cap
-    assert result.stderr.startswith(f"marco: line 1: the translation did not end within {cap} tokens (the cap for this block)")
+    assert result.stderr.startswith(
+        f"marco: line 1: the translation did not end within {cap} tokens (the cap for this block)"
+    )
 
 
 def test_an_echoed_prompt_is_stripped(scripted):
     result = _invoke(["--to", "en"], "今天 ECHO\nECHO again\n")
     assert result.stdout == "T(今天 ECHO)\nT(ECHO again)\n"
-    assert strip_echo("翻译到英文：今天天气很好 The weather is nice.", "翻译到英文：今天天气很好") == "The weather is nice."
+    assert (
+        strip_echo("翻译到英文：今天天气很好 The weather is nice.", "翻译到英文：今天天气很好")
+        == "The weather is nice."
+    )
     assert strip_echo("The weather is nice.", "翻译到英文：今天天气很好") == "The weather is nice."
     # the source again behind the model's own label, then the translation
-    assert strip_echo("翻译为英文：今天天气很好. Nice weather", "翻译到英文：今天天气很好", "今天天气很好") == "Nice weather"
+    assert (
+        strip_echo("翻译为英文：今天天气很好. Nice weather", "翻译到英文：今天天气很好", "今天天气很好")
+        == "Nice weather"
+    )
     assert strip_echo("Hello there", "Translate into English: hola", "hola") == "Hello there"
     # a bare or labelled copy of the source alone may be the translation (en -> en)
     assert strip_echo("I am blue", "Translate into English: I am blue", "I am blue") == "I am blue"
     assert strip_echo("Translate into English: I am blue", "Translate into English: I am blue", "I am blue") == ""
-    assert strip_echo("Translation: I am blue", "Translate into English: I am blue", "I am blue") == "Translation: I am blue"
+    assert (
+        strip_echo("Translation: I am blue", "Translate into English: I am blue", "I am blue")
+        == "Translation: I am blue"
+    )
     assert strip_echo("I am blue", "Translate into French: x", "I am blue") == "I am blue"
 
 

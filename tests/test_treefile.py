@@ -41,8 +41,14 @@ def searched(settings: SearchSettings = SETTINGS):
 def saved_doc(tmp_path_factory):
     result, recorder = searched()
     path = tmp_path_factory.mktemp("trees") / "tree.json"
-    save_tree(path, result, question="add two and three", model="scripted",
-              options=options_dict(SETTINGS, mode="mcts"), recorder=recorder)
+    save_tree(
+        path,
+        result,
+        question="add two and three",
+        model="scripted",
+        options=options_dict(SETTINGS, mode="mcts"),
+        recorder=recorder,
+    )
     return path, result, recorder
 
 
@@ -66,7 +72,11 @@ def test_save_then_load_round_trips(saved_doc):
     assert list(saved.events) == recorder.events
     again = saved.result()
     assert again.stats == result.stats.__class__(**{**result.stats.__dict__, "seconds": round(result.stats.seconds, 3)})
-    assert (again.answer_text, again.stopped_by, again.complete) == (result.answer_text, result.stopped_by, result.complete)
+    assert (again.answer_text, again.stopped_by, again.complete) == (
+        result.answer_text,
+        result.stopped_by,
+        result.complete,
+    )
     assert again.tokens == result.tokens
 
 
@@ -84,8 +94,15 @@ def test_document_holds_parents_rollouts_and_small_events(saved_doc):
     first = data["rollouts"][0]
     assert first["text"] == recorder.rollout_texts[0] and first["tokens"] == list(result.rollouts[0].tokens)
     kinds = {e["type"] for e in data["events"]}
-    assert kinds >= {"node_created", "node_expanded", "rollout_scored", "backpropagated", "iteration_done",
-                     "search_finished", "reflection_inserted"}
+    assert kinds >= {
+        "node_created",
+        "node_expanded",
+        "rollout_scored",
+        "backpropagated",
+        "iteration_done",
+        "search_finished",
+        "reflection_inserted",
+    }
     assert all(len(json.dumps(e)) < 200 for e in data["events"])  # counters and ids, never trees
     times = [e["t"] for e in data["events"]]
     assert times[0] == 0.0 and times == sorted(times)
@@ -166,6 +183,7 @@ def _set(path, value):
             del obj[path[-1]]
         else:
             obj[path[-1]] = value
+
     return change
 
 
@@ -201,11 +219,14 @@ def test_broken_tree_is_one_line_naming_file_and_place(tmp_path, saved_doc, chan
     assert str(info.value) == f"{path}: {message}"
 
 
-@pytest.mark.parametrize("content,message", [
-    ("{", "not valid JSON (Expecting property name enclosed in double quotes at line 1, column 2)"),
-    ("[1, 2]", 'not a marco search tree (no "format": "marco-tree")'),
-    ("", "not valid JSON (Expecting value at line 1, column 1)"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("{", "not valid JSON (Expecting property name enclosed in double quotes at line 1, column 2)"),
+        ("[1, 2]", 'not a marco search tree (no "format": "marco-tree")'),
+        ("", "not valid JSON (Expecting value at line 1, column 1)"),
+    ],
+)
 def test_not_a_tree_file(tmp_path, content, message):
     path = write(tmp_path, content)
     with pytest.raises(TreeFileError) as info:

@@ -24,14 +24,21 @@ def _env(home: Path) -> dict[str, str]:
 
 
 def _pty(args: list[str], home: Path) -> pexpect.spawn:
-    return pexpect.spawn(sys.executable, ["-m", "marco_cli", *args], env=_env(home), timeout=180,
-                         encoding="utf-8", dimensions=(30, 100))
+    return pexpect.spawn(
+        sys.executable, ["-m", "marco_cli", *args], env=_env(home), timeout=180, encoding="utf-8", dimensions=(30, 100)
+    )
 
 
 def test_ask_confidence_tints_each_token(tmp_path):
     question = "Name a colour."
-    piped = subprocess.run([sys.executable, "-m", "marco_cli", "ask", *COT, question], env=_env(tmp_path),
-                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    piped = subprocess.run(
+        [sys.executable, "-m", "marco_cli", "ask", *COT, question],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert piped.returncode == 0, piped.stderr
     child = _pty(["ask", *COT, "--confidence", question], tmp_path)
     child.expect(pexpect.EOF)

@@ -172,7 +172,7 @@ def test_token_pieces_give_a_split_character_to_the_token_completing_it():
 def test_heatmap_text_and_styles():
     text = render_confidence(["The", " answer", " is", " 4"], [0.9, 0.2, None, 1.0])
     assert text.plain == "The answer is 4"
-    styles = [(text.plain[s.start:s.end], str(s.style)) for s in text.spans]
+    styles = [(text.plain[s.start : s.end], str(s.style)) for s in text.spans]
     assert styles[2] == (" is", "dim")  # forced token: no confidence
     assert styles[0][1].startswith("#") and styles[0][1] != styles[1][1]  # green-ish vs red-ish
 
@@ -204,14 +204,29 @@ class MirrorCheck:
 
 
 def _shape(view):
-    return [(v.id, v.parent_id, v.text, v.visits, round(v.total_value, 9), v.rollouts, v.reflection, v.terminal,
-             None if v.step_confidence is None else round(v.step_confidence, 9)) for v in view.walk()]
+    return [
+        (
+            v.id,
+            v.parent_id,
+            v.text,
+            v.visits,
+            round(v.total_value, 9),
+            v.rollouts,
+            v.reflection,
+            v.terminal,
+            None if v.step_confidence is None else round(v.step_confidence, 9),
+        )
+        for v in view.walk()
+    ]
 
 
-@pytest.mark.parametrize("settings", [
-    SearchSettings(simulations=8, children=3, max_tokens=150, reflection=True),
-    SearchSettings(simulations=12, children=2, max_tokens=150, leaves_per_iteration=3, reflect_below=0.9),
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        SearchSettings(simulations=8, children=3, max_tokens=150, reflection=True),
+        SearchSettings(simulations=12, children=2, max_tokens=150, leaves_per_iteration=3, reflect_below=0.9),
+    ],
+)
 def test_mirror_rebuilt_from_events_matches_every_snapshot(settings):
     backend = ScriptedBackend()
     check = MirrorCheck()
@@ -260,20 +275,28 @@ def test_live_view_is_inert_off_a_terminal():
 # -- what `ask` wires up ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("live,terminal,save,expect", [
-    (True, True, False, ["LiveSearchView"]),
-    (False, True, False, None),  # --no-live
-    (True, False, False, None),  # stderr piped: nothing animated
-    (True, False, True, ["TreeRecorder"]),  # piped but --save-tree: record only
-    (True, True, True, ["LiveSearchView", "TreeRecorder"]),
-])
+@pytest.mark.parametrize(
+    "live,terminal,save,expect",
+    [
+        (True, True, False, ["LiveSearchView"]),
+        (False, True, False, None),  # --no-live
+        (True, False, False, None),  # stderr piped: nothing animated
+        (True, False, True, ["TreeRecorder"]),  # piped but --save-tree: record only
+        (True, True, True, ["LiveSearchView", "TreeRecorder"]),
+    ],
+)
 def test_search_display_observers(monkeypatch, tmp_path, live, terminal, save, expect):
     from marco_cli.commands import _display
     from marco_cli.core.settings import Mode
 
     monkeypatch.setattr(_display, "err_console", lambda: Console(file=io.StringIO(), force_terminal=terminal))
-    display = _display.SearchDisplay(mode=Mode.MCTS, settings=SearchSettings(), question="q", live=live,
-                                     save_to=tmp_path / "t.json" if save else None)
+    display = _display.SearchDisplay(
+        mode=Mode.MCTS,
+        settings=SearchSettings(),
+        question="q",
+        live=live,
+        save_to=tmp_path / "t.json" if save else None,
+    )
     with display.observe() as observer:
         names = None if observer is None else [type(o).__name__ for o in observer.observers]
     assert names == expect

@@ -31,8 +31,16 @@ TINY = ["-m", "tiny", "--threads", "1", "--max-tokens", "4", "--ctx", "1024"]
 
 
 def marco(*args: str, stdout=subprocess.PIPE, cwd: Path = ROOT, pass_fds=()) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "marco_cli", *args], stdout=stdout, stderr=subprocess.PIPE,
-                          text=True, timeout=600, stdin=subprocess.DEVNULL, cwd=cwd, pass_fds=pass_fds)
+    return subprocess.run(
+        [sys.executable, "-m", "marco_cli", *args],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        pass_fds=pass_fds,
+    )
 
 
 def one_line(proc, code: int, *texts: str) -> str:
@@ -162,8 +170,14 @@ def test_stdout_on_a_full_device_is_one_line(tmp_path):
 
 def test_closed_stdout_is_one_line():
     def closed(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["/bin/bash", "-c", f'exec "{sys.executable}" -m marco_cli "$@" >&-', "marco", *args],
-                              stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=600, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            ["/bin/bash", "-c", f'exec "{sys.executable}" -m marco_cli "$@" >&-', "marco", *args],
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            timeout=600,
+            stdin=subprocess.DEVNULL,
+        )
 
     one_line(closed("models", "--json"), 1, "stdout is closed")
     one_line(closed("ask", *TINY, "hi", "--json"), 1, "stdout is closed")

@@ -154,9 +154,7 @@ class Backend(Protocol):
         """Evaluate the prompt (reusing any cached common prefix) and return its
         state. Raises ContextOverflowError when it does not fit."""
 
-    def extend(
-        self, requests: Sequence[Request], on_token: TokenCallback | None = None
-    ) -> list[Continuation]:
+    def extend(self, requests: Sequence[Request], on_token: TokenCallback | None = None) -> list[Continuation]:
         """Run all requests, batched together where the backend can; results in
         request order. A path that reaches the context end stops with
         ``StopReason.CONTEXT`` instead of failing."""

@@ -32,9 +32,7 @@ def _llama_cpp() -> Any:
     try:
         import llama_cpp
     except ImportError as exc:  # pragma: no cover - the package is a hard dependency
-        raise BackendError(
-            "llama-cpp-python is not installed", hint="pip install llama-cpp-python"
-        ) from exc
+        raise BackendError("llama-cpp-python is not installed", hint="pip install llama-cpp-python") from exc
     return llama_cpp
 
 
@@ -229,9 +227,7 @@ class LlamaBackend:
     def root(self, prompt_tokens: Sequence[int]) -> Handle:
         return self._engine.root(prompt_tokens)
 
-    def extend(
-        self, requests: Sequence[Request], on_token: TokenCallback | None = None
-    ) -> list[Continuation]:
+    def extend(self, requests: Sequence[Request], on_token: TokenCallback | None = None) -> list[Continuation]:
         return self._engine.extend(requests, on_token)
 
     def release(self, handle: Handle) -> None:

@@ -200,9 +200,7 @@ class TreeEngine:
                 raise BackendError("the KV cache is full", hint="use a larger --ctx") from None
             raise
 
-    def _start_runs(
-        self, requests: Sequence[Request], indices: range, parents: set[Handle], runs: list[_Run]
-    ) -> None:
+    def _start_runs(self, requests: Sequence[Request], indices: range, parents: set[Handle], runs: list[_Run]) -> None:
         kv, n_ctx = self._kv, self.info.n_ctx
         for i in indices:
             req = requests[i]

@@ -68,13 +68,20 @@ class RemoteBackend:
         self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
-    def connect(cls, target: RemoteTarget, runtime: RuntimeSettings | None = None, *,
-                name: str | None = None, **http_options: Any) -> RemoteBackend:
+    def connect(
+        cls,
+        target: RemoteTarget,
+        runtime: RuntimeSettings | None = None,
+        *,
+        name: str | None = None,
+        **http_options: Any,
+    ) -> RemoteBackend:
         """Reach the server, learn what it speaks, check it returns logprobs.
         ``http_options`` go to ``Http`` (tests pass a transport, retries, sleep)."""
         api_key = _api_key(target)
-        http = Http(target.base_url, api_key=api_key, timeout=target.timeout,
-                    concurrency=target.concurrency, **http_options)
+        http = Http(
+            target.base_url, api_key=api_key, timeout=target.timeout, concurrency=target.concurrency, **http_options
+        )
         try:
             facts = probe_server(http, target)
         except BaseException:
@@ -239,9 +246,16 @@ class RemoteBackend:
     def _body(self, run: Run, prompt: list[int] | str, max_tokens: int, *, stream: bool, seed: int) -> dict[str, Any]:
         s = run.request.sampling
         body = {
-            "model": self._facts.model, "prompt": prompt, "max_tokens": max_tokens,
-            "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k, "seed": seed,
-            "logprobs": TOP_LOGPROBS, "stream": stream, **self._facts.sampling_extras(),
+            "model": self._facts.model,
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "top_k": s.top_k,
+            "seed": seed,
+            "logprobs": TOP_LOGPROBS,
+            "stream": stream,
+            **self._facts.sampling_extras(),
         }
         return body
 
@@ -265,7 +279,11 @@ class RemoteBackend:
                 run.exact_pieces &= exact
                 last = len(entries) - 1
                 # Without each token's bytes, the event's text goes on its last token.
-                pieces = [e.piece for e in entries if e.piece is not None] if exact else [b""] * last + [chunk.text.encode("utf-8")]
+                pieces = (
+                    [e.piece for e in entries if e.piece is not None]
+                    if exact
+                    else [b""] * last + [chunk.text.encode("utf-8")]
+                )
                 for k, (entry, piece) in enumerate(zip(entries, pieces)):
                     run.shared_event = not exact and last > 0
                     match = run.add(entry, piece, clean=exact or k == last)
@@ -327,8 +345,9 @@ class RemoteBackend:
 
     # -- finishing -------------------------------------------------------------
 
-    def _finish(self, run: Run, reason: StopReason, emit: TokenCallback | None,
-                *, match: StopMatch | None = None) -> Continuation:
+    def _finish(
+        self, run: Run, reason: StopReason, emit: TokenCallback | None, *, match: StopMatch | None = None
+    ) -> Continuation:
         cut = match.cut if match is not None else len(run.ids)
         # A kept stop inside an event of several tokens: which token holds its
         # end is unknown, so cut by characters there too.
@@ -337,7 +356,9 @@ class RemoteBackend:
             tokens, text, confidences = kept_exact(run, cut, self._facts.pieces)
         else:
             retokenize = lambda text: self._facts.tokenize(self._http, text, special=True)  # noqa: E731
-            tokens, text, confidences = kept_retokenized(run, match, retokenize, by_pieces=self.dialect is Dialect.TOKENS)
+            tokens, text, confidences = kept_retokenized(
+                run, match, retokenize, by_pieces=self.dialect is Dialect.TOKENS
+            )
         piece = run.text.finish(text)
         if piece and emit is not None:
             emit(run.index, piece)
@@ -382,6 +403,8 @@ def _api_key(target: RemoteTarget) -> str | None:
 def _control_like(marker: str) -> bool:
     """How control tokens are spelled: ``<|...|>``, ``<s>``/``</s>``, ``[INST]``-style capitals."""
     inner = marker[1:-1].strip("/")
-    return "|" in marker or marker in ("<s>", "</s>", "<unk>", "<pad>") or (
-        inner.replace("_", "").isalpha() and inner.isupper()
+    return (
+        "|" in marker
+        or marker in ("<s>", "</s>", "<unk>", "<pad>")
+        or (inner.replace("_", "").isalpha() and inner.isupper())
     )

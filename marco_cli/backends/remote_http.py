@@ -131,7 +131,9 @@ class Http:
             raise BackendError(f"{self.base_url}{path} did not answer with JSON") from None
 
     @contextmanager
-    def _send(self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool = False) -> Iterator[httpx.Response]:
+    def _send(
+        self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool = False
+    ) -> Iterator[httpx.Response]:
         response = self._send_with_retries(method, path, body, stream)
         try:
             yield response
@@ -181,7 +183,11 @@ class Http:
                     raise self._status_error(path, busy, attempt + 1)
                 assert lost is not None  # set above: this failure was no answer at all
                 after = f" (tried {attempt + 1} times in {now - lost:.1f} s)" if attempt else ""
-                hint = "it answered before: has it stopped?" if self._reached else "is the server running, and is base_url right?"
+                hint = (
+                    "it answered before: has it stopped?"
+                    if self._reached
+                    else "is the server running, and is base_url right?"
+                )
                 raise BackendError(f"{self.base_url}: {failure}{after}", hint=hint)
             if self.cancelled.is_set():
                 raise KeyboardInterrupt

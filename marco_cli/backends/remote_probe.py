@@ -87,7 +87,7 @@ class ServerFacts:
         at = 0
         for match in MARKER.finditer(text):
             marker = match.group()
-            for piece in (text[at:match.start()], marker[0], marker[1:-1], marker[-1]):
+            for piece in (text[at : match.start()], marker[0], marker[1:-1], marker[-1]):
                 if piece:
                     tokens += self._tokenize(http, piece, special=special)
             at = match.end()
@@ -143,7 +143,9 @@ class ServerFacts:
         # Drop the incomplete tail, as a lenient decoder would.
         for drop in range(4):
             try:
-                return http.post_json("/extras/detokenize", {"model": self.model, "tokens": tokens[: len(tokens) - drop]})
+                return http.post_json(
+                    "/extras/detokenize", {"model": self.model, "tokens": tokens[: len(tokens) - drop]}
+                )
             except ServerError as exc:
                 if "decode" not in exc.detail.lower() or drop == 3 or len(tokens) <= drop + 1:
                     raise
@@ -230,7 +232,11 @@ def _read_props(http: Http, facts: ServerFacts) -> None:
 def _check_logprobs(http: Http, facts: ServerFacts) -> None:
     tokens = facts.dialect is Dialect.TOKENS
     body: dict[str, Any] = {
-        "model": facts.model, "max_tokens": 1, "temperature": 0.0, "logprobs": 5, "stream": False,
+        "model": facts.model,
+        "max_tokens": 1,
+        "temperature": 0.0,
+        "logprobs": 5,
+        "stream": False,
         "prompt": facts.tokenize(http, PROBE_TEXT, special=False) if tokens else PROBE_TEXT,
         **facts.sampling_extras(),
     }

@@ -32,8 +32,16 @@ class State:
 class Run:
     """One request while it runs: the tokens so far and the stop matcher."""
 
-    def __init__(self, index: int, request: Request, state: State, forced: tuple[int, ...],
-                 forced_text: str, forced_pieces: list[bytes], budget: int) -> None:
+    def __init__(
+        self,
+        index: int,
+        request: Request,
+        state: State,
+        forced: tuple[int, ...],
+        forced_text: str,
+        forced_pieces: list[bytes],
+        budget: int,
+    ) -> None:
         self.index = index
         self.request = request
         self.state = state
@@ -85,8 +93,9 @@ def kept_exact(run: Run, cut: int, known: dict[int, bytes]) -> Kept:
     return tokens, text, [confidence(e) for e in run.entries[: cut - n_forced]]
 
 
-def kept_retokenized(run: Run, match: StopMatch | None, tokenize: Callable[[str], list[int]],
-                     *, by_pieces: bool) -> Kept:
+def kept_retokenized(
+    run: Run, match: StopMatch | None, tokenize: Callable[[str], list[int]], *, by_pieces: bool
+) -> Kept:
     """Keep the text up to the stop (all of a kept stop, none of a dropped one),
     let the server tokenize it, and spread the confidences of the server's
     tokens that start inside it over those tokens."""
@@ -95,10 +104,10 @@ def kept_retokenized(run: Run, match: StopMatch | None, tokenize: Callable[[str]
     end = len(full)
     if match is not None:
         end = match.start + (len(match.stop.text) if match.stop.keep else 0)
-    sampled = full[start:max(start, end)]
+    sampled = full[start : max(start, end)]
     new = tokenize(sampled) if sampled else []
     if by_pieces:  # an event's text sits on its last token
-        lengths = [len(p.decode("utf-8", errors="replace")) for p in run.pieces[len(run.forced):]]
+        lengths = [len(p.decode("utf-8", errors="replace")) for p in run.pieces[len(run.forced) :]]
     else:  # token text as the server wrote it (may drop split characters)
         lengths = [len(e.text) or 1 for e in run.entries]
     offset, n_keep = 0, 0

@@ -65,9 +65,7 @@ def sample(logits_row: np.ndarray, sampling: Sampling, rng: np.random.Generator)
     return sample_with_confidence(logits_row, sampling, rng)[0]
 
 
-def sample_with_confidence(
-    logits_row: np.ndarray, sampling: Sampling, rng: np.random.Generator
-) -> tuple[int, float]:
+def sample_with_confidence(logits_row: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> tuple[int, float]:
     """``sample`` and ``top5_confidence`` of the drawn token, sharing one partition
     of the row (the hot path of the engine: one call per generated token)."""
     row = np.asarray(logits_row)

@@ -57,7 +57,7 @@ class Conversation:
 
     @property
     def in_context(self) -> list[Turn]:
-        return [t for t in self.turns[self.context_start:] if t.error is None]
+        return [t for t in self.turns[self.context_start :] if t.error is None]
 
     def history(self, start: int | None = None) -> tuple[Message, ...]:
         """The messages re-sent before the next question (from turn ``start``)."""

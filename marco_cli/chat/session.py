@@ -73,8 +73,14 @@ class ChatSession:
         self.conversation.settings = value
 
     # -- turns -------------------------------------------------------------
-    def ask(self, question: str, *, on_text: Callable[[str], None] | None = None,
-            observer: Observer | None = None, loading: Loading | None = None) -> Answer:
+    def ask(
+        self,
+        question: str,
+        *,
+        on_text: Callable[[str], None] | None = None,
+        observer: Observer | None = None,
+        loading: Loading | None = None,
+    ) -> Answer:
         """Answer ``question`` in the context of the earlier turns, then record
         the turn. Ctrl-C (``Interrupted`` or a bare ``KeyboardInterrupt``)
         records nothing; a model error records the question with the error.
@@ -87,8 +93,13 @@ class ChatSession:
                     self.reasoner.backend  # noqa: B018 - loads the model
             self._fit(question)
             answer = self.reasoner.ask(
-                question, mode=settings.mode, generation=settings.generation, search=settings.search,
-                history=self.conversation.history(), on_text=on_text, observer=observer,
+                question,
+                mode=settings.mode,
+                generation=settings.generation,
+                search=settings.search,
+                history=self.conversation.history(),
+                on_text=on_text,
+                observer=observer,
             )
         except Interrupted as exc:
             self.last_search = exc.partial.search or self.last_search
@@ -131,8 +142,10 @@ class ChatSession:
         dropped = sum(1 for t in conv.turns[first:lo] if t.error is None)
         if dropped:
             s = "" if dropped == 1 else "s"
-            self.notify(f"the conversation no longer fits in the context ({n_ctx} tokens): "
-                        f"dropped the oldest {dropped} turn{s} from it")
+            self.notify(
+                f"the conversation no longer fits in the context ({n_ctx} tokens): "
+                f"dropped the oldest {dropped} turn{s} from it"
+            )
 
     def context_usage(self) -> ContextUsage:
         conv = self.conversation
@@ -187,8 +200,7 @@ class ChatSession:
             try:
                 self.switch_model(saved, loading=loading)
             except MarcoError as exc:
-                self.notify(f"the conversation was saved with '{saved}' ({exc}); "
-                            f"continuing with {self.model.label}")
+                self.notify(f"the conversation was saved with '{saved}' ({exc}); continuing with {self.model.label}")
         conversation.model = self.conversation.model
         self.conversation = conversation
         self.last_search = None
@@ -228,12 +240,14 @@ def open_session(
     choice = _choose(registry, model, model_given, conversation.model, notify, backend)
     if choice.notice:
         notify(choice.notice)
-    return ChatSession(registry, runtime, choice.model, conversation,
-                       reasoner_factory=reasoner_factory, notify=notify, backend=backend)
+    return ChatSession(
+        registry, runtime, choice.model, conversation, reasoner_factory=reasoner_factory, notify=notify, backend=backend
+    )
 
 
-def _choose(registry: Registry, spec: str | None, given: bool, saved: str, notify: Notify,
-            backend: str | None = None) -> ModelChoice:
+def _choose(
+    registry: Registry, spec: str | None, given: bool, saved: str, notify: Notify, backend: str | None = None
+) -> ModelChoice:
     if saved and not given:
         try:
             return choose_model(registry, saved, backend=backend)

@@ -69,8 +69,12 @@ class SearchDisplay:
         options = options_dict(self.settings, mode=self.mode.value)
         try:
             save_tree(
-                self.save_to, answer.search, question=answer.question, model=answer.model,
-                options=options, recorder=self.recorder,
+                self.save_to,
+                answer.search,
+                question=answer.question,
+                model=answer.model,
+                options=options,
+                recorder=self.recorder,
             )
         except TreeSaveError as exc:
             return exc

@@ -39,15 +39,53 @@ _VIEW = "Output"
 _CONTEXT = "_marco_ctx"
 
 # -- output flags shared by several commands (each spelled and meant once) ---
-ShowThoughtsOpt = Annotated[bool, typer.Option("--show-thoughts", help="Write the thought to stderr as well, also when stderr is not a terminal (stdout keeps only answers).", rich_help_panel=_VIEW)]
-NoLiveOpt = Annotated[bool, typer.Option("--no-live", help="Don't draw the search tree live on stderr (it is drawn only on a terminal anyway).", rich_help_panel=_VIEW)]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Leave no tree or summary on stderr after the search.", rich_help_panel=_VIEW)]
-ConfidenceOpt = Annotated[bool, typer.Option("--confidence", help="Print the answer with each token coloured by its confidence (red unsure, green sure).", rich_help_panel=_VIEW)]
-SaveTreeOpt = Annotated[Path | None, typer.Option("--save-tree", help="Write the whole search to this JSON file (for `marco replay`; schema in docs/tree-schema.md).", show_default=False, metavar="FILE", rich_help_panel=_VIEW)]
-ModelsFileOpt = Annotated[str | None, typer.Option("--models", envvar="MARCO_MODELS", help=SPEC["models"].help, show_default=False, metavar="FILE")]
+ShowThoughtsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--show-thoughts",
+        help="Write the thought to stderr as well, also when stderr is not a terminal (stdout keeps only answers).",
+        rich_help_panel=_VIEW,
+    ),
+]
+NoLiveOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-live",
+        help="Don't draw the search tree live on stderr (it is drawn only on a terminal anyway).",
+        rich_help_panel=_VIEW,
+    ),
+]
+QuietOpt = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="Leave no tree or summary on stderr after the search.", rich_help_panel=_VIEW),
+]
+ConfidenceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--confidence",
+        help="Print the answer with each token coloured by its confidence (red unsure, green sure).",
+        rich_help_panel=_VIEW,
+    ),
+]
+SaveTreeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--save-tree",
+        help="Write the whole search to this JSON file (for `marco replay`; schema in docs/tree-schema.md).",
+        show_default=False,
+        metavar="FILE",
+        rich_help_panel=_VIEW,
+    ),
+]
+ModelsFileOpt = Annotated[
+    str | None,
+    typer.Option("--models", envvar="MARCO_MODELS", help=SPEC["models"].help, show_default=False, metavar="FILE"),
+]
 
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout instead of text.", rich_help_panel=_VIEW)]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the results as JSON on stdout instead of text.", rich_help_panel=_VIEW)
+]
 RESUME_SELF = "\0"  # `--resume` with no FILE: continue the file named by --save / --out
 BARE_VALUES = {"--resume": RESUME_SELF}
 """Options whose value may be left out, and what they then get (click has no
@@ -55,7 +93,15 @@ such options; ``MarcoCommand.parse_args`` fills the value in)."""
 
 
 # `--resume [FILE]`: carry on from FILE and keep adding to it, in chat and eval alike
-ResumeOpt = Annotated[str | None, typer.Option("--resume", help="Carry on from FILE and keep adding to it; without FILE, from the file of --save (chat) or --out (eval).", metavar="[FILE]", show_default=False)]
+ResumeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--resume",
+        help="Carry on from FILE and keep adding to it; without FILE, from the file of --save (chat) or --out (eval).",
+        metavar="[FILE]",
+        show_default=False,
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -112,7 +158,9 @@ def choose(flags: Flags) -> ModelChoice:
     return choose_model(load_registry(m.models), m.model, backend=m.backend)
 
 
-def settings_flags(*, mode: Mode | None = None, without: Iterable[str] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def settings_flags(
+    *, mode: Mode | None = None, without: Iterable[str] = ()
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command the spec's flags. ``mode`` is the command's ``--mode``
     default (None: the command has no ``--mode``); ``without`` names the
     settings that make no sense for it (its own options say why).
@@ -166,7 +214,9 @@ def _parameter(s: Setting, mode: Mode | None) -> inspect.Parameter:
         option = typer.Option(*decls, help=help, metavar=s.shown_metavar, show_default=False, rich_help_panel=panel)
         annotation = str | None
     default = False if annotation is bool else None
-    return inspect.Parameter(s.key, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[annotation, option])
+    return inspect.Parameter(
+        s.key, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[annotation, option]
+    )
 
 
 def _flags(ctx: typer.Context, chosen: list[Setting], raw: dict[str, Any], mode: Mode | None) -> Flags:
@@ -206,4 +256,3 @@ def check_resume(resume: str | None, writer: str | None, *, writer_flag: str) ->
             raise UsageError(f"--resume needs {writer_flag} (the file to continue) or a FILE of its own")
         return writer
     return resume
-

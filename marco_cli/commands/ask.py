@@ -23,7 +23,10 @@ from ._io import read_input
 
 @o.settings_flags(mode=Mode.COT)
 def ask(
-    question: Annotated[str | None, typer.Argument(metavar="QUESTION", help="The question; '-' or a pipe reads stdin.", show_default=False)] = None,
+    question: Annotated[
+        str | None,
+        typer.Argument(metavar="QUESTION", help="The question; '-' or a pipe reads stdin.", show_default=False),
+    ] = None,
     show_thoughts: o.ShowThoughtsOpt = False,
     as_json: o.JsonOpt = False,
     no_live: o.NoLiveOpt = False,
@@ -56,8 +59,12 @@ def ask(
     try:
         with display.observe() as observer:
             answer = reasoner.ask(
-                text, mode=mode, generation=generation, search=search,
-                on_text=stream.feed if stream else None, observer=observer,
+                text,
+                mode=mode,
+                generation=generation,
+                search=search,
+                on_text=stream.feed if stream else None,
+                observer=observer,
             )
     except (Interrupted, SearchFailed) as exc:
         # Anytime: the best answer so far is printed and the tree saved, then
@@ -94,7 +101,9 @@ def _stream(out: _Output, reasoner: Reasoner) -> AnswerStream | None:
     )
 
 
-def _finish(answer: Answer, stream: AnswerStream | None, out: _Output, display: SearchDisplay, reasoner: Reasoner) -> None:
+def _finish(
+    answer: Answer, stream: AnswerStream | None, out: _Output, display: SearchDisplay, reasoner: Reasoner
+) -> None:
     """Save the tree, then print the answer; a failed save is reported after it."""
     save_error = display.save(answer)
     if stream is not None:

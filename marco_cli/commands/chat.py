@@ -26,7 +26,15 @@ HISTORY_FILE = "chat_history"
 @o.settings_flags(mode=Mode.COT)
 def chat(
     resume: o.ResumeOpt = None,
-    save: Annotated[str | None, typer.Option("--save", metavar="FILE", help="Save the conversation to this JSON file after every turn and on exit (and on /save).", show_default=False)] = None,
+    save: Annotated[
+        str | None,
+        typer.Option(
+            "--save",
+            metavar="FILE",
+            help="Save the conversation to this JSON file after every turn and on exit (and on /save).",
+            show_default=False,
+        ),
+    ] = None,
     show_thoughts: o.ShowThoughtsOpt = False,
     no_live: o.NoLiveOpt = False,
     confidence: o.ConfidenceOpt = False,
@@ -49,29 +57,43 @@ def chat(
     # Only settings given on the command line apply, so a resumed conversation
     # keeps its saved values for the others.
     session = open_session(
-        load_registry(m.models), runtime, model=m.model, model_given="model" in flags.given,
-        resume=resume_file, overrides=flags.given_values(Surface.CHAT),
+        load_registry(m.models),
+        runtime,
+        model=m.model,
+        model_given="model" in flags.given,
+        resume=resume_file,
+        overrides=flags.given_values(Surface.CHAT),
         mode=flags.mode if "mode" in flags.given or not resume_file else None,
-        notify=notice, backend=m.backend,
+        notify=notice,
+        backend=m.backend,
     )
     status = _run(session, save, confidence, show_thoughts, live=not no_live)
     if status:
         raise typer.Exit(status)
 
 
-def _run(session: ChatSession, save: str | None, confidence: bool = False, show_thoughts: bool = False,
-         live: bool = True) -> int:
+def _run(
+    session: ChatSession, save: str | None, confidence: bool = False, show_thoughts: bool = False, live: bool = True
+) -> int:
     """Run the loop; whatever ends it (Ctrl-D, /exit, an error, Ctrl-C in a
     pipe), the history is written and the conversation saved to ``--save``."""
     interactive = is_tty(sys.stdin)
     if interactive:
         lines: TerminalLines | StreamLines = TerminalLines(
-            marco_home() / HISTORY_FILE, completions=[f"/{name}" for name in COMMANDS if name.isalpha()])
+            marco_home() / HISTORY_FILE, completions=[f"/{name}" for name in COMMANDS if name.isalpha()]
+        )
     else:
         lines = StreamLines(sys.stdin.buffer)
     try:
-        status = Repl(session, lines, interactive=interactive, save_path=save, confidence=confidence,
-                      show_thoughts=show_thoughts, live=live).run()
+        status = Repl(
+            session,
+            lines,
+            interactive=interactive,
+            save_path=save,
+            confidence=confidence,
+            show_thoughts=show_thoughts,
+            live=live,
+        ).run()
     except BaseException:
         _close(session, lines, save)  # a failed save must not hide what ended the session
         raise

@@ -35,18 +35,79 @@ from . import _options as o
 
 @o.settings_flags(without=("action",))  # the modes name the action (mcts-step, mcts-mini64, ...)
 def eval_command(
-    dataset: Annotated[Path, typer.Argument(metavar="DATASET", help="Questions: MGSM-style TSV (question<TAB>answer) or JSON Lines ({\"question\", \"answer\"}, GSM8K '#### N' answers).", show_default=False)],
-    modes: Annotated[str, typer.Option("--modes", metavar="MODE,...", help="Comma-separated: cot (greedy), sc (majority vote of --samples sampled CoTs), conf-vote (the same samples, votes weighted by confidence), mcts-step, mcts-mini64, mcts-mini32. The first is the baseline of the Δ column.")] = "cot,mcts-step",
-    limit: Annotated[int | None, typer.Option("--limit", metavar="N", help="Only the first N questions (after --offset).", show_default=False)] = None,
-    offset: Annotated[int, typer.Option("--offset", metavar="N", help="Skip the first N questions (--offset 50 --limit 100: questions 51-150).")] = 0,
-    samples: Annotated[int, typer.Option("--samples", metavar="K", help="k: the sampled CoTs sc and conf-vote vote over (made in one batch). Without sc/conf-vote: answers per question and mode (test@k counts a question right if any is). Each answer's seed derives from --seed, the question and the sample.")] = 1,
-    conf_keep: Annotated[float, typer.Option("--conf-keep", metavar="SHARE", help="conf-vote: only this share of the samples, the most confident, votes.")] = 1.0,
-    conf_score: Annotated[ConfScore, typer.Option("--conf-score", help="conf-vote: a trace's confidence: mean (eq. 2), tail (last 32 tokens) or window (lowest 16-token window).")] = ConfScore.MEAN,
-    out: Annotated[Path | None, typer.Option("--out", metavar="FILE", help="Append one JSON line per answer here, as it is made.", show_default=False)] = None,
+    dataset: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DATASET",
+            help='Questions: MGSM-style TSV (question<TAB>answer) or JSON Lines ({"question", "answer"}, GSM8K \'#### N\' answers).',
+            show_default=False,
+        ),
+    ],
+    modes: Annotated[
+        str,
+        typer.Option(
+            "--modes",
+            metavar="MODE,...",
+            help="Comma-separated: cot (greedy), sc (majority vote of --samples sampled CoTs), conf-vote (the same samples, votes weighted by confidence), mcts-step, mcts-mini64, mcts-mini32. The first is the baseline of the Δ column.",
+        ),
+    ] = "cot,mcts-step",
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", metavar="N", help="Only the first N questions (after --offset).", show_default=False),
+    ] = None,
+    offset: Annotated[
+        int,
+        typer.Option(
+            "--offset", metavar="N", help="Skip the first N questions (--offset 50 --limit 100: questions 51-150)."
+        ),
+    ] = 0,
+    samples: Annotated[
+        int,
+        typer.Option(
+            "--samples",
+            metavar="K",
+            help="k: the sampled CoTs sc and conf-vote vote over (made in one batch). Without sc/conf-vote: answers per question and mode (test@k counts a question right if any is). Each answer's seed derives from --seed, the question and the sample.",
+        ),
+    ] = 1,
+    conf_keep: Annotated[
+        float,
+        typer.Option(
+            "--conf-keep", metavar="SHARE", help="conf-vote: only this share of the samples, the most confident, votes."
+        ),
+    ] = 1.0,
+    conf_score: Annotated[
+        ConfScore,
+        typer.Option(
+            "--conf-score",
+            help="conf-vote: a trace's confidence: mean (eq. 2), tail (last 32 tokens) or window (lowest 16-token window).",
+        ),
+    ] = ConfScore.MEAN,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", metavar="FILE", help="Append one JSON line per answer here, as it is made.", show_default=False
+        ),
+    ] = None,
     resume: o.ResumeOpt = None,
     as_json: o.JsonOpt = False,
-    dpo_out: Annotated[Path | None, typer.Option("--dpo-out", metavar="FILE", help="Also write DPO preference pairs from every MCTS tree (JSON Lines).", show_default=False)] = None,
-    max_pairs: Annotated[int | None, typer.Option("--max-pairs-per-question", metavar="N", help="Keep at most N pairs per question (largest value gaps first).", show_default=False)] = None,
+    dpo_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--dpo-out",
+            metavar="FILE",
+            help="Also write DPO preference pairs from every MCTS tree (JSON Lines).",
+            show_default=False,
+        ),
+    ] = None,
+    max_pairs: Annotated[
+        int | None,
+        typer.Option(
+            "--max-pairs-per-question",
+            metavar="N",
+            help="Keep at most N pairs per question (largest value gaps first).",
+            show_default=False,
+        ),
+    ] = None,
     *,
     flags: o.Flags,
 ) -> None:
@@ -107,12 +168,24 @@ def _run(
             observers.append(EvalProgress(err_console(), [m.name for m in plan.modes]))
         if dpo_out is not None:
             pairs = stack.enter_context(JsonlWriter(dpo_out, resume=resume, option="--dpo-out"))
-            observers.append(DpoCollector(
-                pairs, prompt_text=reasoner.prompt_text, detokenize=lambda t: reasoner.backend.detokenize(t),
-                source=dataset.name, max_pairs=max_pairs,
-            ))
-        return run_eval(reasoner, problems, plan, done=done, writer=writer, observers=observers,
-                        detokenize=lambda t: reasoner.backend.detokenize(t))
+            observers.append(
+                DpoCollector(
+                    pairs,
+                    prompt_text=reasoner.prompt_text,
+                    detokenize=lambda t: reasoner.backend.detokenize(t),
+                    source=dataset.name,
+                    max_pairs=max_pairs,
+                )
+            )
+        return run_eval(
+            reasoner,
+            problems,
+            plan,
+            done=done,
+            writer=writer,
+            observers=observers,
+            detokenize=lambda t: reasoner.backend.detokenize(t),
+        )
 
 
 def _keys(problems: Sequence[Problem], plan: EvalPlan) -> Iterator[Key]:
@@ -123,8 +196,13 @@ def _print(report: EvalReport, dataset: Path, as_json: bool) -> None:
     summaries = report.summaries
     if as_json:
         data = {
-            "dataset": str(dataset), "model": report.plan.model, "samples": report.plan.samples,
-            "seed": report.plan.seed, "offset": report.plan.offset, "new_answers": report.new_rows, "interrupted": report.interrupted,
+            "dataset": str(dataset),
+            "model": report.plan.model,
+            "samples": report.plan.samples,
+            "seed": report.plan.seed,
+            "offset": report.plan.offset,
+            "new_answers": report.new_rows,
+            "interrupted": report.interrupted,
             "modes": [s.to_json() for s in summaries],
         }
         sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")

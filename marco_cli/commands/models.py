@@ -73,8 +73,14 @@ def models(
     if as_json:
         data = [
             {
-                "name": m.name, "aliases": list(m.entry.aliases), "quant": m.quant, "size": _size(m),
-                "on_disk": m.on_disk, "state": _state(m, states), "path": _where(m), "default": d,
+                "name": m.name,
+                "aliases": list(m.entry.aliases),
+                "quant": m.quant,
+                "size": _size(m),
+                "on_disk": m.on_disk,
+                "state": _state(m, states),
+                "path": _where(m),
+                "default": d,
                 "reasoning": m.entry.reasoning.value,
             }
             for m, d in rows
@@ -87,8 +93,12 @@ def models(
     for model, is_default in rows:
         name = model.name + (" *" if is_default else "")
         table.add_row(
-            name, ", ".join(model.entry.aliases), model.quant or "", _size(model),
-            _state(model, states), _where(model),
+            name,
+            ", ".join(model.entry.aliases),
+            model.quant or "",
+            _size(model),
+            _state(model, states),
+            _where(model),
         )
     console = out_console()
     if not is_tty(sys.stdout):

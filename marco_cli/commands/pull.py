@@ -19,13 +19,18 @@ from ..ui.console import notice
 from ..ui.pull_progress import human_bytes, pull_display
 from . import _options as o
 
-ModelArg = Annotated[str, typer.Argument(metavar="NAME[:QUANT]", help="Registry model, e.g. marco-o1 or marco-o1:q8_0.", show_default=False)]
+ModelArg = Annotated[
+    str,
+    typer.Argument(metavar="NAME[:QUANT]", help="Registry model, e.g. marco-o1 or marco-o1:q8_0.", show_default=False),
+]
 
 
 def pull(
     name: ModelArg,
     models_file: o.ModelsFileOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Download again even if the file is there and verified.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Download again even if the file is there and verified.")
+    ] = False,
 ) -> None:
     """Download a model's GGUF from the Hugging Face Hub (resumable, sha256-verified)."""
     model = resolve(load_registry(models_file), name)

@@ -23,13 +23,53 @@ if TYPE_CHECKING:
 
 @o.settings_flags(without=("mode",))  # each request picks its mode by model id
 def serve(
-    host: Annotated[str, typer.Option("--host", metavar="ADDRESS", help="Address to listen on (0.0.0.0: every interface; set --api-key then).")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host", metavar="ADDRESS", help="Address to listen on (0.0.0.0: every interface; set --api-key then)."
+        ),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", metavar="PORT", help="Port to listen on (0: any free port).")] = 8000,
-    max_queue: Annotated[int, typer.Option("--max-queue", metavar="N", help="Requests that may wait for the model; more get 503.")] = 16,
-    api_key: Annotated[str | None, typer.Option("--api-key", metavar="KEY", envvar="MARCO_API_KEY", help="Require this key from clients (Authorization: Bearer KEY); also MARCO_API_KEY.", show_default=False)] = None,
-    allow_host: Annotated[list[str] | None, typer.Option("--allow-host", help="Also accept requests whose Host is NAME (a proxy's public name; '*': any). Repeatable.", show_default=False, metavar="NAME")] = None,
-    cors: Annotated[list[str] | None, typer.Option("--cors", help="Let web pages from ORIGIN (https://app.example) call the server; '*': any. Repeatable.", show_default=False, metavar="ORIGIN")] = None,
-    limit: Annotated[list[str] | None, typer.Option("--limit", help="Raise or lower a per-request limit: body-bytes, messages, max-tokens, simulations, children, max-depth, seconds. Repeatable.", show_default=False, metavar="NAME=N")] = None,
+    max_queue: Annotated[
+        int, typer.Option("--max-queue", metavar="N", help="Requests that may wait for the model; more get 503.")
+    ] = 16,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            metavar="KEY",
+            envvar="MARCO_API_KEY",
+            help="Require this key from clients (Authorization: Bearer KEY); also MARCO_API_KEY.",
+            show_default=False,
+        ),
+    ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            help="Also accept requests whose Host is NAME (a proxy's public name; '*': any). Repeatable.",
+            show_default=False,
+            metavar="NAME",
+        ),
+    ] = None,
+    cors: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors",
+            help="Let web pages from ORIGIN (https://app.example) call the server; '*': any. Repeatable.",
+            show_default=False,
+            metavar="ORIGIN",
+        ),
+    ] = None,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--limit",
+            help="Raise or lower a per-request limit: body-bytes, messages, max-tokens, simulations, children, max-depth, seconds. Repeatable.",
+            show_default=False,
+            metavar="NAME=N",
+        ),
+    ] = None,
     *,
     flags: o.Flags,
 ) -> None:
@@ -64,8 +104,15 @@ def serve(
         stand_in = None
         if m.model is None and not m.backend and choice.model.name != registry.default:
             stand_in = StandIn(resolve(registry, registry.default))
-        service = ChatService(Reasoner(choice.model, runtime), generation=generation, search=search,
-                              max_queue=max_queue, limits=limits, stand_in=stand_in, note=notice)
+        service = ChatService(
+            Reasoner(choice.model, runtime),
+            generation=generation,
+            search=search,
+            max_queue=max_queue,
+            limits=limits,
+            stand_in=stand_in,
+            note=notice,
+        )
         service.load()
         run_server(service, sock, policy, verbose=runtime.verbose)
     finally:
@@ -112,8 +159,11 @@ def run_server(service: ChatService, sock: socket.socket, policy: AccessPolicy, 
         notice(f"listening on {shown} without an API key: anyone who reaches this port can use the model (--api-key)")
     notice(f"serving {', '.join(service.model_ids)} on http://{shown}:{port}/v1 (Ctrl-C stops)")
     config = uvicorn.Config(
-        create_app(service, policy), log_level="info" if verbose else "warning",
-        access_log=verbose, lifespan="off", timeout_graceful_shutdown=5,
+        create_app(service, policy),
+        log_level="info" if verbose else "warning",
+        access_log=verbose,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
     )
     Server(config).run(sockets=[sock])
 

@@ -38,11 +38,41 @@ from ._io import read_stdin_bytes, stdin_is_piped
 
 @o.settings_flags(mode=Mode.COT)
 def translate(
-    text: Annotated[str | None, typer.Argument(metavar="TEXT", help="Text to translate; without it (or with '-') stdin is translated line by line.", show_default=False)] = None,
-    to: Annotated[str, typer.Option("--to", metavar="LANG", help="Target language: a code (en, zh, ja, ko, fr, de, es, ru, pt, it, ...) or a name.", show_default=False)] = ...,  # type: ignore[assignment]  # typer's mark of a required option
-    source: Annotated[str | None, typer.Option("--from", metavar="LANG", help="Source language [default: recognised by the model].", show_default=False)] = None,
-    glossary: Annotated[str | None, typer.Option("--glossary", metavar="FILE", help="TOML file with a [terms] table: \"slang\" = \"preferred rendering\".", show_default=False)] = None,
-    paragraph: Annotated[bool, typer.Option("--paragraph", help="Translate blank-line separated blocks instead of single lines.")] = False,
+    text: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="TEXT",
+            help="Text to translate; without it (or with '-') stdin is translated line by line.",
+            show_default=False,
+        ),
+    ] = None,
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            metavar="LANG",
+            help="Target language: a code (en, zh, ja, ko, fr, de, es, ru, pt, it, ...) or a name.",
+            show_default=False,
+        ),
+    ] = ...,  # type: ignore[assignment]  # typer's mark of a required option
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from", metavar="LANG", help="Source language [default: recognised by the model].", show_default=False
+        ),
+    ] = None,
+    glossary: Annotated[
+        str | None,
+        typer.Option(
+            "--glossary",
+            metavar="FILE",
+            help='TOML file with a [terms] table: "slang" = "preferred rendering".',
+            show_default=False,
+        ),
+    ] = None,
+    paragraph: Annotated[
+        bool, typer.Option("--paragraph", help="Translate blank-line separated blocks instead of single lines.")
+    ] = False,
     show_thoughts: o.ShowThoughtsOpt = False,
     as_json: o.JsonOpt = False,
     *,

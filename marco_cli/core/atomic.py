@@ -97,7 +97,7 @@ class DurableAppender:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
             os.fsync(self._fd)
         except BaseException:
             self._failed = True

@@ -93,10 +93,13 @@ def default_temperature(mode: Mode, *, samples: int = 1) -> float:
 
 
 MODE = Setting(
-    "mode", Mode, None,
+    "mode",
+    Mode,
+    None,
     "cot: one chain of thought; mcts: Monte Carlo Tree Search over reasoning steps. cot is the default "
     "everywhere: measured so far, the search costs ~7x the tokens without answering better (BENCHMARKS.md).",
-    Group.GENERATION, surfaces=CLI_ONLY,
+    Group.GENERATION,
+    surfaces=CLI_ONLY,
 )
 """``--mode`` has no dataclass of its own; each command says its default. All
 say ``cot``: on MGSM with a Qwen2 model the search has not yet answered better
@@ -109,18 +112,40 @@ class ModelSettings:
     """Which model, from which registry, run where."""
 
     model: str | None = setting(
-        "model", None, "Model name, alias, NAME:QUANT or path to a .gguf file.", Group.MODEL,
-        kind=str, optional=True, surfaces=CLI_ONLY, short="-m", metavar="NAME[:QUANT]|FILE",
-        envvar="MARCO_MODEL", default_text="the registry's default",
+        "model",
+        None,
+        "Model name, alias, NAME:QUANT or path to a .gguf file.",
+        Group.MODEL,
+        kind=str,
+        optional=True,
+        surfaces=CLI_ONLY,
+        short="-m",
+        metavar="NAME[:QUANT]|FILE",
+        envvar="MARCO_MODEL",
+        default_text="the registry's default",
     )
     models: str | None = setting(
-        "models", None, "Model registry file to use instead of the shipped models.toml.", Group.MODEL,
-        kind=str, optional=True, surfaces=CLI_ONLY, metavar="FILE", envvar="MARCO_MODELS", default_text="models.toml",
+        "models",
+        None,
+        "Model registry file to use instead of the shipped models.toml.",
+        Group.MODEL,
+        kind=str,
+        optional=True,
+        surfaces=CLI_ONLY,
+        metavar="FILE",
+        envvar="MARCO_MODELS",
+        default_text="models.toml",
     )
     backend: str | None = setting(
-        "backend", None,
+        "backend",
+        None,
         "Run the model on an OpenAI-compatible server at this URL (vLLM, llama-server); its API key from MARCO_API_KEY.",
-        Group.MODEL, kind=str, optional=True, surfaces=CLI_ONLY, metavar="URL", envvar="MARCO_BACKEND",
+        Group.MODEL,
+        kind=str,
+        optional=True,
+        surfaces=CLI_ONLY,
+        metavar="URL",
+        envvar="MARCO_BACKEND",
         default_text="local llama.cpp",
     )
 
@@ -133,30 +158,61 @@ class RuntimeSettings:
     """How llama.cpp runs the model."""
 
     n_ctx: int = setting(  # KV cells shared by the whole search tree
-        "ctx", 8192, "KV-cache size in tokens (shared by the whole search tree).", Group.RUNTIME,
-        surfaces=CLI_ONLY, metavar="TOKENS", rules=(above(0), at_least(256, "must be at least 256")),
+        "ctx",
+        8192,
+        "KV-cache size in tokens (shared by the whole search tree).",
+        Group.RUNTIME,
+        surfaces=CLI_ONLY,
+        metavar="TOKENS",
+        rules=(above(0), at_least(256, "must be at least 256")),
     )
     n_threads: int | None = setting(  # None: MARCO_THREADS, else marco chooses while it runs
-        "threads", None, "CPU threads for llama.cpp, at most the CPUs here.", Group.RUNTIME, kind=int,
-        optional=True, surfaces=CLI_ONLY, metavar="N", rules=(above(0),),
+        "threads",
+        None,
+        "CPU threads for llama.cpp, at most the CPUs here.",
+        Group.RUNTIME,
+        kind=int,
+        optional=True,
+        surfaces=CLI_ONLY,
+        metavar="N",
+        rules=(above(0),),
         default_text="MARCO_THREADS, else chosen while it runs: the count that decodes fastest right now, from all "
         "cores down to one, because llama.cpp's threads stall each other when another program holds a core",
     )
     n_gpu_layers: int | None = setting(  # None: all layers when offload is supported
-        "n-gpu-layers", None, "Layers to offload to the GPU; -1 = all.", Group.RUNTIME, kind=int,
-        optional=True, surfaces=CLI_ONLY, metavar="N", rules=(at_least(-1, "must be -1 (all), 0 or more"),),
+        "n-gpu-layers",
+        None,
+        "Layers to offload to the GPU; -1 = all.",
+        Group.RUNTIME,
+        kind=int,
+        optional=True,
+        surfaces=CLI_ONLY,
+        metavar="N",
+        rules=(at_least(-1, "must be -1 (all), 0 or more"),),
         default_text="all when this llama.cpp build can offload, else 0",
     )
     kv_cache: KVCacheType = setting(
-        "kv-cache", KVCacheType.F16, "KV-cache type (q8_0 halves its memory).", Group.RUNTIME,
+        "kv-cache",
+        KVCacheType.F16,
+        "KV-cache type (q8_0 halves its memory).",
+        Group.RUNTIME,
         surfaces=CLI_ONLY,
     )
     verbose: bool = setting(
-        "verbose", False, "Show llama.cpp's own log on stderr.", Group.RUNTIME, surfaces=CLI_ONLY, negatable=False,
+        "verbose",
+        False,
+        "Show llama.cpp's own log on stderr.",
+        Group.RUNTIME,
+        surfaces=CLI_ONLY,
+        negatable=False,
     )
     force_ctx: bool = setting(  # keep an n_ctx above the model's training context
-        "force-ctx", False, "Keep a --ctx above the model's training context (costs memory; the model was not trained for it).",
-        Group.RUNTIME, surfaces=CLI_ONLY, negatable=False,
+        "force-ctx",
+        False,
+        "Keep a --ctx above the model's training context (costs memory; the model was not trained for it).",
+        Group.RUNTIME,
+        surfaces=CLI_ONLY,
+        negatable=False,
     )
 
     def __post_init__(self) -> None:
@@ -201,26 +257,58 @@ class RuntimeSettings:
 # A server request sets these by their OpenAI names, at the top level.
 CLI_CHAT = frozenset({Surface.CLI, Surface.CHAT})
 TEMPERATURE = Setting(
-    "temperature", float, None, "Sampling temperature; 0 = greedy.", Group.GENERATION, short="-t", surfaces=CLI_CHAT,
-    metavar="T", rules=(at_least(0), at_most(5, "must be between 0 and 5")),
+    "temperature",
+    float,
+    None,
+    "Sampling temperature; 0 = greedy.",
+    Group.GENERATION,
+    short="-t",
+    surfaces=CLI_CHAT,
+    metavar="T",
+    rules=(at_least(0), at_most(5, "must be between 0 and 5")),
     default_text=f"{default_temperature(Mode.COT):g} for cot, {default_temperature(Mode.MCTS):g} for mcts",
     openai="temperature",
 )
 TOP_P = Setting(
-    "top-p", float, 0.95, "Nucleus sampling: sample from the smallest set of tokens this likely.",
-    Group.GENERATION, surfaces=CLI_CHAT, metavar="P", rules=(in_unit_interval,), openai="top_p",
+    "top-p",
+    float,
+    0.95,
+    "Nucleus sampling: sample from the smallest set of tokens this likely.",
+    Group.GENERATION,
+    surfaces=CLI_CHAT,
+    metavar="P",
+    rules=(in_unit_interval,),
+    openai="top_p",
 )
 MAX_TOKENS = Setting(
-    "max-tokens", int, 1024, "Most tokens generated per answer (thought included; a search's rollouts too).",
-    Group.GENERATION, surfaces=CLI_CHAT, metavar="N", rules=(above(0),), openai="max_tokens",
+    "max-tokens",
+    int,
+    1024,
+    "Most tokens generated per answer (thought included; a search's rollouts too).",
+    Group.GENERATION,
+    surfaces=CLI_CHAT,
+    metavar="N",
+    rules=(above(0),),
+    openai="max_tokens",
 )
 LOOP_GUARD = Setting(  # end a looping generation early (backends/loops.py); a looped path is worth 0
-    "loop-guard", bool, True, "End a generation that repeats itself (a looped path is worth 0 and never wins).",
-    Group.GENERATION, surfaces=CLI_CHAT,
+    "loop-guard",
+    bool,
+    True,
+    "End a generation that repeats itself (a looped path is worth 0 and never wins).",
+    Group.GENERATION,
+    surfaces=CLI_CHAT,
 )
 SEED = Setting(
-    "seed", int, 0, "Random seed: same seed, same answer.", Group.GENERATION, surfaces=CLI_CHAT, metavar="N",
-    rules=(at_least(0),), openai="seed",
+    "seed",
+    int,
+    0,
+    "Random seed: same seed, same answer.",
+    Group.GENERATION,
+    surfaces=CLI_CHAT,
+    metavar="N",
+    rules=(at_least(0),),
+    openai="seed",
 )
 
 
@@ -234,9 +322,16 @@ class GenerationSettings:
     seed: int = declared(SEED, SEED.default)
     loop_guard: bool = declared(LOOP_GUARD, LOOP_GUARD.default)
     system: str | None = setting(  # replaces the model's default system prompt
-        "system", None, "System prompt (replaces the model's default; 'default' restores it).", Group.GENERATION,
-        kind=str, optional=True, surfaces=CLI_CHAT, metavar="TEXT",
-        parser=lambda raw: None if raw.lower() == "default" else raw, default_text="the model's",
+        "system",
+        None,
+        "System prompt (replaces the model's default; 'default' restores it).",
+        Group.GENERATION,
+        kind=str,
+        optional=True,
+        surfaces=CLI_CHAT,
+        metavar="TEXT",
+        parser=lambda raw: None if raw.lower() == "default" else raw,
+        default_text="the model's",
     )
 
     def __post_init__(self) -> None:
@@ -251,47 +346,100 @@ class SearchSettings:
     """MCTS knobs (ALGORITHM.md section 2; the ones marked *ours* there)."""
 
     action: Action = setting(
-        "action", Action.STEP, "MCTS action: a reasoning step, or a mini-step of 64/32 tokens.", _SEARCH,
+        "action",
+        Action.STEP,
+        "MCTS action: a reasoning step, or a mini-step of 64/32 tokens.",
+        _SEARCH,
     )
     simulations: int = setting("simulations", 16, "MCTS iterations.", _SEARCH, metavar="N", rules=(above(0),))
     children: int = setting("children", 3, "Children sampled per expansion.", _SEARCH, metavar="K", rules=(above(0),))
-    max_depth: int = setting("max-depth", 8, "Deepest tree level that is expanded.", _SEARCH, metavar="D", rules=(above(0),))
+    max_depth: int = setting(
+        "max-depth", 8, "Deepest tree level that is expanded.", _SEARCH, metavar="D", rules=(above(0),)
+    )
     exploration: float = setting(
-        "exploration", 1.41, "UCT exploration constant c in Q/N + c*sqrt(ln N_parent / N).", _SEARCH, metavar="C", rules=(at_least(0),),
+        "exploration",
+        1.41,
+        "UCT exploration constant c in Q/N + c*sqrt(ln N_parent / N).",
+        _SEARCH,
+        metavar="C",
+        rules=(at_least(0),),
     )
     temperature: float = declared(TEMPERATURE, default_temperature(Mode.MCTS))
     top_p: float = declared(TOP_P, TOP_P.default)
-    top_k: int = setting("top-k", 40, "Sample each search step from the K likeliest tokens.", _SEARCH, metavar="K", rules=(above(0),))
+    top_k: int = setting(
+        "top-k", 40, "Sample each search step from the K likeliest tokens.", _SEARCH, metavar="K", rules=(above(0),)
+    )
     max_tokens: int = declared(MAX_TOKENS, MAX_TOKENS.default)  # per answer (path), rollouts included
     step_max_tokens: int = setting(
-        "step-max-tokens", 256, "Most tokens in one `step` action.", _SEARCH, metavar="N", rules=(above(0),),
+        "step-max-tokens",
+        256,
+        "Most tokens in one `step` action.",
+        _SEARCH,
+        metavar="N",
+        rules=(above(0),),
     )
     delimiter: str = setting(
-        "delimiter", "\n\n", "What ends a reasoning step (\\n is a newline).", _SEARCH, metavar="TEXT",
-        rules=(not_empty,), parser=escaped_text, shower=show_escaped,
+        "delimiter",
+        "\n\n",
+        "What ends a reasoning step (\\n is a newline).",
+        _SEARCH,
+        metavar="TEXT",
+        rules=(not_empty,),
+        parser=escaped_text,
+        shower=show_escaped,
     )
     reflection: bool = setting(  # v1: reflect once before </Thought> on each path
-        "reflection", False, "Insert Marco-o1's reflection phrase (\"Wait! Maybe I made some mistakes! ...\") "
-        "before </Thought>, once per path.", _SEARCH,
+        "reflection",
+        False,
+        'Insert Marco-o1\'s reflection phrase ("Wait! Maybe I made some mistakes! ...") '
+        "before </Thought>, once per path.",
+        _SEARCH,
     )
     reflect_below: float | None = setting(  # v2-style dynamic reflection threshold
-        "reflect-below", None, "Offer a reflection step under nodes whose step confidence is below this.",
-        _SEARCH, kind=float, optional=True, metavar="X",
+        "reflect-below",
+        None,
+        "Offer a reflection step under nodes whose step confidence is below this.",
+        _SEARCH,
+        kind=float,
+        optional=True,
+        metavar="X",
         rules=(at_least(0, "must be between 0 and 1"), at_most(1, "must be between 0 and 1")),
     )
-    pick: Pick = setting("pick", Pick.MOST_VISITED, "Final answer: follow the most-visited children and finish "
-                         "greedily, take the best-valued finished rollout, or vote (the answer most rollout value agrees on).", _SEARCH)
-    value_span: ValueSpan = setting("value-span", ValueSpan.ROLLOUT, "Tokens a rollout's value (mean token "
-                                    "confidence) averages over: the whole path, or the <Output> only.", _SEARCH)
+    pick: Pick = setting(
+        "pick",
+        Pick.MOST_VISITED,
+        "Final answer: follow the most-visited children and finish "
+        "greedily, take the best-valued finished rollout, or vote (the answer most rollout value agrees on).",
+        _SEARCH,
+    )
+    value_span: ValueSpan = setting(
+        "value-span",
+        ValueSpan.ROLLOUT,
+        "Tokens a rollout's value (mean token confidence) averages over: the whole path, or the <Output> only.",
+        _SEARCH,
+    )
     budget: float | None = setting(
-        "budget", None, "Stop searching after this many seconds and answer with the best path so far.", _SEARCH,
-        kind=float, optional=True, metavar="SECONDS", rules=(above(0),), default_text="no limit",
+        "budget",
+        None,
+        "Stop searching after this many seconds and answer with the best path so far.",
+        _SEARCH,
+        kind=float,
+        optional=True,
+        metavar="SECONDS",
+        rules=(above(0),),
+        default_text="no limit",
     )
     seed: int = declared(SEED, SEED.default)
     leaves_per_iteration: int = setting(  # >1 selects several leaves with virtual loss; 0: auto (search/batching.py)
-        "leaves", 0, "Leaves expanded together per iteration (virtual loss): bigger llama.cpp batches, "
+        "leaves",
+        0,
+        "Leaves expanded together per iteration (virtual loss): bigger llama.cpp batches, "
         "a different but still seeded tree. auto: 4 where batches pay (weights of 256 MiB or more, or a GPU), else 1.",
-        _SEARCH, metavar="auto|N", rules=(at_least(0),), parser=parse_leaves, shower=lambda n: str(n) if n else "auto",
+        _SEARCH,
+        metavar="auto|N",
+        rules=(at_least(0),),
+        parser=parse_leaves,
+        shower=lambda n: str(n) if n else "auto",
     )
 
     # Early stop: end once the leading answer holds this share of the finished
@@ -299,13 +447,22 @@ class SearchSettings:
     # (search/vote.py). None or 0 turns it off. Provisional defaults, to be
     # chosen by measurement.
     early_stop: float | None = setting(
-        "early-stop", 0.75, "Stop searching once one answer holds this share of the finished rollouts' value; 0 = off.",
-        _SEARCH, kind=float, optional=True, metavar="SHARE",
+        "early-stop",
+        0.75,
+        "Stop searching once one answer holds this share of the finished rollouts' value; 0 = off.",
+        _SEARCH,
+        kind=float,
+        optional=True,
+        metavar="SHARE",
         rules=(at_least(0, "must be between 0 (off) and 1"), at_most(1, "must be between 0 (off) and 1")),
     )
     early_stop_min: int = setting(
-        "early-stop-min", 3, "Finished rollouts with an answer needed before --early-stop may end the search.",
-        _SEARCH, metavar="N", rules=(above(0),),
+        "early-stop-min",
+        3,
+        "Finished rollouts with an answer needed before --early-stop may end the search.",
+        _SEARCH,
+        metavar="N",
+        rules=(above(0),),
     )
     loop_guard: bool = declared(LOOP_GUARD, LOOP_GUARD.default)
 

@@ -98,9 +98,16 @@ def tree_index(root: NodeView) -> tuple[dict[int, int | None], dict[int, int]]:
     return parents, prefix
 
 
-def record_from_search(result: SearchResult, *, question_id: str, question: str, prompt: str,
-                       reference: str | None, source: str,
-                       detokenize: Callable[[Sequence[int]], str]) -> TreeRecord:
+def record_from_search(
+    result: SearchResult,
+    *,
+    question_id: str,
+    question: str,
+    prompt: str,
+    reference: str | None,
+    source: str,
+    detokenize: Callable[[Sequence[int]], str],
+) -> TreeRecord:
     """In-memory path (``marco eval --dpo-out``): no file format involved."""
     parents, prefix = tree_index(result.root)
     paths = tuple(
@@ -140,6 +147,7 @@ def make_pairs(record: TreeRecord, *, grade: Callable[[str], bool] | None = None
         verdict = {id(p): grade(p.text) for p in paths}
         ordered = [(c, w) for c in paths for w in paths if verdict[id(c)] and not verdict[id(w)]]
     else:
+
         def rank(p: CompletePath) -> tuple[bool, float]:
             return (p.stop in FINISHED_STOPS, p.value)
 
@@ -163,9 +171,7 @@ def _distinct(paths: Iterable[CompletePath]) -> list[CompletePath]:
 
 def rank_pairs(pairs: Iterable[Pair], max_pairs: int | None = None) -> list[Pair]:
     """Dedupe by (chosen, rejected) text, order by value gap then shared prefix, cap."""
-    ordered = sorted(
-        pairs, key=lambda p: (-p.gap, -p.shared_prefix_tokens, p.chosen.node_id, p.rejected.node_id)
-    )
+    ordered = sorted(pairs, key=lambda p: (-p.gap, -p.shared_prefix_tokens, p.chosen.node_id, p.rejected.node_id))
     seen: set[tuple[str, str]] = set()
     kept = []
     for pair in ordered:

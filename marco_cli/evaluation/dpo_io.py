@@ -41,8 +41,9 @@ def record_from_saved(saved: SavedTree, *, reference: str | None = None) -> Tree
     texts = _path_texts(saved.root)
     source = str(saved.path)
     paths = tuple(_path(r, i, texts, source) for i, r in enumerate(saved.data["rollouts"]))
-    return TreeRecord(question_id(saved.question), saved.question, saved.question, reference,
-                      parents, prefix, paths, source)
+    return TreeRecord(
+        question_id(saved.question), saved.question, saved.question, reference, parents, prefix, paths, source
+    )
 
 
 def _path_texts(root: NodeView) -> dict[int, str]:
@@ -74,8 +75,15 @@ class DpoCollector:
     written per question (so ``max_pairs`` counts per question, across modes
     and samples) as soon as the run moves to the next question."""
 
-    def __init__(self, writer: JsonlWriter, *, prompt_text: Callable[[str], str],
-                 detokenize: Callable[[Sequence[int]], str], source: str, max_pairs: int | None = None) -> None:
+    def __init__(
+        self,
+        writer: JsonlWriter,
+        *,
+        prompt_text: Callable[[str], str],
+        detokenize: Callable[[Sequence[int]], str],
+        source: str,
+        max_pairs: int | None = None,
+    ) -> None:
         self.writer = writer
         self.prompt_text = prompt_text
         self.detokenize = detokenize
@@ -95,9 +103,13 @@ class DpoCollector:
         if answer is None or answer.search is None:
             return
         record = record_from_search(
-            answer.search, question_id=problem.id, question=problem.question,
-            prompt=self.prompt_text(problem.question), reference=problem.reference,
-            source=f"{self.source}:{row['mode']}:sample{row['sample']}", detokenize=self.detokenize,
+            answer.search,
+            question_id=problem.id,
+            question=problem.question,
+            prompt=self.prompt_text(problem.question),
+            reference=problem.reference,
+            source=f"{self.source}:{row['mode']}:sample{row['sample']}",
+            detokenize=self.detokenize,
         )
         self.pending.extend(make_pairs(record))
 

@@ -122,7 +122,7 @@ class EvalPlan:
         return 1 if mode.votes or self.voting else self.samples
 
     def questions(self, problems: Sequence[Problem]) -> list[Problem]:
-        chosen = list(problems[self.offset:])
+        chosen = list(problems[self.offset :])
         return chosen[: self.limit] if self.limit else chosen
 
     def settings(self, mode: EvalMode, seed: int) -> tuple[GenerationSettings, SearchSettings]:
@@ -142,8 +142,9 @@ class EvalPlan:
             used["k"] = self.samples
         if mode.weighted:
             used.update(conf_keep=self.conf_keep, conf_score=self.conf_score.value)
-        blob = json.dumps({"model": self.model, "mode": mode.name, "seed": self.seed, "settings": used},
-                          sort_keys=True, default=str)
+        blob = json.dumps(
+            {"model": self.model, "mode": mode.name, "seed": self.seed, "settings": used}, sort_keys=True, default=str
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -163,17 +164,28 @@ class EvalReport:
     @property
     def summaries(self) -> list[ModeSummary]:
         outcomes = [
-            Outcome(r["question_id"], r["mode"], r["sample"], bool(r["correct"]), int(r["tokens"]), float(r["seconds"]),
-                    r.get("any_correct"))
+            Outcome(
+                r["question_id"],
+                r["mode"],
+                r["sample"],
+                bool(r["correct"]),
+                int(r["tokens"]),
+                float(r["seconds"]),
+                r.get("any_correct"),
+            )
             for r in self.rows
         ]
         plan = self.plan
-        return summarize(outcomes, [m.name for m in plan.modes],
-                         {m.name: plan.samples if m.votes else plan.answers(m) for m in plan.modes})
+        return summarize(
+            outcomes,
+            [m.name for m in plan.modes],
+            {m.name: plan.samples if m.votes else plan.answers(m) for m in plan.modes},
+        )
 
 
-def check_previous(previous: Sequence[tuple[int, dict[str, Any]]], problems: Sequence[Problem],
-                   plan: EvalPlan, source: str) -> dict[Key, dict[str, Any]]:
+def check_previous(
+    previous: Sequence[tuple[int, dict[str, Any]]], problems: Sequence[Problem], plan: EvalPlan, source: str
+) -> dict[Key, dict[str, Any]]:
     """Rows of an earlier run that this run may reuse, by key; refuses rows that
     would mix experiments (another dataset, model or settings)."""
     questions = {p.id: p.question for p in problems}
@@ -193,10 +205,16 @@ def check_previous(previous: Sequence[tuple[int, dict[str, Any]]], problems: Seq
     return done
 
 
-def run_eval(answerer: Answerer, problems: Sequence[Problem], plan: EvalPlan, *,
-             done: dict[Key, dict[str, Any]] | None = None, writer: JsonlWriter | None = None,
-             observers: Sequence[EvalObserver] = (),
-             detokenize: Callable[[Sequence[int]], str] | None = None) -> EvalReport:
+def run_eval(
+    answerer: Answerer,
+    problems: Sequence[Problem],
+    plan: EvalPlan,
+    *,
+    done: dict[Key, dict[str, Any]] | None = None,
+    writer: JsonlWriter | None = None,
+    observers: Sequence[EvalObserver] = (),
+    detokenize: Callable[[Sequence[int]], str] | None = None,
+) -> EvalReport:
     """Answer every pending (question, mode, sample); raises ``EvalInterrupted``
     (carrying the report so far) on Ctrl-C. With ``detokenize``, MCTS rows also
     record every finished rollout's answer and value (to compare picks offline)."""
@@ -240,22 +258,35 @@ def _sample(answerer: Answerer, problem: Problem, plan: EvalPlan) -> list[Answer
         return exc
 
 
-def _vote_row(problem: Problem, mode: EvalMode, samples: list[Answer] | ContextOverflowError,
-              plan: EvalPlan) -> tuple[dict[str, Any], Answer | None]:
+def _vote_row(
+    problem: Problem, mode: EvalMode, samples: list[Answer] | ContextOverflowError, plan: EvalPlan
+) -> tuple[dict[str, Any], Answer | None]:
     """One row of sc or conf-vote: the voted answer, the cost of all k samples,
     and every trace's prediction and confidences (to re-score offline)."""
     seed = sample_seed(plan.seed, problem.id, 0)
     row: dict[str, Any] = {
-        "question_id": problem.id, "mode": mode.name, "sample": 0, "seed": seed,
-        "question": problem.question, "reference": problem.reference,
+        "question_id": problem.id,
+        "mode": mode.name,
+        "sample": 0,
+        "seed": seed,
+        "question": problem.question,
+        "reference": problem.reference,
     }
     if isinstance(samples, ContextOverflowError):
-        row.update(prediction=None, correct=False, answer="", text="", tokens=0, seconds=0.0,
-                   error=str(samples), model=plan.model, settings=plan.fingerprint(mode))
+        row.update(
+            prediction=None,
+            correct=False,
+            answer="",
+            text="",
+            tokens=0,
+            seconds=0.0,
+            error=str(samples),
+            model=plan.model,
+            settings=plan.fingerprint(mode),
+        )
         return row, None
     # a trace the loop guard ended abstains, as a looped rollout does in the search's vote
-    traces = [Trace.from_confidences(None if a.looped else extract_answer(a.text), a.confidences)
-              for a in samples]
+    traces = [Trace.from_confidences(None if a.looped else extract_answer(a.text), a.confidences) for a in samples]
     score = plan.conf_score if mode.weighted else None
     result = vote(traces, weight=score, keep=plan.conf_keep if mode.weighted else 1.0)
     # the text shown for the vote: its most confident trace (first one for sc)
@@ -264,10 +295,17 @@ def _vote_row(problem: Problem, mode: EvalMode, samples: list[Answer] | ContextO
         backing.sort(key=lambda i: (-traces[i].score(score), i))
     chosen = samples[backing[0]] if backing else samples[0]
     row.update(
-        prediction=result.prediction, correct=is_correct(result.prediction, problem.reference),
-        answer=chosen.answer, text=chosen.text, tokens=sum(a.generated_tokens for a in samples),
-        seconds=round(max(a.seconds for a in samples), 3), model=plan.model, settings=plan.fingerprint(mode),
-        k=len(samples), vote_share=round(result.weight, 6), voters=result.voters,
+        prediction=result.prediction,
+        correct=is_correct(result.prediction, problem.reference),
+        answer=chosen.answer,
+        text=chosen.text,
+        tokens=sum(a.generated_tokens for a in samples),
+        seconds=round(max(a.seconds for a in samples), 3),
+        model=plan.model,
+        settings=plan.fingerprint(mode),
+        k=len(samples),
+        vote_share=round(result.weight, 6),
+        voters=result.voters,
         any_correct=any(is_correct(t.prediction, problem.reference) for t in traces),
         looped=sum(a.looped for a in samples),
         traces=[t.to_json() for t in traces],
@@ -275,28 +313,51 @@ def _vote_row(problem: Problem, mode: EvalMode, samples: list[Answer] | ContextO
     return row, chosen
 
 
-def _answer_one(answerer: Answerer, problem: Problem, mode: EvalMode, sample: int,
-                plan: EvalPlan, detokenize: Callable[[Sequence[int]], str] | None = None,
-                ) -> tuple[dict[str, Any], Answer | None]:
+def _answer_one(
+    answerer: Answerer,
+    problem: Problem,
+    mode: EvalMode,
+    sample: int,
+    plan: EvalPlan,
+    detokenize: Callable[[Sequence[int]], str] | None = None,
+) -> tuple[dict[str, Any], Answer | None]:
     seed = sample_seed(plan.seed, problem.id, sample)
     generation, search = plan.settings(mode, seed)
     row: dict[str, Any] = {
-        "question_id": problem.id, "mode": mode.name, "sample": sample, "seed": seed,
-        "question": problem.question, "reference": problem.reference,
+        "question_id": problem.id,
+        "mode": mode.name,
+        "sample": sample,
+        "seed": seed,
+        "question": problem.question,
+        "reference": problem.reference,
     }
     try:
         answer = answerer.ask(problem.question, mode=mode.mode, generation=generation, search=search)
     except ContextOverflowError as exc:
         # One question longer than the context is a wrong answer, not the end of a long run.
-        row.update(prediction=None, correct=False, answer="", text="", tokens=0, seconds=0.0,
-                   error=str(exc), model=plan.model, settings=plan.fingerprint(mode))
+        row.update(
+            prediction=None,
+            correct=False,
+            answer="",
+            text="",
+            tokens=0,
+            seconds=0.0,
+            error=str(exc),
+            model=plan.model,
+            settings=plan.fingerprint(mode),
+        )
         return row, None
     # The model's format says where its answer is (a fake answerer speaks Marco-o1's).
     prediction = extract_answer(answer.text, getattr(answerer, "reasoning", None))
     row.update(
-        prediction=prediction, correct=is_correct(prediction, problem.reference),
-        answer=answer.answer, text=answer.text, tokens=answer.generated_tokens,
-        seconds=round(answer.seconds, 3), model=plan.model, settings=plan.fingerprint(mode),
+        prediction=prediction,
+        correct=is_correct(prediction, problem.reference),
+        answer=answer.answer,
+        text=answer.text,
+        tokens=answer.generated_tokens,
+        seconds=round(answer.seconds, 3),
+        model=plan.model,
+        settings=plan.fingerprint(mode),
     )
     if answer.search is not None:
         row["value"] = round(answer.search.value, 6)
@@ -306,13 +367,19 @@ def _answer_one(answerer: Answerer, problem: Problem, mode: EvalMode, sample: in
         for choice in answer.search.picks:
             prediction = extract_answer(choice.text)
             row["picks"][choice.pick.value] = {
-                "prediction": prediction, "correct": is_correct(prediction, problem.reference),
-                "value": round(choice.value, 6), "estimated": choice.estimated,
+                "prediction": prediction,
+                "correct": is_correct(prediction, problem.reference),
+                "value": round(choice.value, 6),
+                "estimated": choice.estimated,
             }
         if detokenize is not None:
             row["rollouts"] = [
-                {"prediction": extract_answer(detokenize(r.tokens)), "value": round(r.value, 6),
-                 "stop": r.stop.value, "tokens": len(r.tokens)}
+                {
+                    "prediction": extract_answer(detokenize(r.tokens)),
+                    "value": round(r.value, 6),
+                    "stop": r.stop.value,
+                    "tokens": len(r.tokens),
+                }
                 for r in answer.search.rollouts
             ]
     return row, answer

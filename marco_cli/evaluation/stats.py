@@ -112,8 +112,13 @@ def summarize(outcomes: Sequence[Outcome], modes: Sequence[str], k: int | Mappin
             diff = _accuracy(per_q, shared) - _accuracy(base, shared)
         summaries.append(
             ModeSummary(
-                mode=mode, questions=n, samples=len(rows), k=k if isinstance(k, int) else k[mode],
-                accuracy=accuracy, ci_low=low, ci_high=high,
+                mode=mode,
+                questions=n,
+                samples=len(rows),
+                k=k if isinstance(k, int) else k[mode],
+                accuracy=accuracy,
+                ci_low=low,
+                ci_high=high,
                 test_at_k=sum(_test_at_k(g) for g in per_q.values()) / n if n else 0.0,
                 mean_tokens=sum(o.tokens for o in rows) / len(rows) if rows else 0.0,
                 mean_seconds=sum(o.seconds for o in rows) / len(rows) if rows else 0.0,

@@ -62,7 +62,7 @@ def _boxed_values(text: str) -> list[str]:
             depth += {"{": 1, "}": -1}.get(text[i], 0)
             i += 1
         if depth == 0:
-            values.append(text[start + len(_BOXED): i - 1])
+            values.append(text[start + len(_BOXED) : i - 1])
         start = text.find(_BOXED, i)
     return values
 

@@ -165,7 +165,7 @@ def _split(skeleton: str, contents: list[str], transform: Callable[[str], str] |
     at = 0
     for match in _MARK.finditer(skeleton):
         if match.start() > at:
-            parts.append(PromptPart(skeleton[at:match.start()], True))
+            parts.append(PromptPart(skeleton[at : match.start()], True))
         content = contents[int(match.group(1))]
         content = transform(content) if transform else content
         if content:

@@ -123,7 +123,7 @@ class ThoughtSplitter:
                 starts.append((self._answer_open, _State.ANSWER))
             for tag, new in starts:
                 if head.startswith(tag):
-                    self._buf, self._state = head[len(tag):], new
+                    self._buf, self._state = head[len(tag) :], new
                     return True
             if head and not any(tag.startswith(head) for tag, _ in starts):
                 self._state = self._untagged
@@ -135,7 +135,7 @@ class ThoughtSplitter:
             if found:
                 at, tag = min(found)
                 self._emit(out, self._buf[:at])
-                self._buf = self._buf[at + len(tag):]
+                self._buf = self._buf[at + len(tag) :]
                 if tag == self._close and self._answer_open:
                     self._state = _State.AFTER_THOUGHT
                 else:
@@ -149,7 +149,7 @@ class ThoughtSplitter:
             if at < 0:
                 return False
             self._emit(out, self._buf[:at], REASONING)  # text between </Thought> and <Output> is thought too
-            self._buf, self._state = self._buf[at + len(self._answer_open):], _State.ANSWER
+            self._buf, self._state = self._buf[at + len(self._answer_open) :], _State.ANSWER
             return True
         if state is _State.ANSWER:
             if self._answer_close is None:  # <think> formats: the answer runs to the end
@@ -172,7 +172,7 @@ class ThoughtSplitter:
         """Emit all but an ending that could be the start of one of ``tags``."""
         keep = partial_tag_suffix(self._buf, tags)
         self._emit(out, self._buf[: len(self._buf) - keep])
-        self._buf = self._buf[len(self._buf) - keep:]
+        self._buf = self._buf[len(self._buf) - keep :]
 
     def _emit(self, out: list[tuple[str, str]], text: str, channel: str | None = None) -> None:
         channel = channel or self._channel()
@@ -185,7 +185,7 @@ class ThoughtSplitter:
             self._pending[channel] += text
             return
         piece = self._pending[channel] + body
-        self._pending[channel] = text[len(body):]
+        self._pending[channel] = text[len(body) :]
         self._started[channel] = True
         self.sent[channel] += piece
         out.append((channel, piece))

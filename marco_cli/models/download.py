@@ -71,8 +71,9 @@ def _ignore(_: PullProgress) -> None:
     return None
 
 
-def pull(model: ResolvedModel, *, progress: ProgressCallback | None = None,
-         force: bool = False, revision: str = "main") -> Path:
+def pull(
+    model: ResolvedModel, *, progress: ProgressCallback | None = None, force: bool = False, revision: str = "main"
+) -> Path:
     """Download ``model`` (a resolved registry entry with a hub repo) unless it is
     already there and verified; returns the final path. Raises ``DownloadError``."""
     emit = progress or _ignore
@@ -97,8 +98,7 @@ def pull(model: ResolvedModel, *, progress: ProgressCallback | None = None,
     return dest
 
 
-def _download(remote: RemoteFile, dest: Path, size: int | None, sha: str | None,
-              emit: ProgressCallback) -> None:
+def _download(remote: RemoteFile, dest: Path, size: int | None, sha: str | None, emit: ProgressCallback) -> None:
     from . import hub
 
     partial = _fresh_partial(dest, sha or remote.etag, size)
@@ -142,8 +142,9 @@ def _exclusive(dest: Path) -> Iterator[None]:
         lock.release()
 
 
-def _expected(model: ResolvedModel, quant: QuantFile, hub_size: int | None,
-              hub_sha: str | None, url: str) -> tuple[int | None, str | None]:
+def _expected(
+    model: ResolvedModel, quant: QuantFile, hub_size: int | None, hub_sha: str | None, url: str
+) -> tuple[int | None, str | None]:
     """Size and sha256 to check against: the registry pins them when it can; the
     hub's answer fills the gaps. Disagreement stops us before a useless download."""
     where = f"[models.{model.name}.quants.{quant.quant}]"
@@ -184,8 +185,7 @@ def _existing_digest(dest: Path, size: int | None, sha: str | None, emit: Progre
     return digest if sha is None or digest == sha else None
 
 
-def _check_download(partial: Path, size: int | None, sha: str | None, url: str,
-                    emit: ProgressCallback) -> str:
+def _check_download(partial: Path, size: int | None, sha: str | None, url: str, emit: ProgressCallback) -> str:
     """Size, then sha256; a file failing either is deleted (it cannot be resumed into
     anything good) and the error says so."""
     actual = partial.stat().st_size
@@ -219,6 +219,7 @@ def _sha256_of(path: Path, emit: ProgressCallback = _ignore) -> str:
 
 
 # -- partial file, disk space ---------------------------------------------------------
+
 
 def _fresh_partial(dest: Path, tag: str | None, size: int | None) -> Path:
     """The partial file to append to; partials of other versions are dropped."""

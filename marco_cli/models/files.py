@@ -52,7 +52,9 @@ def hub_quant(model: ResolvedModel) -> QuantFile:
     if entry.downloadable and model.quant_file is not None:
         return model.quant_file
     if entry.package:
-        raise UsageError(f"'{model.name}' ships inside the {entry.package} Python package; marco neither downloads nor removes it")
+        raise UsageError(
+            f"'{model.name}' ships inside the {entry.package} Python package; marco neither downloads nor removes it"
+        )
     if entry.base_url:
         raise UsageError(f"'{model.name}' runs on a server ({entry.base_url}); there is no file to download or remove")
     raise UsageError(f"'{model.name}' is a local file ({model.path}), not a Hugging Face Hub model")
@@ -104,8 +106,11 @@ def downloaded_files(registry: Registry) -> list[LocalFile]:
             if dest.is_file():
                 state = "verified" if stamp_matches(dest, quant.sha256, quant.bytes) else "unverified"
                 found.append(LocalFile(entry.name, quant.quant, dest, dest.stat().st_size, state))
-            found.extend(LocalFile(entry.name, quant.quant, p, p.stat().st_size, "partial")
-                         for p in partials(dest) if p.is_file())
+            found.extend(
+                LocalFile(entry.name, quant.quant, p, p.stat().st_size, "partial")
+                for p in partials(dest)
+                if p.is_file()
+            )
     return found
 
 

@@ -212,8 +212,9 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _offline_error(url: str) -> DownloadError:
-    return DownloadError(f"offline mode is on (HF_HUB_OFFLINE): did not fetch {url}",
-                         hint="unset HF_HUB_OFFLINE to download")
+    return DownloadError(
+        f"offline mode is on (HF_HUB_OFFLINE): did not fetch {url}", hint="unset HF_HUB_OFFLINE to download"
+    )
 
 
 def _error(exc: BaseException, repo: str, filename: str, url: str) -> DownloadError:
@@ -221,27 +222,34 @@ def _error(exc: BaseException, repo: str, filename: str, url: str) -> DownloadEr
     if isinstance(exc, OfflineModeIsEnabled):
         return _offline_error(url)
     if isinstance(exc, httpx2.ConnectError):
-        return DownloadError(f"cannot reach {endpoint()} ({_first_line(exc)}) to fetch {url}",
-                             hint="check your connection, or set HF_ENDPOINT to a mirror")
+        return DownloadError(
+            f"cannot reach {endpoint()} ({_first_line(exc)}) to fetch {url}",
+            hint="check your connection, or set HF_ENDPOINT to a mirror",
+        )
     if isinstance(exc, httpx2.TimeoutException):
-        return DownloadError(f"{endpoint()} did not answer in time to fetch {url}",
-                             hint="check your connection; HF_HUB_ETAG_TIMEOUT raises the limit")
+        return DownloadError(
+            f"{endpoint()} did not answer in time to fetch {url}",
+            hint="check your connection; HF_HUB_ETAG_TIMEOUT raises the limit",
+        )
     if isinstance(exc, GatedRepoError):
-        return DownloadError(f"{repo} is a gated repository: {url}",
-                             hint=f"accept its terms at {endpoint()}/{repo} and set HF_TOKEN")
+        return DownloadError(
+            f"{repo} is a gated repository: {url}", hint=f"accept its terms at {endpoint()}/{repo} and set HF_TOKEN"
+        )
     if isinstance(exc, RepositoryNotFoundError):
-        return DownloadError(f"repository {repo} not found: {url}",
-                             hint="if it is private or gated, set HF_TOKEN to a token that can read it")
+        return DownloadError(
+            f"repository {repo} not found: {url}",
+            hint="if it is private or gated, set HF_TOKEN to a token that can read it",
+        )
     if isinstance(exc, RevisionNotFoundError):
         return DownloadError(f"revision not found in {repo}: {url}")
     if isinstance(exc, RemoteEntryNotFoundError):
-        return DownloadError(f"{filename} not found in {repo}: {url}",
-                             hint="the registry entry may be out of date")
+        return DownloadError(f"{filename} not found in {repo}: {url}", hint="the registry entry may be out of date")
     if isinstance(exc, HfHubHTTPError):
         status = exc.response.status_code if exc.response is not None else None
         if status in (401, 403):
-            return DownloadError(f"access denied (HTTP {status}) to {url}",
-                                 hint=f"set HF_TOKEN to a token that can read {repo}")
+            return DownloadError(
+                f"access denied (HTTP {status}) to {url}", hint=f"set HF_TOKEN to a token that can read {repo}"
+            )
         return DownloadError(f"the hub answered HTTP {status} for {url}")
     if isinstance(exc, httpx2.HTTPError):
         return DownloadError(f"network error while fetching {url}: {_first_line(exc)}")

@@ -31,9 +31,28 @@ SHIPPED_REGISTRY = Path(__file__).parent.parent / "models.toml"
 
 _TOP_KEYS = {"default", "fallback", "models"}
 _MODEL_KEYS = {
-    "description", "aliases", "repo", "default_quant", "quants", "package", "file", "path",
-    "quant", "size", "reasoning", "thought_format", "stop", "system_prompt", "chat_template",
-    "base_url", "model", "api_key_env", "n_ctx", "concurrency", "timeout", "cache_prompt",
+    "description",
+    "aliases",
+    "repo",
+    "default_quant",
+    "quants",
+    "package",
+    "file",
+    "path",
+    "quant",
+    "size",
+    "reasoning",
+    "thought_format",
+    "stop",
+    "system_prompt",
+    "chat_template",
+    "base_url",
+    "model",
+    "api_key_env",
+    "n_ctx",
+    "concurrency",
+    "timeout",
+    "cache_prompt",
 }
 _REMOTE_ONLY = ("model", "api_key_env", "n_ctx", "concurrency", "timeout", "cache_prompt")
 _QUANT_KEYS = {"file", "size", "bytes", "sha256"}
@@ -94,8 +113,12 @@ class ModelEntry:
         if not self.base_url:
             return None
         return RemoteTarget(
-            self.base_url, self.model, self.api_key_env, self.n_ctx,
-            self.concurrency or DEFAULT_CONCURRENCY, self.timeout or DEFAULT_TIMEOUT,
+            self.base_url,
+            self.model,
+            self.api_key_env,
+            self.n_ctx,
+            self.concurrency or DEFAULT_CONCURRENCY,
+            self.timeout or DEFAULT_TIMEOUT,
             bool(self.cache_prompt),
         )
 
@@ -184,12 +207,16 @@ def _inside_name(path: Path, where: str, value: str | None) -> str | None:
         return None
     parts = value.split("/")
     bad = (
-        value.startswith(("/", "~")) or "\\" in value or "\0" in value or ":" in parts[0]
+        value.startswith(("/", "~"))
+        or "\\" in value
+        or "\0" in value
+        or ":" in parts[0]
         or any(p in ("", ".", "..") or p.startswith(".") for p in parts)
     )
     if bad:
         raise _err(
-            path, where,
+            path,
+            where,
             f"must be a file name inside the model's folder (no absolute path, '..', '~' or hidden names), got {value!r}",
         )
     return value
@@ -221,8 +248,7 @@ def _parse_model(path: Path, name: str, table: object) -> ModelEntry:
     _check_keys(path, where, table, _MODEL_KEYS)
     quants_table = _typed(path, where, table, "quants", dict, {})
     quants = {
-        q.upper(): _parse_quant(path, f"[models.{name}.quants.{q}]", q.upper(), t)
-        for q, t in quants_table.items()
+        q.upper(): _parse_quant(path, f"[models.{name}.quants.{q}]", q.upper(), t) for q, t in quants_table.items()
     }
     entry = ModelEntry(
         name=name,
@@ -245,7 +271,8 @@ def _parse_model(path: Path, name: str, table: object) -> ModelEntry:
     sources = [bool(entry.repo), bool(entry.package), bool(entry.path), bool(entry.base_url)]
     if sum(sources) != 1:
         raise _err(
-            path, where,
+            path,
+            where,
             "give exactly one of 'repo' (with quants), 'package' (with file), 'path' or 'base_url' (a server)",
         )
     if not entry.base_url:
@@ -255,7 +282,9 @@ def _parse_model(path: Path, name: str, table: object) -> ModelEntry:
     if entry.repo and not quants:
         raise _err(path, where, "'repo' needs at least one [quants.NAME] table with a 'file'")
     if entry.repo and entry.default_quant and entry.default_quant not in quants:
-        raise _err(path, f"{where}.default_quant", f"'{entry.default_quant}' is not among its quants ({', '.join(quants)})")
+        raise _err(
+            path, f"{where}.default_quant", f"'{entry.default_quant}' is not among its quants ({', '.join(quants)})"
+        )
     if entry.package and not entry.file:
         raise _err(path, where, "'package' needs 'file' (the file's name inside the package)")
     return entry
@@ -313,8 +342,12 @@ def _remote_keys(path: Path, where: str, table: dict[str, Any]) -> dict[str, Any
         raise _err(path, f"{where}.timeout", f"must be > 0 seconds, got {timeout}")
     cache_prompt = _typed(path, where, table, "cache_prompt", bool)
     return {
-        "base_url": base_url, "model": model, "api_key_env": key_env, "n_ctx": n_ctx,
-        "concurrency": concurrency, "timeout": None if timeout is None else float(timeout),
+        "base_url": base_url,
+        "model": model,
+        "api_key_env": key_env,
+        "n_ctx": n_ctx,
+        "concurrency": concurrency,
+        "timeout": None if timeout is None else float(timeout),
         "cache_prompt": cache_prompt,
     }
 
@@ -390,9 +423,7 @@ def download_path(entry: ModelEntry, quant: QuantFile) -> Path:
 def _resolve_quant(entry: ModelEntry, quant: str | None) -> QuantFile:
     key = (quant or entry.default_quant or next(iter(entry.quants))).upper()
     if key not in entry.quants:
-        raise UsageError(
-            f"model '{entry.name}' has no quant '{quant}'; available: {', '.join(entry.quants)}"
-        )
+        raise UsageError(f"model '{entry.name}' has no quant '{quant}'; available: {', '.join(entry.quants)}")
     return entry.quants[key]
 
 

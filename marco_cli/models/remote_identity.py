@@ -111,7 +111,9 @@ def identify(registry: Registry, target: RemoteTarget, **http_options: Any) -> I
     where = target.base_url
     if found is not None:
         entry, quant = found  # quant None: the id names the model, not a file (vLLM's repo id)
-        model = ResolvedModel(entry.name, quant, Path("remote") / entry.name, entry, remote=replace(target, model=served.id))
+        model = ResolvedModel(
+            entry.name, quant, Path("remote") / entry.name, entry, remote=replace(target, model=served.id)
+        )
         return Identified(model, f"{where} runs '{served.id}': using {entry.name}'s prompt format from the registry")
     stop = tuple(dict.fromkeys(((served.eos_text,) if served.eos_text else ()) + _CHATML_ENDS))
     name = _generic_name(served.id)

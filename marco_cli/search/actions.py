@@ -32,7 +32,6 @@ from ..formats.reasoning import MARCO, ReasoningFormat
 REFLECTION_TEXT = f"\n\n{REFLECTION_PHRASE}\n\n"
 
 
-
 def reflection_tokens(backend: Backend) -> tuple[int, ...]:
     """Token ids of ``REFLECTION_TEXT``, tokenised once per search.
 
@@ -83,9 +82,14 @@ class Actions:
             )
             limit = s.step_max_tokens
         if reflect:
-            stops = tuple(st for st in stops if st.reason is not StopReason.THOUGHT_END) + self._thought_end(reflect=True)
+            stops = tuple(st for st in stops if st.reason is not StopReason.THOUGHT_END) + self._thought_end(
+                reflect=True
+            )
         return Request(
-            parent=parent, max_tokens=min(limit, remaining), stops=stops, sampling=self.sampling(seed),
+            parent=parent,
+            max_tokens=min(limit, remaining),
+            stops=stops,
+            sampling=self.sampling(seed),
             loop_guard=s.loop_guard,
         )
 

@@ -144,7 +144,9 @@ def _most_visited(search: MCTS, stopped_by: StoppedBy, *, generate: bool) -> tup
 
 
 def _with_interrupted(answer: Answer, interrupted: bool) -> Answer:
-    return Answer(answer.leaf, answer.tokens, answer.confidences, answer.value, answer.complete, interrupted, answer.stop)
+    return Answer(
+        answer.leaf, answer.tokens, answer.confidences, answer.value, answer.complete, interrupted, answer.stop
+    )
 
 
 def _by_pick(search: MCTS, pick: Pick, stopped_by: StoppedBy, *, generate: bool) -> tuple[Answer, bool]:

@@ -199,7 +199,9 @@ class MCTS:
         value = self.value(tokens, confidences, stop)
         n_new = len(ending.tokens) if ending else 0
         text = self.backend.detokenize(tokens)
-        self.rollouts.append(Rollout(node.id, tokens, confidences, value, stop, n_new, answer_key(text, stop, self.reasoning)))
+        self.rollouts.append(
+            Rollout(node.id, tokens, confidences, value, stop, n_new, answer_key(text, stop, self.reasoning))
+        )
         self.emit(RolloutScored(node.id, value, n_new, text, stop))
         return value
 
@@ -297,7 +299,9 @@ class MCTS:
         for node, reflect in zip(nodes, owes):
             assert node.handle is not None
             seed = 0 if greedy else self.seed()
-            requests.append(self.actions.rollout(node.handle, self.remaining(node), seed, reflect=reflect, greedy=greedy))
+            requests.append(
+                self.actions.rollout(node.handle, self.remaining(node), seed, reflect=reflect, greedy=greedy)
+            )
         firsts = self.extend(requests)
         try:
             follows = self._after_reflection(nodes, owes, firsts, greedy)
@@ -374,8 +378,5 @@ class MCTS:
 
     def expandable(self, node: Node) -> bool:
         return (
-            not node.terminal
-            and not node.children
-            and node.handle is not None
-            and node.depth < self.settings.max_depth
+            not node.terminal and not node.children and node.handle is not None and node.depth < self.settings.max_depth
         )

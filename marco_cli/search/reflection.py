@@ -37,9 +37,7 @@ def owes_reflection(
     return settings.reflection and _can_reflect(node, settings, phrase_tokens, reasoning)
 
 
-def wants_rethink(
-    node: Node, settings: SearchSettings, phrase_tokens: int, reasoning: ReasoningFormat = MARCO
-) -> bool:
+def wants_rethink(node: Node, settings: SearchSettings, phrase_tokens: int, reasoning: ReasoningFormat = MARCO) -> bool:
     """Dynamic: expanding ``node`` adds a reflection child (its step was unsure)."""
     threshold = settings.reflect_below
     confidence = node.step_confidence

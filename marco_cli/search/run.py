@@ -82,8 +82,13 @@ def run_search(
         if answer.interrupted:
             stopped_by = StoppedBy.INTERRUPTED
         result = _result(
-            search, answer, picks, stopped_by, backend.stats.evaluated_tokens - evaluated_before,
-            search.tokens_generated - searched, error,
+            search,
+            answer,
+            picks,
+            stopped_by,
+            backend.stats.evaluated_tokens - evaluated_before,
+            search.tokens_generated - searched,
+            error,
         )
     except BaseException:
         # The backend may be what failed: free what we can, keep its error.
@@ -102,7 +107,12 @@ def _release_all(search: MCTS) -> None:
 
 
 def _result(
-    search: MCTS, answer: Answer, picks: tuple[PickChoice, ...], stopped_by: StoppedBy, evaluated: int, finished: int,
+    search: MCTS,
+    answer: Answer,
+    picks: tuple[PickChoice, ...],
+    stopped_by: StoppedBy,
+    evaluated: int,
+    finished: int,
     error: str | None = None,
 ) -> SearchResult:
     root = search.root

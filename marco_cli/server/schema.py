@@ -24,8 +24,15 @@ if TYPE_CHECKING:
 class RequestError(Exception):
     """A request marco cannot serve; becomes an OpenAI-style JSON error."""
 
-    def __init__(self, status: int, message: str, *, code: str | None = None,
-                 param: str | None = None, kind: str = "invalid_request_error") -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        kind: str = "invalid_request_error",
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.code, self.param, self.kind = status, message, code, param, kind
 
@@ -105,7 +112,9 @@ def parse_request(data: Any) -> ChatRequest:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        raise RequestError(422, f"{where}: {first.get('msg', 'invalid value')}", code="invalid_value", param=where) from None
+        raise RequestError(
+            422, f"{where}: {first.get('msg', 'invalid value')}", code="invalid_value", param=where
+        ) from None
 
 
 def _text(message: ChatMessage, index: int) -> str:
@@ -117,8 +126,12 @@ def _text(message: ChatMessage, index: int) -> str:
     parts = []
     for part in content:
         if part.type != "text" or part.text is None:
-            raise RequestError(400, f"messages.{index}: only text content is supported, not '{part.type}'",
-                               code="unsupported_content", param=f"messages.{index}.content")
+            raise RequestError(
+                400,
+                f"messages.{index}: only text content is supported, not '{part.type}'",
+                code="unsupported_content",
+                param=f"messages.{index}.content",
+            )
         parts.append(part.text)
     return "".join(parts)
 
@@ -157,18 +170,35 @@ def check_limits(req: ChatRequest, limits: ServerLimits) -> None:
     marco = req.marco
     if marco is None:
         return
-    for param, name in (("simulations", "simulations"), ("children", "children"), ("max_depth", "max_depth"),
-                        ("step_max_tokens", "max_tokens"), ("budget", "seconds")):
+    for param, name in (
+        ("simulations", "simulations"),
+        ("children", "children"),
+        ("max_depth", "max_depth"),
+        ("step_max_tokens", "max_tokens"),
+        ("budget", "seconds"),
+    ):
         value = getattr(marco, param)
         if value is not None:
             refuse(f"marco.{param}", value, getattr(limits, name), name)
     if marco.delimiter is not None and len(marco.delimiter) > MAX_DELIMITER_CHARS:
-        raise RequestError(400, f"marco.delimiter is longer than {MAX_DELIMITER_CHARS} characters",
-                           code="over_limit", param="marco.delimiter")
+        raise RequestError(
+            400,
+            f"marco.delimiter is longer than {MAX_DELIMITER_CHARS} characters",
+            code="over_limit",
+            param="marco.delimiter",
+        )
 
 
-def to_call(req: ChatRequest, model_id: str, mode: Mode, base_generation: GenerationSettings,
-            base_search: SearchSettings, limits: ServerLimits | None = None, *, stand_in: bool = False) -> ChatCall:
+def to_call(
+    req: ChatRequest,
+    model_id: str,
+    mode: Mode,
+    base_generation: GenerationSettings,
+    base_search: SearchSettings,
+    limits: ServerLimits | None = None,
+    *,
+    stand_in: bool = False,
+) -> ChatCall:
     """``base_*`` hold the server's defaults; what the request sets replaces them."""
     if req.n not in (None, 1):
         raise RequestError(400, "n must be 1: marco returns one answer per request", param="n")
@@ -177,8 +207,12 @@ def to_call(req: ChatRequest, model_id: str, mode: Mode, base_generation: Genera
     system, history, question = conversation(req.messages)
     # 0 is refused below, as on the command line (not read as "the default").
     max_tokens_field = "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
-    top = {"temperature": req.temperature, "top-p": req.top_p, "seed": req.seed,
-           "max-tokens": req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens}
+    top = {
+        "temperature": req.temperature,
+        "top-p": req.top_p,
+        "seed": req.seed,
+        "max-tokens": req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens,
+    }
     values = {name: v for name, v in top.items() if v is not None}
     params = {name: SPEC[name].openai or name for name in values}
     params["max-tokens"] = max_tokens_field
@@ -196,8 +230,13 @@ def to_call(req: ChatRequest, model_id: str, mode: Mode, base_generation: Genera
         # "where: what", as the server words a malformed field (parse_request)
         raise RequestError(400, f"{param}: {exc}", code="invalid_value", param=param) from None
     return ChatCall(
-        model_id=model_id, mode=mode, question=question, history=history,
-        generation=generation, search=search, stream=req.stream,
+        model_id=model_id,
+        mode=mode,
+        question=question,
+        history=history,
+        generation=generation,
+        search=search,
+        stream=req.stream,
         include_usage=bool(req.stream_options and req.stream_options.include_usage),
         stand_in=stand_in,
     )

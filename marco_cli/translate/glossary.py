@@ -95,7 +95,7 @@ def parse_glossary(text: str, path: Path) -> Glossary:
     table = data.get("terms")
     if not isinstance(table, dict):
         what = "missing" if table is None else f"expected a table, got {type(table).__name__}"
-        raise ConfigError(f"{path}: [terms]: {what} (write: [terms] then \"slang\" = \"rendering\" lines)")
+        raise ConfigError(f'{path}: [terms]: {what} (write: [terms] then "slang" = "rendering" lines)')
     terms = []
     for source, rendering in table.items():
         where = f"{path}: [terms].{source!r}" if source.strip() else f"{path}: [terms]"

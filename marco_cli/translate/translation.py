@@ -81,7 +81,9 @@ def build_prompt(
     lines = []
     if terms:
         pairs = [f'"{t.source}" -> "{t.rendering}"' for t in terms]
-        lines.append(("请使用以下译法：" + "；".join(pairs)) if chinese else ("Use these renderings: " + "; ".join(pairs)))
+        lines.append(
+            ("请使用以下译法：" + "；".join(pairs)) if chinese else ("Use these renderings: " + "; ".join(pairs))
+        )
     if chinese:
         lines.append(f"{f'从{source.zh}' if source else ''}翻译到{target.zh}：{text}")
     else:
@@ -288,8 +290,11 @@ class Translator:
         cap = self.cap(unit)
         try:
             answer = self.reasoner.ask(
-                prompt, mode=opts.mode, generation=replace(opts.generation, max_tokens=cap),
-                search=opts.search.with_(max_tokens=cap), on_text=on_text,
+                prompt,
+                mode=opts.mode,
+                generation=replace(opts.generation, max_tokens=cap),
+                search=opts.search.with_(max_tokens=cap),
+                on_text=on_text,
             )
         except _FATAL:
             raise

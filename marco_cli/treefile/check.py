@@ -26,15 +26,53 @@ FORMAT = "marco-tree"
 VERSION = 1
 
 # type tags: "int", "num" (int or float), "str", "bool", "list", "dict"; "?" allows null
-_TOP = {"question": "str", "model": "str", "options": "dict", "stopped_by": "str", "answer": "dict",
-        "stats": "dict", "chosen_path": "list", "tree": "dict", "rollouts": "list", "events": "list"}
-_ANSWER = {"text": "str", "answer": "str", "thought": "str?", "value": "num", "complete": "bool",
-           "tokens": "list", "confidences": "list"}
-_NODE = {"id": "int", "parent": "int?", "depth": "int", "text": "str", "tokens": "list", "confidences": "list",
-         "visits": "int", "total_value": "num", "mean_value": "num", "step_confidence": "num?",
-         "rollouts": "int", "reflection": "bool", "terminal": "bool", "stop": "str?", "children": "list"}
-_ROLLOUT = {"node": "int", "value": "num", "stop": "str", "n_rollout_tokens": "int", "text": "str?",
-            "tokens": "list", "confidences": "list"}
+_TOP = {
+    "question": "str",
+    "model": "str",
+    "options": "dict",
+    "stopped_by": "str",
+    "answer": "dict",
+    "stats": "dict",
+    "chosen_path": "list",
+    "tree": "dict",
+    "rollouts": "list",
+    "events": "list",
+}
+_ANSWER = {
+    "text": "str",
+    "answer": "str",
+    "thought": "str?",
+    "value": "num",
+    "complete": "bool",
+    "tokens": "list",
+    "confidences": "list",
+}
+_NODE = {
+    "id": "int",
+    "parent": "int?",
+    "depth": "int",
+    "text": "str",
+    "tokens": "list",
+    "confidences": "list",
+    "visits": "int",
+    "total_value": "num",
+    "mean_value": "num",
+    "step_confidence": "num?",
+    "rollouts": "int",
+    "reflection": "bool",
+    "terminal": "bool",
+    "stop": "str?",
+    "children": "list",
+}
+_ROLLOUT = {
+    "node": "int",
+    "value": "num",
+    "stop": "str",
+    "n_rollout_tokens": "int",
+    "text": "str?",
+    "tokens": "list",
+    "confidences": "list",
+}
 _EVENTS = {
     "node_created": {"node": "int", "parent": "int?"},
     "node_expanded": {"parent": "int", "children": "list", "merged": "int"},
@@ -49,8 +87,14 @@ _OK = object()
 # Counters added after version 1 first shipped have defaults and may be absent.
 _STATS = {f.name: ("num" if f.name == "seconds" else "int") for f in fields(SearchStats) if f.default is MISSING}
 _STATS_LATER = {f.name: f.default for f in fields(SearchStats) if f.default is not MISSING}
-_NAMES = {"int": "an integer", "num": "a number", "str": "a string", "bool": "true or false",
-          "list": "a list", "dict": "an object"}
+_NAMES = {
+    "int": "an integer",
+    "num": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "list": "a list",
+    "dict": "an object",
+}
 
 
 @dataclass(frozen=True)
@@ -91,7 +135,9 @@ class SavedTree:
             value=float(answer["value"]),
             complete=answer["complete"],
             stop=StopReason(stop) if isinstance(stop, str) else None,
-            vote=None if vote is None else VoteSummary(vote["answer"], float(vote["share"]), vote["voters"], vote["answers"]),
+            vote=None
+            if vote is None
+            else VoteSummary(vote["answer"], float(vote["share"]), vote["voters"], vote["answers"]),
             reasoning=reasoning_format(answer.get("reasoning", Reasoning.MARCO)),
         )
 
@@ -99,11 +145,19 @@ class SavedTree:
 def tree_from_dict(d: dict[str, Any], parent_id: int | None = None) -> NodeView:
     """Inverse of ``tree_to_dict`` (on a validated dict)."""
     return NodeView(
-        id=d["id"], parent_id=parent_id, depth=d["depth"], text=d["text"], tokens=tuple(d["tokens"]),
-        confidences=tuple(d["confidences"]), visits=d["visits"], total_value=float(d["total_value"]),
+        id=d["id"],
+        parent_id=parent_id,
+        depth=d["depth"],
+        text=d["text"],
+        tokens=tuple(d["tokens"]),
+        confidences=tuple(d["confidences"]),
+        visits=d["visits"],
+        total_value=float(d["total_value"]),
         mean_value=float(d["mean_value"]),
         step_confidence=None if d["step_confidence"] is None else float(d["step_confidence"]),
-        rollouts=d["rollouts"], reflection=d["reflection"], terminal=d["terminal"],
+        rollouts=d["rollouts"],
+        reflection=d["reflection"],
+        terminal=d["terminal"],
         stop=None if d["stop"] is None else StopReason(d["stop"]),
         children=tuple(tree_from_dict(c, d["id"]) for c in d["children"]),
     )
@@ -143,9 +197,15 @@ def load_tree(path: str | os.PathLike[str]) -> SavedTree:
         check.items(rollout["tokens"], "int", f"rollout {n}: 'tokens'")
     check.events(data["events"], ids)
     return SavedTree(
-        path=path, version=version, question=data["question"], model=data["model"], options=data["options"],
-        root=tree_from_dict(data["tree"]), chosen_path=tuple(data["chosen_path"]),
-        events=tuple(data["events"]), data=data,
+        path=path,
+        version=version,
+        question=data["question"],
+        model=data["model"],
+        options=data["options"],
+        root=tree_from_dict(data["tree"]),
+        chosen_path=tuple(data["chosen_path"]),
+        events=tuple(data["events"]),
+        data=data,
     )
 
 

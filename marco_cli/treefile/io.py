@@ -66,17 +66,32 @@ def event_dict(event: Event, t: float) -> dict[str, Any] | None:
     if isinstance(event, NodeCreated):
         d = {"type": "node_created", "node": event.node_id, "parent": event.parent_id}
     elif isinstance(event, NodeExpanded):
-        d = {"type": "node_expanded", "parent": event.parent_id, "children": list(event.child_ids), "merged": event.merged}
+        d = {
+            "type": "node_expanded",
+            "parent": event.parent_id,
+            "children": list(event.child_ids),
+            "merged": event.merged,
+        }
     elif isinstance(event, ReflectionInserted):
         d = {"type": "reflection_inserted", "node": event.node_id}
     elif isinstance(event, RolloutScored):
-        d = {"type": "rollout_scored", "node": event.node_id, "value": _r(event.value), "tokens": event.n_tokens, "stop": event.stop.value}
+        d = {
+            "type": "rollout_scored",
+            "node": event.node_id,
+            "value": _r(event.value),
+            "tokens": event.n_tokens,
+            "stop": event.stop.value,
+        }
     elif isinstance(event, Backpropagated):
         d = {"type": "backpropagated", "path": list(event.path_ids), "value": _r(event.value)}
     elif isinstance(event, IterationDone):
         d = {
-            "type": "iteration_done", "iteration": event.iteration, "simulations": event.simulations,
-            "nodes": event.nodes, "tokens": event.tokens, "elapsed": round(event.elapsed, 3),
+            "type": "iteration_done",
+            "iteration": event.iteration,
+            "simulations": event.simulations,
+            "nodes": event.nodes,
+            "tokens": event.tokens,
+            "elapsed": round(event.elapsed, 3),
         }
     elif isinstance(event, SearchFinished):
         d = {"type": "search_finished", "stopped_by": event.result.stopped_by.value}
@@ -161,7 +176,9 @@ def tree_document(
             "confidences": _confs(result.confidences),
         },
         "stats": stats,
-        "vote": None if result.vote is None else {
+        "vote": None
+        if result.vote is None
+        else {
             "answer": result.vote.answer_key,
             "share": _r(result.vote.share),
             "voters": result.vote.voters,
@@ -169,8 +186,12 @@ def tree_document(
         },
         "picks": [
             {
-                "pick": p.pick.value, "answer": p.answer_key, "value": _r(p.value), "node": p.node_id,
-                "complete": p.complete, "estimated": p.estimated,
+                "pick": p.pick.value,
+                "answer": p.answer_key,
+                "value": _r(p.value),
+                "node": p.node_id,
+                "complete": p.complete,
+                "estimated": p.estimated,
             }
             for p in result.picks
         ],

@@ -56,9 +56,14 @@ class EvalProgress:
         self.console = console
         self.score = {m: [0, 0] for m in modes}  # mode -> [correct, answered] in this run
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-            console=console, transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
         )
         self.task: Any = None
 

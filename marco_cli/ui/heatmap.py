@@ -113,10 +113,7 @@ def confidence_view(answer: Answer, detokenize: Detokenize, *, thought: bool = F
 def confidence_json(answer: Answer, detokenize: Detokenize) -> list[dict[str, Any]]:
     """``[{"piece": "4", "c": 0.93}, ...]`` for ``--json --confidence``."""
     pieces = token_pieces(detokenize, answer.tokens)
-    return [
-        {"piece": p, "c": None if c is None else round(c, 6)}
-        for p, c in zip(pieces, answer.confidences)
-    ]
+    return [{"piece": p, "c": None if c is None else round(c, 6)} for p, c in zip(pieces, answer.confidences)]
 
 
 def legend() -> Text:

@@ -38,7 +38,7 @@ def read_input(read_line: ReadLine, prompt: str = PROMPT, continuation: str = CO
     head = line.lstrip()
     if not head.startswith(BLOCK):
         return UserInput(line.strip())
-    first = head[len(BLOCK):]
+    first = head[len(BLOCK) :]
     if first.rstrip().endswith(BLOCK):  # """all on one line"""
         return UserInput(first.rstrip()[: -len(BLOCK)], block=True)
     lines = [first] if first.strip() else []
@@ -79,8 +79,7 @@ class StreamLines:
         try:
             return data.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as exc:
-            raise InputError(f"line {self.line_number} is not valid UTF-8 "
-                             f"(byte 0x{data[exc.start]:02x})") from None
+            raise InputError(f"line {self.line_number} is not valid UTF-8 (byte 0x{data[exc.start]:02x})") from None
 
 
 class TerminalLines:

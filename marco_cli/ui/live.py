@@ -99,9 +99,14 @@ class LiveSearchView:
         live.stop()
         result = self._mirror.result
         if self.final and result is not None:
-            self.console.print(render_final(
-                result, simulations=self.simulations, title=self.title, snippet_width=snippet_width_for(self.console)
-            ))
+            self.console.print(
+                render_final(
+                    result,
+                    simulations=self.simulations,
+                    title=self.title,
+                    snippet_width=snippet_width_for(self.console),
+                )
+            )
 
     # -- drawing (Rich's refresh thread) --------------------------------------
 

@@ -27,7 +27,13 @@ from .console import err_console
 
 class LineProgress:
     def __init__(
-        self, total: int, *, live: bool, stdout_is_terminal: bool = False, what: str = "lines", label: str = "translating"
+        self,
+        total: int,
+        *,
+        live: bool,
+        stdout_is_terminal: bool = False,
+        what: str = "lines",
+        label: str = "translating",
     ) -> None:
         """``live``: draw (caller checks that stderr is a terminal). One unit
         gets a spinner only; several get a bar with counts and an ETA.
@@ -44,8 +50,11 @@ class LineProgress:
                 columns += [BarColumn(), MofNCompleteColumn(), TextColumn(what), TimeRemainingColumn()]
             columns.append(TimeElapsedColumn())
             self._progress = Progress(
-                *columns, console=err_console(), transient=True,
-                redirect_stdout=stdout_is_terminal, redirect_stderr=False,
+                *columns,
+                console=err_console(),
+                transient=True,
+                redirect_stdout=stdout_is_terminal,
+                redirect_stderr=False,
             )
             self._task = self._progress.add_task(label, total=total)
 
@@ -54,7 +63,9 @@ class LineProgress:
             self._progress.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._progress is not None:
             self._progress.stop()
 

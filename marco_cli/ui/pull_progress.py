@@ -72,8 +72,9 @@ class PlainPullDisplay:
     """A line when a phase starts, then one every ``every`` seconds, e.g.
     ``marco: pulling marco-o1:Q4_K_M: 45% (2.10 GB of 4.68 GB) at 23.40 MB/s, about 1m50s left``."""
 
-    def __init__(self, label: str, stream: TextIO | None = None, every: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, label: str, stream: TextIO | None = None, every: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.label = label
         self._stream = stream or sys.stderr
         self._every = every

@@ -32,9 +32,17 @@ QUIT_HINT = "(use /exit or Ctrl-D to quit)"
 
 
 class Repl:
-    def __init__(self, session: ChatSession, read_line: ReadLine, *, interactive: bool,
-                 save_path: str | None = None, confidence: bool = False, show_thoughts: bool = False,
-                 live: bool = True) -> None:
+    def __init__(
+        self,
+        session: ChatSession,
+        read_line: ReadLine,
+        *,
+        interactive: bool,
+        save_path: str | None = None,
+        confidence: bool = False,
+        show_thoughts: bool = False,
+        live: bool = True,
+    ) -> None:
         self.session = session
         self.confidence = confidence  # --confidence: answers as a token-confidence heatmap
         self.show_thoughts = show_thoughts  # --show-thoughts: thoughts on stderr also when not streamed
@@ -50,8 +58,10 @@ class Repl:
     def run(self) -> int:
         """Until Ctrl-D, end of input or /exit; returns the exit status."""
         if self.interactive:
-            self._say(f"marco chat with {self.session.model.label} ({self.session.settings.mode.value}). "
-                      "/help for commands, Ctrl-D or /exit to quit.")
+            self._say(
+                f"marco chat with {self.session.model.label} ({self.session.settings.mode.value}). "
+                "/help for commands, Ctrl-D or /exit to quit."
+            )
         prompts = (PROMPT, CONTINUATION) if self.interactive else ("", "")
         while True:
             try:
@@ -103,7 +113,9 @@ class Repl:
         try:
             with self._search_status() as observer:
                 answer = self.session.ask(
-                    text, on_text=stream.feed if stream else None, observer=observer,
+                    text,
+                    on_text=stream.feed if stream else None,
+                    observer=observer,
                     loading=self._loading,
                 )
         except Interrupted as exc:
@@ -150,7 +162,8 @@ class Repl:
             return None
         answer_live = out_tty and not self.confidence  # the heatmap is drawn once the answer is whole
         return AnswerStream(
-            answer_to_stdout=answer_live, thought_console=self._err if err_tty else None,
+            answer_to_stdout=answer_live,
+            thought_console=self._err if err_tty else None,
             reasoning=self.session.reasoner.reasoning,
         )
 

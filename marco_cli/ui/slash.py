@@ -59,8 +59,10 @@ def dispatch(session: ChatSession, line: str, context: SlashContext = SlashConte
     name, arg = parse(line)
     command = COMMANDS.get(name)
     if command is None:
-        raise UsageError(f"unknown command '/{name}' (/help lists them; put text that starts "
-                         f"with '/' between \"\"\" lines to send it)")
+        raise UsageError(
+            f"unknown command '/{name}' (/help lists them; put text that starts "
+            f'with \'/\' between """ lines to send it)'
+        )
     return command.run(session, arg, context)
 
 
@@ -74,8 +76,11 @@ def _help(session: ChatSession, arg: str, _ctx: SlashContext) -> Reply:
     lines += [f"  {c.usage:<18} {c.help}" for c in _unique_commands()]
     lines += ["", "Settings for /set:"]
     lines += [f"  {name:<18} {key.help}" for name, key in KEYS.items()]
-    lines += ["", 'Multi-line input: a line """, your text, then a line """.',
-              "Ctrl-C stops an answer; Ctrl-D or /exit quits."]
+    lines += [
+        "",
+        'Multi-line input: a line """, your text, then a line """.',
+        "Ctrl-C stops an answer; Ctrl-D or /exit quits.",
+    ]
     return "\n".join(lines)
 
 
@@ -138,8 +143,10 @@ def _load(session: ChatSession, arg: str, ctx: SlashContext) -> Reply:
     if not arg:
         raise UsageError("usage: /load FILE")
     session.load(arg, loading=ctx.loading)
-    return (f"loaded {len(session.conversation.turns)} turns from {arg} "
-            f"(model {session.model.label}, mode {session.settings.mode.value})")
+    return (
+        f"loaded {len(session.conversation.turns)} turns from {arg} "
+        f"(model {session.model.label}, mode {session.settings.mode.value})"
+    )
 
 
 def _reset(session: ChatSession, arg: str, _ctx: SlashContext) -> Reply:

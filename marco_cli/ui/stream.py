@@ -29,7 +29,9 @@ def print_thought(thought: str, heading: str | None = None) -> None:
     console = err_console()
     if heading:
         console.print(for_terminal(heading, sys.stderr), markup=False)
-    console.print(Text(for_terminal(thought.strip(), sys.stderr), style="dim"))  # model text: controls shown, not obeyed
+    console.print(
+        Text(for_terminal(thought.strip(), sys.stderr), style="dim")
+    )  # model text: controls shown, not obeyed
 
 
 class AnswerStream:

@@ -40,9 +40,7 @@ def render_header(p: Progress) -> Text:
     header.append("MCTS ", "bold cyan")
     of = f"/{p.simulations}" if p.simulations else ""
     header.append(f"{state} {p.simulation}{of}", "bold")
-    header.append(
-        f" · {p.nodes} nodes · {p.tokens} tokens · {p.tokens_per_second:.1f} tok/s · {p.elapsed:.1f}s"
-    )
+    header.append(f" · {p.nodes} nodes · {p.tokens} tokens · {p.tokens_per_second:.1f} tok/s · {p.elapsed:.1f}s")
     return header
 
 

@@ -76,16 +76,16 @@ def best_path_ids(view: NodeView) -> tuple[int, ...]:
     return tuple(path)
 
 
-def node_label(
-    node: NodeView, *, best: bool = False, active: bool = False, snippet_width: int = 48
-) -> Text:
+def node_label(node: NodeView, *, best: bool = False, active: bool = False, snippet_width: int = 48) -> Text:
     label = Text(no_wrap=True, overflow="ellipsis")
     if best:
         label.append(BEST_MARK)
     if active:
         label.append(ACTIVE_MARK)
     label.append(f"n={node.visits} q=")
-    label.append(figure(node.mean_value if node.visits else None), confidence_style(node.mean_value if node.visits else None))
+    label.append(
+        figure(node.mean_value if node.visits else None), confidence_style(node.mean_value if node.visits else None)
+    )
     label.append(" c=")
     label.append(figure(node.step_confidence), confidence_style(node.step_confidence))
     label.append(" ")
@@ -140,7 +140,9 @@ def render_tree(
     return tree
 
 
-def _add_children(branch: Tree, node: NodeView, shown: set[int], best: set[int], active: int | None, width: int) -> None:
+def _add_children(
+    branch: Tree, node: NodeView, shown: set[int], best: set[int], active: int | None, width: int
+) -> None:
     hidden = 0
     for child in node.children:
         if child.id not in shown:
