@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pexpect
+from child_env import pythonpath
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
@@ -118,7 +119,7 @@ def test_mcts_turn_and_tree(tmp_path):
 def test_ctrl_c_cancels_a_turn_not_the_session(tmp_path):
     """A real pseudo-terminal: prompt, streamed answer, Ctrl-C mid-answer ->
     (cancelled) and the prompt again; the next question is answered; /exit."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MARCO_HOME": str(tmp_path), "TERM": "xterm"}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(tmp_path), "TERM": "xterm"}
     env.pop("NO_COLOR", None)
     child = pexpect.spawn(
         sys.executable,

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from child_env import pythonpath
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
@@ -133,7 +134,7 @@ def test_debug_shows_traceback(runner):
 
 
 def _run(args, stdin: bytes | None, home: Path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MARCO_HOME": str(home)}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(home)}
     env.pop("NO_COLOR", None)
     return subprocess.run(
         [sys.executable, "-m", "marco_cli", *args], input=stdin, capture_output=True, env=env, timeout=300,

@@ -22,8 +22,7 @@ FIELDS = {"prompt", "chosen", "rejected", "question_id", "shared_prefix_tokens",
 
 @pytest.fixture(scope="module")
 def searched():
-    # one thread: quick even when other jobs hold the cores (more threads spin-wait)
-    reasoner = Reasoner(choose_model(load_registry(None), "tiny").model, RuntimeSettings(n_ctx=2048, n_threads=1))
+    reasoner = Reasoner(choose_model(load_registry(None), "tiny").model, RuntimeSettings(n_ctx=2048))
     answer = reasoner.ask(QUESTION, mode=Mode.MCTS, search=SETTINGS)
     backend = reasoner.backend
     record = record_from_search(

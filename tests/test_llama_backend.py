@@ -30,7 +30,7 @@ def chat(backend: LlamaBackend, text: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def backend(smol_gguf) -> LlamaBackend:
-    b = LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=4096, n_threads=1), name="smol")
+    b = LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=4096), name="smol")
     yield b
     b.close()
 
@@ -53,7 +53,7 @@ def fresh(smol_gguf) -> LlamaBackend:
 def reference(smol_gguf):
     from llama_cpp import Llama
 
-    llm = Llama(str(smol_gguf), n_ctx=1024, n_threads=1, flash_attn=True, logits_all=True, verbose=False)
+    llm = Llama(str(smol_gguf), n_ctx=1024, n_threads=RuntimeSettings().threads, flash_attn=True, logits_all=True, verbose=False)
 
     def greedy(tokens: list[int], n: int) -> list[int]:
         llm.reset()
@@ -292,7 +292,7 @@ def test_root_reuses_a_cached_prefix(fresh, prompt):
 
 @pytest.fixture(scope="module")
 def small(smol_gguf) -> LlamaBackend:
-    b = LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=256, n_threads=1), name="smol")
+    b = LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=256), name="smol")
     yield b
     b.close()
 

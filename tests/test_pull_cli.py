@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from child_env import pythonpath
 from fakehub import FILE, REPO, closed_port_endpoint
 from fakehub import gguf_bytes, gguf_sha, hub, online, registry_file  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
@@ -160,7 +161,7 @@ def test_ctrl_c_in_a_terminal_then_pull_again_resumes(hub, registry_file, isolat
     """The real thing: a Rich bar in a pseudo-terminal, Ctrl-C, then `marco pull` again."""
     pexpect = pytest.importorskip("pexpect")
     hub.pause = 0.02  # about 2 s for the whole file: time to interrupt it
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm"}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "TERM": "xterm"}
     child = pexpect.spawn(sys.executable, ["-m", "marco_cli", "pull", "tiny-hub", "--models", str(registry_file)],
                           env=env, timeout=60, encoding="utf-8", dimensions=(30, 120))
     child.expect("pulling tiny-hub:Q4_1")

@@ -23,7 +23,7 @@ from marco_cli.backends.remote_probe import Dialect  # noqa: E402
 from marco_cli.cli import app  # noqa: E402
 from marco_cli.reasoner import Reasoner  # noqa: E402
 from marco_cli.models.registry import RemoteTarget, parse_registry, resolve  # noqa: E402
-from marco_cli.core.settings import GenerationSettings, Mode, SearchSettings  # noqa: E402
+from marco_cli.core.settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings  # noqa: E402
 
 N_CTX = 2048
 START_SECONDS = 120
@@ -41,7 +41,7 @@ def llama_server(smol_gguf, tmp_path_factory):
     log = tmp_path_factory.mktemp("llama_server") / "server.log"
     cmd = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(smol_gguf),
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", "1",
+        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", str(RuntimeSettings().threads),
         "--logits_all", "true", "--interrupt_requests", "false", "--verbose", "false",
     ]
     with log.open("wb") as out:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from child_env import pythonpath
 
 import openai
 
@@ -27,7 +28,7 @@ READY = re.compile(r"on (http://127\.0\.0\.1:\d+/v1)")
 
 
 def marco(*args: str, home: Path, stderr) -> subprocess.Popen:
-    env = dict(os.environ, MARCO_HOME=str(home), PYTHONPATH=str(ROOT), NO_COLOR="1")
+    env = dict(os.environ, MARCO_HOME=str(home), PYTHONPATH=pythonpath(ROOT), NO_COLOR="1")
     for var in ("MARCO_MODEL", "MARCO_MODELS", "MARCO_BACKEND", "MARCO_DEBUG"):
         env.pop(var, None)
     return subprocess.Popen([sys.executable, "-m", "marco_cli", *args], cwd=ROOT, env=env,
@@ -39,7 +40,7 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("serve_home")
     log = home / "stderr.log"
     with log.open("wb") as err:
-        proc = marco("serve", "-m", "tiny", "--port", "0", "--threads", "1", "--ctx", "2048",
+        proc = marco("serve", "-m", "tiny", "--port", "0", "--ctx", "2048",
                      "--max-tokens", "16", "--simulations", "2", "--children", "2", home=home, stderr=err)
     try:
         deadline = time.monotonic() + START_SECONDS

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from child_env import pythonpath
 from typer.testing import CliRunner
 
 import marco_cli.search
@@ -33,7 +34,7 @@ def _invoke(args, stdin=None):
 
 def _marco(args, stdin_path: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     """A real process with real pipes, as a shell pipeline would run it."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MARCO_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(tmp_path / "home")}
     env.pop("NO_COLOR", None)
     with stdin_path.open("rb") as stdin:
         return subprocess.run(
@@ -63,7 +64,7 @@ def test_progress_bar_on_a_terminal_stderr_leaves_stdout_clean(tmp_path):
     pexpect = pytest.importorskip("pexpect")
     src, out = tmp_path / "src.txt", tmp_path / "out.txt"
     src.write_text("one\n\ntwo\nthree\n", encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MARCO_HOME": str(tmp_path / "home"), "TERM": "xterm"}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(tmp_path / "home"), "TERM": "xterm"}
     command = f"{sys.executable} -m marco_cli translate {' '.join(FAST)} --to fr < {src} > {out}"
     child = pexpect.spawn("bash", ["-c", command], env=env, cwd=str(tmp_path), encoding="utf-8", timeout=300)
     child.expect(pexpect.EOF)
@@ -90,7 +91,7 @@ def test_progress_bar_on_a_terminal_stderr_leaves_stdout_clean(tmp_path):
 
 def test_no_text_on_a_terminal_is_a_usage_error(tmp_path):
     pexpect = pytest.importorskip("pexpect")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MARCO_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(tmp_path / "home")}
     child = pexpect.spawn(sys.executable, ["-m", "marco_cli", "translate", "--to", "en"], env=env, cwd=str(tmp_path), encoding="utf-8", timeout=60)
     child.expect(pexpect.EOF)
     child.close()
