@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 import pexpect
+import pytest
 from child_env import pythonpath
+
+pytestmark = pytest.mark.model
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,6 +24,8 @@ from marco_cli.treefile.io import load_tree
 from marco_cli.ui.mirror import SearchMirror
 from marco_cli.ui.replay import play, replay_events
 
+pytestmark = pytest.mark.model
+
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "Explain why the sky is blue."
 SMALL = ["-m", "tiny", "--simulations", "3", "--children", "2", "--action", "mini-32", "--max-tokens", "64"]

@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 
 import pexpect
+import pytest
 from child_env import pythonpath
+
+pytestmark = pytest.mark.model
 
 ROOT = Path(__file__).resolve().parent.parent
 COT = ["-m", "tiny", "--mode", "cot", "--max-tokens", "16", "--ctx", "1024"]
