@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .core.errors import ExitCode, MarcoError
+from .core.streams import StdoutWriteError, discard_stdout, guard_standard_streams
 
 
 def debug_enabled() -> bool:
@@ -24,8 +25,11 @@ def debug_enabled() -> bool:
 
 
 def report_error(message: str) -> None:
-    """One line on stderr; never a traceback."""
-    sys.stderr.write(f"marco: error: {message}\n")
+    """One line on stderr; never a traceback. The message may quote a file or
+    an argument: its control characters are shown, not obeyed."""
+    from .ui.safe_text import escape_controls
+
+    sys.stderr.write(f"marco: error: {escape_controls(message)}\n")
     sys.stderr.flush()
 
 
@@ -38,8 +42,12 @@ class MarcoGroup(TyperGroup):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            _flush_stdout()  # a full or closed stdout fails here, inside the boundary
+            return result
         except MarcoError as exc:
+            if isinstance(exc, StdoutWriteError):
+                discard_stdout()  # what is still buffered must not fail again at exit
             if debug_enabled():
                 raise
             if exc.exit_code == ExitCode.INTERRUPTED:
@@ -67,6 +75,12 @@ class MarcoGroup(TyperGroup):
                 raise
             report_error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
             raise typer.Exit(int(ExitCode.ERROR)) from None
+
+
+def _flush_stdout() -> None:
+    stream = sys.stdout
+    if stream is not None:
+        stream.flush()
 
 
 def _silence_stdout() -> None:
@@ -116,6 +130,7 @@ _register_commands()
 
 
 def main() -> None:
+    guard_standard_streams()
     try:
         app()
     except KeyboardInterrupt:  # Ctrl-C outside a command (e.g. during import)

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from .backends.base import Backend, Request, Sampling, Stop, StopReason
 from .core.errors import ContextOverflowError, ExitCode, MarcoError, ModelNotFoundError, UsageError
-from .formats.prompts import OUTPUT_CLOSE, Message, build_messages, parse_output, render_chat
+from .backends.utf8 import whole_character_text
+from .formats.prompts import Message, PromptPart, build_messages, render_chat_parts
+from .formats.reasoning import MARCO, ReasoningFormat
 from .models.registry import Registry, ResolvedModel, resolve, with_backend
 from .core.settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
 
@@ -29,8 +31,8 @@ LOOP_NOTICE = "the model kept repeating itself, so the loop guard ended the answ
 class Answer:
     question: str
     answer: str
-    thought: str
-    text: str  # everything the model generated for the chosen path
+    thought: str | None  # None: the model has no thought format
+    text: str  # the chosen path's assistant text (with a <think> its chat template opened)
     model: str
     mode: Mode
     prompt_tokens: int
@@ -42,6 +44,9 @@ class Answer:
     search: "SearchResult | None" = None
     extra: dict[str, Any] = field(default_factory=dict)
     stop: StopReason | None = None  # how the answer's generation ended (None: unknown, cut short)
+    truncated: bool = False  # the generation ran into its token cap instead of ending
+    reasoning: ReasoningFormat = MARCO  # the model's format, by which ``text`` was split
+    opened: str = ""  # the thought tag the chat template opened, at the start of ``text`` but not of ``tokens``
 
     @property
     def looped(self) -> bool:
@@ -128,6 +133,11 @@ class ModelChoice:
     notice: str | None = None  # one line for stderr, e.g. "using the embedded model"
 
 
+def no_format_notice(model: ResolvedModel) -> str:
+    """Said once per session where thoughts would be shown, for a model without a format."""
+    return f"{model.label} has no thought format; the answer is what follows its last 'Answer:' line"
+
+
 def choose_model(registry: Registry, spec: str | None, *, backend: str | None = None) -> ModelChoice:
     """``--model`` > ``MARCO_MODEL`` > registry default (the caller passes the
     first two as ``spec``). When the default is not on disk, run on the
@@ -145,10 +155,8 @@ def choose_model(registry: Registry, spec: str | None, *, backend: str | None = 
         return ModelChoice(model)
     fallback = resolve(registry, registry.fallback)
     _require_on_disk(fallback)
-    notice = (
-        f"{model.label} is not downloaded; answering with the embedded {fallback.label}. "
-        f"Get {model.name} with `marco pull {model.name}` (or put {model.path.name} in {model.path.parent})"
-    )
+    # One short line (the model is about to run, the user wants to know which).
+    notice = f"{model.label} is not downloaded; using {fallback.label} (`marco pull {model.name}` gets it)"
     return ModelChoice(fallback, notice)
 
 
@@ -191,13 +199,24 @@ class Reasoner:
         runtime: RuntimeSettings | None = None,
         *,
         backend: Backend | None = None,
+        on_load: Callable[[], None] | None = None,
     ) -> None:
+        """``on_load`` runs once, on the first use of the backend (where a
+        fallback notice belongs: only when a model is about to run)."""
         self.model = model
         self.runtime = runtime or RuntimeSettings()
         self._backend = backend
+        self._on_load = on_load
+
+    @property
+    def reasoning(self) -> ReasoningFormat:
+        return self.model.entry.format
 
     @property
     def backend(self) -> Backend:
+        if self._on_load is not None:  # the first use: the model is about to run
+            on_load, self._on_load = self._on_load, None
+            on_load()
         if self._backend is None:
             if self.model.remote is not None:
                 from .backends.remote import RemoteBackend
@@ -225,12 +244,13 @@ class Reasoner:
     ) -> str:
         """The exact text the model continues (chat template applied); DPO pairs
         record it as their ``prompt``."""
+        return "".join(p.text for p in self._prompt_parts(question, system, history))
+
+    def _prompt_parts(self, question: str, system: str | None, history: tuple[Message, ...]) -> list[PromptPart]:
         entry = self.model.entry
-        messages = build_messages(
-            question, system=system, thought_format=entry.thought_format, history=history
-        )
+        messages = build_messages(question, system=system, reasoning=entry.format, history=history)
         info = self.backend.info
-        return render_chat(
+        return render_chat_parts(
             messages,
             template=info.chat_template or entry.chat_template,
             default_system=entry.system_prompt,
@@ -239,12 +259,17 @@ class Reasoner:
     def prompt_tokens(
         self, question: str, *, system: str | None = None, history: tuple[Message, ...] = ()
     ) -> list[int]:
-        text = self.prompt_text(question, system=system, history=history)
-        return self.backend.tokenize(text, special=True)
+        """Only the chat template's own markers become special tokens: what the
+        user (or a file, or an earlier answer) wrote is tokenised as plain text."""
+        tokens: list[int] = []
+        for part in self._prompt_parts(question, system, history):
+            tokens += self.backend.tokenize(part.text, special=part.markup)
+        return tokens
 
     def _stops(self) -> tuple[Stop, ...]:
         extra = tuple(Stop(s, StopReason.EOS, keep=False) for s in self.model.entry.stop)
-        return (Stop(OUTPUT_CLOSE, StopReason.OUTPUT_END),) + extra
+        close = self.reasoning.answer_close
+        return ((Stop(close, StopReason.OUTPUT_END),) if close else ()) + extra
 
     # -- use cases ---------------------------------------------------------
     def ask(
@@ -263,12 +288,19 @@ class Reasoner:
         question = check_question(question)
         generation = generation or GenerationSettings()
         started = time.perf_counter()
-        tokens = self.prompt_tokens(question, system=generation.system, history=history)
+        prompt = self.prompt_text(question, system=generation.system, history=history)
+        tokens = self.backend.tokenize(prompt, special=True)
+        # A template that opens the thought (R1's "<think>\n") leaves the tag
+        # out of what the model generates; put it back in front, so the text
+        # says where the thought starts (streamed first, kept in Answer.text).
+        opened = self.reasoning.opened_by(prompt)
         if mode is Mode.MCTS:
-            return self._ask_mcts(question, tokens, search or SearchSettings(), observer, started, should_stop)
-        return self._ask_cot(question, tokens, generation, on_text, started)
+            return self._ask_mcts(question, tokens, search or SearchSettings(), observer, started, should_stop, opened)
+        if opened and on_text is not None:
+            on_text(opened)
+        return self._ask_cot(question, tokens, generation, on_text, started, opened)
 
-    def _ask_cot(self, question, tokens, gen: GenerationSettings, on_text, started) -> Answer:
+    def _ask_cot(self, question, tokens, gen: GenerationSettings, on_text, started, opened: str = "") -> Answer:
         backend = self.backend
         root = backend.root(tokens)
         request = Request(
@@ -289,11 +321,17 @@ class Reasoner:
         try:
             (cont,) = backend.extend([request], on_token)
         except KeyboardInterrupt:
-            text = "".join(pieces)
-            raise Interrupted(self._answer(question, text, len(tokens), len(pieces), started, interrupted=True)) from None
+            text = opened + "".join(pieces)
+            raise Interrupted(
+                self._answer(question, text, len(tokens), len(pieces), started, interrupted=True, opened=opened)
+            ) from None
+        text = cont.text
+        truncated = cont.stop in (StopReason.LENGTH, StopReason.CONTEXT)
+        if truncated:  # cut by a cap: maybe inside a character
+            text = whole_character_text(cont.tokens, backend.detokenize)
         return self._answer(
-            question, cont.text, len(tokens), cont.n_sampled, started,
-            tokens=cont.tokens, confidences=cont.confidences, stop=cont.stop,
+            question, opened + text, len(tokens), cont.n_sampled, started,
+            tokens=cont.tokens, confidences=cont.confidences, opened=opened, truncated=truncated, stop=cont.stop,
         )
 
     def sample(self, question: str, k: int, generation: GenerationSettings) -> list[Answer]:
@@ -306,7 +344,9 @@ class Reasoner:
             raise UsageError(f"--samples must be at least 1, got {k}")
         question = check_question(question)
         started = time.perf_counter()
-        tokens = self.prompt_tokens(question, system=generation.system)
+        prompt = self.prompt_text(question, system=generation.system)
+        tokens = self.backend.tokenize(prompt, special=True)
+        opened = self.reasoning.opened_by(prompt)  # as in ask(): the template's own thought tag
         backend = self.backend
         root = backend.root(tokens)
         requests = [
@@ -329,29 +369,34 @@ class Reasoner:
             backend.release(root)
         seconds = time.perf_counter() - started
         return [
-            replace(self._answer(question, c.text, len(tokens), c.n_sampled, started,
+            replace(self._answer(question, opened + c.text, len(tokens), c.n_sampled, started, opened=opened,
                                  tokens=c.tokens, confidences=c.confidences, stop=c.stop), seconds=seconds)
             for c in conts
         ]
 
-    def _ask_mcts(self, question, tokens, settings: SearchSettings, observer, started, should_stop=None) -> Answer:
+    def _ask_mcts(self, question, tokens, settings: SearchSettings, observer, started, should_stop=None, opened="") -> Answer:
         from .search import StoppedBy, run_search
 
-        result = run_search(self.backend, tokens, settings, observer=observer, should_stop=should_stop)
+        result = run_search(
+            self.backend, tokens, settings, observer=observer, should_stop=should_stop, reasoning=self.reasoning
+        )
+        text = whole_character_text(result.tokens, self.backend.detokenize) if result.tokens else result.answer_text
         answer = self._answer(
-            question, result.answer_text, len(tokens), result.stats.tokens_generated, started,
+            question, opened + text, len(tokens), result.stats.tokens_generated, started, opened=opened,
             mode=Mode.MCTS, interrupted=result.stopped_by is StoppedBy.INTERRUPTED,
             tokens=tuple(result.tokens), confidences=tuple(result.confidences), search=result,
+            truncated=not result.complete or len(result.tokens) >= settings.max_tokens,
             stop=result.stop,
         )
         if answer.interrupted:
             raise Interrupted(answer)
         return answer
 
-    def _answer(self, question, text, n_prompt, n_generated, started, *, mode=Mode.COT, **kw) -> Answer:
-        parsed = parse_output(text)
+    def _answer(self, question, text, n_prompt, n_generated, started, *, mode=Mode.COT, opened="", **kw) -> Answer:
+        parsed = self.reasoning.parse(text)
         return Answer(
             question=question, answer=parsed.answer, thought=parsed.thought, text=text,
+            reasoning=self.reasoning, opened=opened,
             model=self.model.label, mode=mode, prompt_tokens=n_prompt,
             generated_tokens=n_generated, seconds=time.perf_counter() - started, **kw,
         )

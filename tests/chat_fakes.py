@@ -5,13 +5,15 @@ demand. The chat's real-model tests (test_chat.py) run llama.cpp instead."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from marco_cli.backends.base import BackendStats, Continuation, ModelInfo, Request, StopReason
 from marco_cli.core.errors import BackendError, ContextOverflowError
 from marco_cli.reasoner import Reasoner
-from marco_cli.models.registry import ResolvedModel, load_registry, resolve
+from marco_cli.models.registry import Registry, ResolvedModel, load_registry, resolve
 from marco_cli.chat.session import ChatSession
 from marco_cli.core.settings import RuntimeSettings
+from marco_cli.formats.reasoning import Reasoning
 
 
 class FakeBackend:
@@ -58,8 +60,17 @@ class FakeBackend:
         self.closed = True
 
 
+def marco_registry() -> Registry:
+    """The shipped registry with the embedded model declared to speak Marco-o1's
+    format: the fake backend answers in <Thought>/<Output>."""
+    registry = load_registry()
+    models = dict(registry.models)
+    models["smollm2-135m"] = replace(models["smollm2-135m"], reasoning=Reasoning.MARCO)
+    return replace(registry, models=models)
+
+
 def tiny_model() -> ResolvedModel:
-    return resolve(load_registry(), "tiny")
+    return resolve(marco_registry(), "tiny")
 
 
 class Factory:
@@ -82,6 +93,6 @@ class Factory:
 def fake_session(n_ctx: int = 4096, notices: list[str] | None = None, **kw) -> tuple[ChatSession, Factory]:
     factory = Factory(n_ctx)
     sink = notices if notices is not None else []
-    session = ChatSession(load_registry(), RuntimeSettings(), tiny_model(), reasoner_factory=factory,
+    session = ChatSession(marco_registry(), RuntimeSettings(), tiny_model(), reasoner_factory=factory,
                           notify=sink.append, **kw)
     return session, factory

@@ -29,7 +29,12 @@ def smollm2_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-USER_SETTINGS = ("MARCO_MODEL", "MARCO_MODELS", "MARCO_MODELS_DIR", "MARCO_DEBUG", "NO_COLOR", "MARCO_BACKEND", "MARCO_API_KEY")
+# No MARCO_THREADS: tests run with the thread count marco chooses, which is
+# meant to stay fast on a busy machine like a CI box.
+USER_SETTINGS = (
+    "MARCO_MODEL", "MARCO_MODELS", "MARCO_MODELS_DIR", "MARCO_DEBUG", "NO_COLOR", "MARCO_BACKEND",
+    "MARCO_API_KEY", "MARCO_THREADS",
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -42,10 +47,6 @@ def isolated_session(tmp_path_factory):
         for var in USER_SETTINGS:
             mp.delenv(var, raising=False)
         mp.setenv("HF_HUB_OFFLINE", "1")
-        # One llama.cpp thread in tests: all-core decoding collapses when anything
-        # else holds a core (pexpect children, a busy CI box), and thread count is
-        # not what the tests check. Subprocesses inherit it through the environment.
-        mp.setenv("MARCO_THREADS", "1")
         yield
 
 

@@ -31,10 +31,12 @@ ENDING = "\n</Thought>\n<Output>\n4\n</Output>"
 EOS_CHAR = "\ue000"  # stands for <|im_end|> in the fake's output when it sends that token
 
 
-def tokenize(text: str) -> list[int]:
+def tokenize(text: str, special: bool = True) -> list[int]:
+    """vLLM and llama-cpp-python read control tokens in any text; llama-server
+    only with ``parse_special`` (``special=False`` here)."""
     out, i = [], 0
     while i < len(text):
-        for tid, s in SPECIAL.items():
+        for tid, s in SPECIAL.items() if special else ():
             if text.startswith(s, i):
                 out.append(tid)
                 i += len(s)
@@ -101,7 +103,7 @@ class FakeServer:
                 cards = [dict(c, max_model_len=self.n_ctx) for c in cards]
             return httpx.Response(200, json={"object": "list", "data": cards})
         if self.kind == "llama-server" and path == "/tokenize":
-            ids = tokenize(body["content"])
+            ids = tokenize(body["content"], special=body.get("parse_special", True))
             return httpx.Response(200, json={"tokens": [{"id": t, "piece": detokenize([t])} for t in ids]})
         if self.kind == "llama-server" and path == "/detokenize":
             return httpx.Response(200, json={"content": detokenize(body["tokens"])})

@@ -14,6 +14,10 @@ Options make it misbehave or agree on purpose: ``loop_rate`` is the chance
 that an answer falls into an endless, very confident "again so we" loop;
 ``answers`` makes every answer one word drawn from that list, so rollouts
 agree (a word listed twice is twice as likely).
+
+``style="think"`` makes it an R1-style model instead: ``<think>``, the same
+paragraphs, ``</think>``, then a few answer words and EOS (no closing tag);
+``opened=True`` when the chat template already opened the ``<think>``.
 """
 
 from __future__ import annotations
@@ -36,11 +40,13 @@ from marco_cli.backends.base import (
 WORDS = ["so ", "we ", "add ", "two ", "and ", "three ", "then ", "check ", "it ", "five "]
 SPECIAL = ["", "\n\n", "\n", "<Thought>", "</Thought>", "<Output>", "</Output>"]
 CHARS = [chr(c) for c in range(32, 127)]
-PIECES = SPECIAL + WORDS + CHARS + ["again "]
+THINK_TAGS = ["<think>", "</think>"]  # after "again ", so the other pieces keep their ids
+PIECES = SPECIAL + WORDS + CHARS + ["again "] + THINK_TAGS
 EOS = 0
 BLANK, NEWLINE, THOUGHT, THOUGHT_END, OUTPUT, OUTPUT_END = range(1, 7)
 FIRST_WORD = len(SPECIAL)
-AGAIN = len(PIECES) - 1
+AGAIN = len(SPECIAL + WORDS + CHARS)
+THINK, THINK_END = len(PIECES) - 2, len(PIECES) - 1
 LOOP = ["again ", "so ", "we ", "\n"]  # the unit the looping model repeats
 LOOP_CONFIDENCE = 0.99  # loops are confident: that is why they must not win on value
 
@@ -56,10 +62,15 @@ class ScriptedBackend:
         low_confidence: bool = False,
         loop_rate: float = 0.0,
         answers: Sequence[str] | None = None,
+        style: str = "marco",
+        opened: bool = False,
+        chat_template: str | None = None,
     ) -> None:
         self.info = ModelInfo(
-            name="scripted", path="-", n_ctx=n_ctx, n_vocab=len(PIECES), eos_tokens=(EOS,), chat_template=None
+            name="scripted", path="-", n_ctx=n_ctx, n_vocab=len(PIECES), eos_tokens=(EOS,), chat_template=chat_template
         )
+        self.style = style
+        self.opened = opened
         self.stats = BackendStats()
         self.thought_words = thought_words
         self.ignore_seed = ignore_seed  # every sibling samples the same tokens
@@ -128,6 +139,8 @@ class ScriptedBackend:
 
     def _policy(self, generated: tuple[int, ...], rng: np.random.Generator) -> int:
         """The fake model's next token given what it wrote after the prompt."""
+        if self.style == "think":
+            return self._think_policy(generated, rng)
         text = self.detokenize(generated)
         u = rng.random()
         if "</Output>" in text:
@@ -154,6 +167,27 @@ class ScriptedBackend:
         paragraph = thought.rsplit("\n\n", 1)[-1]
         if words >= self.thought_words and u < 0.3:
             return THOUGHT_END
+        if sum(paragraph.count(w) for w in WORDS) >= 2 and u < 0.35:
+            return BLANK
+        return FIRST_WORD + int(rng.integers(len(WORDS)))
+
+    def _think_policy(self, generated: tuple[int, ...], rng: np.random.Generator) -> int:
+        text = ("<think>" if self.opened else "") + self.detokenize(generated)
+        u = rng.random()
+        if "</think>" in text:
+            answer = text.split("</think>", 1)[1]
+            if not answer.strip():
+                return BLANK if not answer else FIRST_WORD + int(rng.integers(len(WORDS)))
+            return EOS if sum(answer.count(w) for w in WORDS) >= 2 and u < 0.4 else FIRST_WORD + int(rng.integers(len(WORDS)))
+        if "<think>" not in text:
+            return THINK
+        if text.endswith("<think>"):
+            return NEWLINE
+        thought = text[text.index("<think>") :]
+        words = sum(thought.count(w) for w in WORDS)
+        paragraph = thought.rsplit("\n\n", 1)[-1]
+        if words >= self.thought_words and u < 0.3:
+            return THINK_END
         if sum(paragraph.count(w) for w in WORDS) >= 2 and u < 0.35:
             return BLANK
         return FIRST_WORD + int(rng.integers(len(WORDS)))

@@ -222,3 +222,22 @@ def test_autosave_after_each_turn(tmp_path, capsys):
     assert repl.run() == 0
     from marco_cli.chat.conversation import load_conversation
     assert [t.user for t in load_conversation(path).turns] == ["one", "two"]
+
+
+def test_no_thought_format_is_said_once_where_thoughts_show(capsys, monkeypatch):
+    """A terminal chat streams thoughts dimmed on stderr; with the embedded
+    model's own entry (no thought format) it says so once, then answers."""
+    from chat_fakes import Factory
+
+    from marco_cli.chat.session import ChatSession
+    from marco_cli.core.settings import RuntimeSettings
+    from marco_cli.models.registry import load_registry, resolve
+
+    monkeypatch.setattr("marco_cli.ui.repl.is_tty", lambda stream: True)
+    session = ChatSession(load_registry(), RuntimeSettings(), resolve(load_registry(), "tiny"), reasoner_factory=Factory())
+    repl = Repl(session, StreamLines(io.BytesIO(b"one\ntwo\n")), interactive=True)
+    assert repl.run() == 0
+    out, err = capsys.readouterr()
+    said = [line for line in err.splitlines() if "no thought format" in line]
+    assert said == ["marco: smollm2-135m:Q4_1 has no thought format; the answer is what follows its last 'Answer:' line"]
+    assert "answer 1" in out and "answer 2" in out and "Output" not in out

@@ -49,8 +49,24 @@ def test_ask_answers_on_stdout(runner):
 def test_default_model_falls_back_to_embedded_with_notice(runner):
     result = runner.invoke(app, ["ask", "--mode", "cot", "--max-tokens", "8", "Hi"])
     assert result.exit_code == 0, result.stderr
-    assert "not downloaded; answering with the embedded smollm2-135m" in result.stderr
-    assert "marco pull marco-o1" in result.stderr
+    notices = [line for line in result.stderr.splitlines() if "not downloaded" in line]
+    assert len(notices) == 1 and len(notices[0]) <= 100, result.stderr  # one short line
+    assert "using smollm2-135m" in notices[0] and "marco pull marco-o1" in notices[0]
+
+
+def test_a_model_without_a_thought_format(runner):
+    """The embedded model has none: JSON says null, --show-thoughts says so once,
+    and stdout carries the answer without marker words."""
+    result = runner.invoke(app, ["ask", *FAST, "--json", "--mode", "cot", "What is 6 * 7?"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["thought"] is None and data["answer"]
+    result = runner.invoke(app, ["ask", *FAST, "--show-thoughts", "--mode", "cot", "What is 6 * 7?"])
+    assert result.exit_code == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if "no thought format" in line]
+    assert said == ["marco: smollm2-135m:Q4_1 has no thought format; the answer is what follows its last 'Answer:' line"]
+    for word in ("Answer:", "Output:", "<Output>", "<Thought>"):
+        assert word not in result.stdout
 
 
 @pytest.mark.model
@@ -88,7 +104,7 @@ def test_show_thoughts_prints_thought_and_answer(runner):
 @pytest.mark.parametrize("args, stdin, code, text", [
     (["ask", "   "], None, 2, "the question is empty"),
     (["ask"], "", 2, "the question is empty"),
-    (["ask", "-m", "no-such-model", "hi"], None, 2, "unknown model 'no-such-model'; known models: marco-o1, smollm2-135m"),
+    (["ask", "-m", "no-such-model", "hi"], None, 2, "unknown model 'no-such-model'; known models: marco-o1, qwen3-1.7b, r1-distill-qwen-1.5b, r1-distill-qwen-7b, smollm2-135m"),
     (["ask", "-m", "/nonexistent/model.gguf", "hi"], None, 1, "model file not found: /nonexistent/model.gguf"),
     (["ask", "-m", "marco-o1", "hi"], None, 1, "marco-o1:Q4_K_M is not downloaded"),
     (["ask", "-m", "marco-o1:q3", "hi"], None, 2, "no quant 'q3'"),
@@ -201,5 +217,16 @@ def test_mcts_several_leaves_per_iteration_is_seeded(runner):
     data = json.loads(first.stdout)
     assert data["search"]["simulations"] == 3
     assert json.loads(runner.invoke(app, args).stdout)["answer"] == data["answer"]
-    bad = runner.invoke(app, ["ask", "-m", "tiny", "--leaves", "0", "hi"])
-    assert bad.exit_code == 2 and "--leaves must be > 0" in bad.stderr
+    for value in ("0", "many", "-1"):
+        bad = runner.invoke(app, ["ask", "-m", "tiny", "--leaves", value, "hi"])
+        assert bad.exit_code == 2 and "--leaves must be auto or a whole number > 0" in bad.stderr
+
+
+def test_too_many_threads_are_capped_with_a_notice(runner):
+    from marco_cli.core.machine import usable_cpus
+
+    cpus = usable_cpus()
+    result = runner.invoke(app, ["ask", *FAST, "--max-tokens", "4", "--threads", "999", "Hi"])
+    assert result.exit_code == 0, result.stderr
+    assert f"marco: --threads 999 is more than the {cpus} CPUs here; using {cpus}" in result.stderr.splitlines()
+    assert result.stdout.strip()

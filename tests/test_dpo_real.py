@@ -24,7 +24,8 @@ FIELDS = {"prompt", "chosen", "rejected", "question_id", "shared_prefix_tokens",
 
 @pytest.fixture(scope="module")
 def searched():
-    reasoner = Reasoner(choose_model(load_registry(None), "tiny").model, RuntimeSettings(n_ctx=2048))
+    # one thread: quick even when other jobs hold the cores (more threads spin-wait)
+    reasoner = Reasoner(choose_model(load_registry(None), "tiny").model, RuntimeSettings(n_ctx=2048, n_threads=1))
     answer = reasoner.ask(QUESTION, mode=Mode.MCTS, search=SETTINGS)
     backend = reasoner.backend
     record = record_from_search(

@@ -178,7 +178,7 @@ def test_cli_ctrl_c_prints_partial_table_and_exits_130(dataset, tmp_path, monkey
     class FakeReasoner(FakeAnswerer):
         backend = None  # the command loads the model before the first answer
 
-        def __init__(self, model, runtime):
+        def __init__(self, model, runtime, **_kw):
             super().__init__(interrupt_at=3)
 
         def close(self):
@@ -195,7 +195,7 @@ def test_cli_ctrl_c_prints_partial_table_and_exits_130(dataset, tmp_path, monkey
     assert [line.split("│")[1].strip() for line in lines] == ["cot", "mcts-step"]
     assert len(out.read_text().splitlines()) == 2
     # resume picks up from there, and --json prints the summary
-    monkeypatch.setattr(FakeReasoner, "__init__", lambda self, model, runtime: FakeAnswerer.__init__(self))
+    monkeypatch.setattr(FakeReasoner, "__init__", lambda self, model, runtime, **_kw: FakeAnswerer.__init__(self))
     result = CliRunner().invoke(app, ["eval", str(dataset), "-m", model, "--out", str(out), "--resume", "--json"])
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
@@ -283,7 +283,7 @@ def test_cli_sc_conf_vote_table_and_json(dataset, tmp_path, monkeypatch):
     class FakeReasoner(FakeAnswerer):
         backend = None  # the command loads the model before the first answer
 
-        def __init__(self, model, runtime):
+        def __init__(self, model, runtime, **_kw):
             super().__init__()
 
         def close(self):
@@ -319,3 +319,26 @@ def test_a_looped_sample_abstains_from_the_vote(dataset):
     row = run_eval(Looping(), load_dataset(dataset), _plan(modes="conf-vote", samples=5, limit=1)).rows[0]
     assert row["looped"] == 2 and row["voters"] == 3 and row["prediction"] == "0"
     assert [t["prediction"] for t in row["traces"]] == [None, "0", "0", None, "0"]
+
+
+def test_fallback_notice_only_when_a_model_runs(monkeypatch, dataset, tmp_path, isolated_home):
+    """The registry default (Marco-o1) is not downloaded: the embedded model
+    answers and says so in one line, but a --resume with nothing left to
+    answer runs no model and says nothing."""
+    from chat_fakes import FakeBackend
+
+    from marco_cli.commands import eval as command
+    from marco_cli.reasoner import Reasoner
+
+    monkeypatch.setattr(
+        command, "Reasoner", lambda model, runtime, on_load=None: Reasoner(model, runtime, backend=FakeBackend(), on_load=on_load)
+    )
+    out = tmp_path / "r.jsonl"
+    args = ["eval", str(dataset), "--modes", "cot", "--limit", "2", "--out", str(out)]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.stderr
+    notices = [line for line in first.stderr.splitlines() if "not downloaded" in line]
+    assert len(notices) == 1 and len(notices[0]) <= 100 and "marco pull marco-o1" in notices[0]
+    again = CliRunner().invoke(app, [*args, "--resume"])
+    assert again.exit_code == 0, again.stderr
+    assert "not downloaded" not in again.stderr

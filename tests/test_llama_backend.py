@@ -1,7 +1,7 @@
 """The llama.cpp backend on the real SmolLM2 GGUF: loading, tokens, and the tree engine.
 
-One thread everywhere: on a busy machine ggml's spinning thread barriers make
-two threads several times slower than one.
+Threads as marco chooses them by default (``backends/threads.py``): the
+test suite runs on busy machines, which is what that default is for.
 
 Reference decodes use llama-cpp-python's high-level ``Llama`` with flash
 attention (as the engine), so a shared-KV continuation must match token for
@@ -44,6 +44,8 @@ def fresh(smol_gguf) -> LlamaBackend:
     freed holes get reused the sums round differently (~1e-3 on logits) and a
     greedy near-tie may flip. The shared module backend has many such holes.
     """
+    # One thread, as the reference: a one-token decode over 512+ cells rounds
+    # its attention differently per thread count (threads.py).
     b = LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=2048, n_threads=1), name="smol")
     yield b
     b.close()
@@ -53,7 +55,7 @@ def fresh(smol_gguf) -> LlamaBackend:
 def reference(smol_gguf):
     from llama_cpp import Llama
 
-    llm = Llama(str(smol_gguf), n_ctx=1024, n_threads=RuntimeSettings().threads, flash_attn=True, logits_all=True, verbose=False)
+    llm = Llama(str(smol_gguf), n_ctx=1024, n_threads=1, flash_attn=True, logits_all=True, verbose=False)
 
     def greedy(tokens: list[int], n: int) -> list[int]:
         llm.reset()
@@ -310,7 +312,7 @@ def test_root_reuses_a_cached_prefix(fresh, prompt):
 
 @pytest.fixture(scope="module")
 def small(smol_gguf) -> LlamaBackend:
-    b = LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=256), name="smol")
+    b = LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=256, n_threads=1), name="smol")
     yield b
     b.close()
 
@@ -377,3 +379,75 @@ def test_eviction_by_full_cache_rebuilds_the_same_states(smol_gguf, prompt):
     # while a wrong or shifted context differs by far more (> 10).
     for g, w in zip(got, want):
         assert np.abs(g - w).max() < 2.5
+
+
+class _Alternating:
+    """Stands in for the thread governor: flips 1 <-> 2 threads on every decode
+    of several tokens (the only ones it governs)."""
+
+    def __init__(self, lib, ctx) -> None:
+        self.lib, self.ctx, self.calls = lib, ctx, 0
+
+    def decode(self, run, size):
+        if size > 1:
+            self.calls += 1
+            n = 1 + self.calls % 2
+            self.lib.llama_set_n_threads(self.ctx, n, n)
+        return run()
+
+
+def test_switching_thread_counts_mid_run_changes_no_token(smol_gguf):
+    # The governor may change the count between any two decodes of several
+    # tokens; a seeded search must still give the same tree. The long prompt
+    # puts over 512 cells in the cache, where flash attention could split
+    # cells among threads.
+    requests = lambda root: [  # noqa: E731
+        Request(root, max_tokens=24, sampling=Sampling(temperature=0.8, seed=s), keep=False) for s in (1, 2, 3)
+    ]
+    outs = []
+    for switching in (False, True):
+        with LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=1024, n_threads=1), name="s") as b:
+            kv = b.engine.kv
+            if switching:
+                kv.threads = _Alternating(b._lib, kv.ctx)
+            root = b.root(chat(b, " ".join([QUESTION] * 40)))
+            assert len(b.engine.kv.get(root).path) > 600
+            outs.append([(c.tokens, c.confidences) for c in b.extend(requests(root))])
+            if switching:
+                assert kv.threads.calls > 20
+    assert outs[0] == outs[1]
+
+
+def test_default_threads_are_governed(smol_gguf):
+    from marco_cli.backends.threads import candidates
+    from marco_cli.core.machine import physical_cores
+
+    with LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=512), name="s") as b:
+        gov = b.engine.kv.threads
+        assert gov.choices == candidates(physical_cores())
+        root = b.root(chat(b, "Hi"))
+        b.extend([Request(root, max_tokens=4, sampling=GREEDY, keep=False)])
+        assert gov.current in gov.choices
+    with LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=512, n_threads=1), name="s") as b:
+        assert b.engine.kv.threads.choices == [1]
+
+
+def test_ctx_above_the_training_context_is_capped_unless_forced(smol_gguf):
+    import llama_cpp
+
+    for n_ctx, force, cells, said in (
+        (100_000, False, 8192, "using 8192 (--force-ctx keeps 100000: KV cache "),
+        (9216, True, 9216, "kept (--force-ctx): KV cache "),
+        (4096, False, 4096, None),
+    ):
+        notices: list[str] = []
+        runtime = RuntimeSettings(n_ctx=n_ctx, n_threads=1, force_ctx=force)
+        with LlamaBackend.load(smol_gguf, runtime, name="smol", notify=notices.append) as b:
+            assert llama_cpp.llama_n_ctx(b.engine.kv.ctx) == cells
+            assert b.info.n_ctx == min(n_ctx, 8192)
+        if said is None:
+            assert notices == []
+        else:
+            (line,) = notices
+            assert line.startswith(f"--ctx {n_ctx} is above the 8192 tokens this model was trained for") and said in line
+            assert "MiB instead of 180 MiB" in line or "GiB instead of 180 MiB" in line

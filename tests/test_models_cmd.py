@@ -33,6 +33,9 @@ def test_models_json_shows_downloads_and_partials(isolated_home):
     assert rows[("marco-o1", "Q8_0")]["on_disk"] and rows[("marco-o1", "Q8_0")]["state"] == "unverified"
     assert rows[("marco-o1", "Q4_K_M")]["state"] == "no" and rows[("marco-o1", "Q4_K_M")]["default"]
     assert rows[("smollm2-135m", "Q4_1")]["state"] == "yes"
+    assert rows[("smollm2-135m", "Q4_1")]["reasoning"] == "none"
+    assert rows[("marco-o1", "Q8_0")]["reasoning"] == "marco"
+    assert rows[("r1-distill-qwen-1.5b", "Q4_K_M")]["reasoning"] == "think"
 
 
 def test_models_broken_registry_is_one_line(tmp_path):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from marco_cli.formats.prompts import FORMAT_INSTRUCTION, Message, build_messages, parse_output, render_chat, render_chatml
+from marco_cli.formats.prompts import Message, build_messages, parse_output, render_chat, render_chatml
+from marco_cli.formats.reasoning import MARCO, NONE, NONE_INSTRUCTION, THINK
 
 SMOL_TEMPLATE = (
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
@@ -33,16 +34,18 @@ def test_parse_thought_only():
     assert p.thought == "t" and p.answer == "final"
 
 
-def test_marco_messages_leave_system_to_template():
-    msgs = build_messages("q", system=None, thought_format=True)
-    assert msgs == [Message("user", "q")]
-    msgs = build_messages("q", system="be brief", thought_format=True)
-    assert msgs[0] == Message("system", "be brief")
+def test_formats_with_a_thought_leave_system_to_template():
+    for fmt in (MARCO, THINK):
+        msgs = build_messages("q", system=None, reasoning=fmt)
+        assert msgs == [Message("user", "q")]
+        msgs = build_messages("q", system="be brief", reasoning=fmt)
+        assert msgs[0] == Message("system", "be brief")
 
 
-def test_other_models_are_asked_for_the_format():
-    msgs = build_messages("q", system=None, thought_format=False)
-    assert msgs[0].role == "system" and FORMAT_INSTRUCTION in msgs[0].content
+def test_models_without_a_format_are_asked_for_an_answer_line():
+    msgs = build_messages("q", system=None, reasoning=NONE)
+    assert msgs[0].role == "system" and NONE_INSTRUCTION in msgs[0].content
+    assert "<Thought>" not in msgs[0].content
 
 
 def test_chatml_with_default_system():

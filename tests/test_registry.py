@@ -99,19 +99,3 @@ def test_registry_file_problems(tmp_path):
     bad.write_bytes(b"\xff\xfe")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_registry(bad)
-
-
-def test_threads_default_flag_env_and_errors(monkeypatch):
-    import os
-
-    from marco_cli.core.settings import RuntimeSettings
-
-    monkeypatch.delenv("MARCO_THREADS", raising=False)
-    assert RuntimeSettings().threads == max(1, os.cpu_count() or 1)
-    monkeypatch.setenv("MARCO_THREADS", "3")
-    assert RuntimeSettings().threads == 3
-    assert RuntimeSettings(n_threads=5).threads == 5
-    for bad in ("zero", "0", "-2"):
-        monkeypatch.setenv("MARCO_THREADS", bad)
-        with pytest.raises(UsageError, match="MARCO_THREADS must be"):
-            RuntimeSettings().threads

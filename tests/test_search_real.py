@@ -91,3 +91,23 @@ def test_reflection_phrase_appears_in_reflected_paths(backend, prompt):
     for rollout in result.rollouts:
         assert backend.detokenize(rollout.tokens).count(REFLECTION_PHRASE) <= 1
     _check_tree(result, settings)
+
+
+def test_a_watched_search_reports_tokens_while_they_are_sampled(backend, prompt):
+    # The live counter moves during a phase: TokensGenerated comes before the
+    # first child exists, and watching changes nothing in the tree.
+    from marco_cli.search.events import NodeCreated, TokensGenerated
+
+    seen = []
+
+    class Watch:
+        def on_event(self, event):
+            seen.append(event)
+
+    watched = run_search(backend, prompt, SETTINGS, observer=Watch())
+    plain = run_search(backend, prompt, SETTINGS)
+    first_child = next(i for i, e in enumerate(seen) if isinstance(e, NodeCreated) and e.parent_id is not None)
+    progress = [e for e in seen[:first_child] if isinstance(e, TokensGenerated)]
+    assert progress and progress[0].in_flight > 0
+    assert [e.in_flight for e in progress] == sorted(e.in_flight for e in progress)
+    assert tree_to_dict(watched.root) == tree_to_dict(plain.root)

@@ -63,6 +63,10 @@ def test_a_looped_rollout_is_worth_nothing_and_loses_every_pick(runner, tmp_path
         "0.3",
         "--early-stop",
         "0",
+        # The looped rollout was found on one thread: one-token decodes over
+        # 512+ cells round differently per thread count (backends/threads.py).
+        "--threads",
+        "1",
         "--save-tree",
         str(tree),
         CARLA,

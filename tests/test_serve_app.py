@@ -506,3 +506,52 @@ def test_shutdown_stops_the_running_request_and_refuses_the_queued_ones():
             service.submit(service.call({"model": "scripted", "messages": HI}))
     finally:
         service.close()
+
+
+FORMAT_REGISTRY = (
+    'default = "r1"\n'
+    '[models.r1]\npath = "/nowhere/r1.gguf"\nreasoning = "think"\n'
+    '[models.plain]\npath = "/nowhere/plain.gguf"\nreasoning = "none"\n'
+)
+
+
+@pytest.mark.parametrize("mode", ["", "+mcts"])
+def test_a_think_model_is_split_by_its_own_format_streamed_and_not(mode):
+    """An R1-style model's <think> is the reasoning, the rest the answer, alike in
+    both reply kinds, and no tag leaks into either."""
+    registry = parse_registry(FORMAT_REGISTRY, Path("m.toml"))
+    reasoner = Reasoner(resolve(registry, "r1"), backend=ScriptedBackend(style="think"))
+    service = ChatService(reasoner, search=FAST_SEARCH, max_tokens=80)
+    client = TestClient(create_app(service), base_url="http://localhost:8000")
+    try:
+        body = {"model": "r1" + mode, "messages": QUESTION, "seed": 3}
+        message = client.post("/v1/chat/completions", json=body).json()["choices"][0]["message"]
+        assert message["reasoning_content"].strip() and message["content"].strip()
+        for text in (message["reasoning_content"], message["content"]):
+            assert "think>" not in text and "Thought>" not in text and "Output>" not in text
+        streamed = events(client.post("/v1/chat/completions", json={**body, "stream": True}))
+        deltas = [e["choices"][0]["delta"] for e in streamed[:-1] if e.get("choices")]
+        thought = "".join(d.get("reasoning_content") or "" for d in deltas)
+        answer = "".join(d.get("content") or "" for d in deltas)
+        assert (thought, answer) == (message["reasoning_content"], message["content"])
+    finally:
+        service.close()
+
+
+def test_a_model_without_a_format_answers_after_its_marker():
+    """A format-less model: the whole text is its reasoning, the answer is what
+    follows its last Answer: line, streamed and not."""
+    registry = parse_registry(FORMAT_REGISTRY, Path("m.toml"))
+    reasoner = Reasoner(resolve(registry, "plain"), backend=ScriptedBackend(style="think"))
+    service = ChatService(reasoner, search=FAST_SEARCH, max_tokens=80)
+    client = TestClient(create_app(service), base_url="http://localhost:8000")
+    try:
+        body = {"model": "plain", "messages": QUESTION, "seed": 3}
+        message = client.post("/v1/chat/completions", json=body).json()["choices"][0]["message"]
+        streamed = events(client.post("/v1/chat/completions", json={**body, "stream": True}))
+        deltas = [e["choices"][0]["delta"] for e in streamed[:-1] if e.get("choices")]
+        assert "".join(d.get("reasoning_content") or "" for d in deltas) == message["reasoning_content"]
+        assert "".join(d.get("content") or "" for d in deltas) == message["content"]
+        assert message["content"] and message["content"] in message["reasoning_content"]
+    finally:
+        service.close()

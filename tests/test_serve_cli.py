@@ -40,7 +40,7 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("serve_home")
     log = home / "stderr.log"
     with log.open("wb") as err:
-        proc = marco("serve", "-m", "tiny", "--port", "0", "--ctx", "2048",
+        proc = marco("serve", "-m", "tiny", "--port", "0", "--threads", "1", "--ctx", "2048",
                      "--max-tokens", "16", "--simulations", "2", "--children", "2", home=home, stderr=err)
     try:
         deadline = time.monotonic() + START_SECONDS

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,12 @@ from marco_cli.cli import app
 from marco_cli.core.errors import BackendError, ConfigError, ContextOverflowError, UsageError
 from marco_cli.translate.glossary import load_glossary, parse_glossary
 from marco_cli.translate.languages import language
+from marco_cli.formats.reasoning import Reasoning
 from marco_cli.reasoner import Reasoner
-from marco_cli.translate.translation import build_prompt, looks_chinese, split_lines, split_paragraphs, tidy
+from marco_cli.translate.translation import (
+    CAP_BASE, CAP_PER_TOKEN, CAP_THOUGHT, build_prompt, looks_chinese, split_lines, split_paragraphs, strip_echo, tidy,
+    token_cap,
+)
 
 # -- languages and prompt ------------------------------------------------------
 
@@ -152,6 +157,7 @@ class ScriptedBackend:
         self.info = ModelInfo("scripted", "", n_ctx, 256, (), None)
         self.stats = BackendStats()
         self.prompts: list[str] = []
+        self.max_tokens: list[int] = []  # the cap each unit was given
         self._prompt = ""
 
     def tokenize(self, text, *, special=True):
@@ -178,11 +184,19 @@ class ScriptedBackend:
         answer = "" if "EMPTY" in text else "first\nsecond" if "MULTI" in text else f"T({text})"
         if "GLOSS" in text:
             answer = "uses the comfortable feel"
+        if "ECHO" in text:
+            answer = f"{self._prompt} T({text})"
         out = f"<Thought>\nslang in {text}\n</Thought>\n<Output>\n{answer}\n</Output>"
+        self.max_tokens.append(requests[0].max_tokens)
+        stop = StopReason.OUTPUT_END
+        if "RAMBLE" in text:  # runs on until the cap
+            out, stop = "<Thought>\n" + "and so on " * 1000, StopReason.LENGTH
+        if len(out) > requests[0].max_tokens:
+            out, stop = out[: requests[0].max_tokens], StopReason.LENGTH
         for piece in out:
             if on_token:
                 on_token(0, piece)
-        return [Continuation(None, tuple(map(ord, out)), out, (1.0,) * len(out), StopReason.OUTPUT_END)]
+        return [Continuation(None, tuple(map(ord, out)), out, (1.0,) * len(out), stop)]
 
     def release(self, handle):
         pass
@@ -196,15 +210,20 @@ def scripted(monkeypatch, tmp_path):
     backend = ScriptedBackend()
     # The command checks that the model file exists before it builds the
     # Reasoner, which then never reads it: a placeholder keeps these tests
-    # free of the embedded model.
+    # free of the embedded model. The scripted backend speaks Marco-o1's
+    # format; the model entry says so.
     placeholder = tmp_path / "scripted.gguf"
     placeholder.write_bytes(b"")
     monkeypatch.setenv("MARCO_MODEL", str(placeholder))
     monkeypatch.setattr(
         "marco_cli.commands.translate.Reasoner",
-        lambda model, runtime: Reasoner(model, runtime, backend=backend),
+        lambda model, runtime: Reasoner(as_marco(model), runtime, backend=backend),
     )
     return backend
+
+
+def as_marco(model):
+    return replace(model, entry=replace(model.entry, reasoning=Reasoning.MARCO))
 
 
 def _invoke(args, stdin=None):
@@ -303,6 +322,46 @@ def test_ctrl_c_keeps_what_was_printed(scripted, monkeypatch):
     assert "interrupted" in result.stderr
 
 
+def test_each_line_gets_a_cap_proportional_to_its_length(scripted):
+    result = _invoke(["--to", "en"], "ab\n" + "x" * 200 + "\n")
+    assert result.exit_code == 0, result.stderr
+    # one token per character here; the scripted model thinks first (Marco-o1's format)
+    assert scripted.max_tokens == [token_cap(2, 1024, thinks=True), token_cap(200, 1024, thinks=True)]
+    assert scripted.max_tokens == [CAP_BASE + 2 * CAP_PER_TOKEN + CAP_THOUGHT, 1024]  # never above --max-tokens
+
+
+def test_a_line_that_hits_its_cap_is_a_line_error(scripted):
+    result = _invoke(["--to", "en"], "one\nRAMBLE on\nthree\n")
+    assert result.stdout == "T(one)\n\nT(three)\n"
+    assert result.exit_code == 1
+    cap = token_cap(len("RAMBLE on"), 1024, thinks=True)
+    assert result.stderr.splitlines()[0] == f"marco: line 2: the translation did not end within {cap} tokens (the cap for this line)"
+    assert "and so on" not in result.stdout
+
+
+def test_paragraph_blocks_get_the_same_cap(scripted):
+    result = _invoke(["--to", "en", "--paragraph", "--max-tokens", "600"], "RAMBLE\nmore\n\nfine\n")
+    assert result.exit_code == 1 and result.stdout == "\n\nT(fine)\n"
+    cap = token_cap(len("RAMBLE\nmore"), 600, thinks=True)
+    assert scripted.max_tokens[0] == cap
+    assert result.stderr.startswith(f"marco: line 1: the translation did not end within {cap} tokens (the cap for this block)")
+
+
+def test_an_echoed_prompt_is_stripped(scripted):
+    result = _invoke(["--to", "en"], "今天 ECHO\nECHO again\n")
+    assert result.stdout == "T(今天 ECHO)\nT(ECHO again)\n"
+    assert strip_echo("翻译到英文：今天天气很好 The weather is nice.", "翻译到英文：今天天气很好") == "The weather is nice."
+    assert strip_echo("The weather is nice.", "翻译到英文：今天天气很好") == "The weather is nice."
+    # the source again behind the model's own label, then the translation
+    assert strip_echo("翻译为英文：今天天气很好. Nice weather", "翻译到英文：今天天气很好", "今天天气很好") == "Nice weather"
+    assert strip_echo("Hello there", "Translate into English: hola", "hola") == "Hello there"
+    # a bare or labelled copy of the source alone may be the translation (en -> en)
+    assert strip_echo("I am blue", "Translate into English: I am blue", "I am blue") == "I am blue"
+    assert strip_echo("Translate into English: I am blue", "Translate into English: I am blue", "I am blue") == ""
+    assert strip_echo("Translation: I am blue", "Translate into English: I am blue", "I am blue") == "Translation: I am blue"
+    assert strip_echo("I am blue", "Translate into French: x", "I am blue") == "I am blue"
+
+
 def test_messages_go_above_the_progress_bar_on_a_terminal(scripted, monkeypatch):
     # CliRunner's stderr is no terminal, so Rich draws no bar here; what this
     # checks is that with the progress path on, stdout stays clean and the
@@ -311,3 +370,28 @@ def test_messages_go_above_the_progress_bar_on_a_terminal(scripted, monkeypatch)
     result = _invoke(["--to", "en"], "a\nBOOM\nc\n")
     assert result.stdout == "T(a)\n\nT(c)\n"
     assert "marco: line 2: llama_decode failed" in result.stderr
+
+
+def test_a_model_without_a_thought_format(monkeypatch):
+    """The embedded model's own entry (reasoning = "none"): no thought in JSON,
+    one line saying so for --show-thoughts, and no marker words in the output."""
+    backend = ScriptedBackend()
+    monkeypatch.setattr(
+        "marco_cli.commands.translate.Reasoner", lambda model, runtime: Reasoner(model, runtime, backend=backend)
+    )
+    result = _invoke(["--to", "en", "--json"], "a\nb\n")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["translation"], r["thought"]) for r in rows] == [("T(a)", None), ("T(b)", None)]
+    result = _invoke(["--to", "en", "--show-thoughts"], "a\nb\n")
+    assert result.stdout == "T(a)\nT(b)\n"
+    assert result.stderr.splitlines() == [
+        "marco: smollm2-135m:Q4_1 has no thought format; the answer is what follows its last 'Answer:' line"
+    ]
+
+
+def test_a_smaller_max_tokens_is_the_users_limit(scripted):
+    """Below a line's cap, --max-tokens is what the user asked for: the text
+    generated up to it is printed (a fast preview), not reported."""
+    result = _invoke(["--to", "en", "--max-tokens", "40"], "RAMBLE\n")
+    assert result.exit_code == 0, result.stderr
+    assert scripted.max_tokens == [40] and result.stdout.startswith("and so on")

@@ -5,18 +5,19 @@ without colour (rich's own tests/test_tree.py style)."""
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from rich.console import Console
 
 from marco_cli.search import StoppedBy, events, run_search
-from marco_cli.core.settings import SearchSettings
+from marco_cli.core.settings import Action, SearchSettings
 from marco_cli.ui.console import err_console
 from marco_cli.ui.heatmap import answer_heatmap, legend, render_confidence, token_pieces
 from marco_cli.ui.live import LiveSearchView
 from marco_cli.ui.mirror import SearchMirror
 from marco_cli.ui.summary import Progress, render_final, render_header
-from marco_cli.ui.tree_view import best_path_ids, render_tree, snippet
+from marco_cli.ui.tree_view import best_path_ids, render_tree, snippet, snippet_width_for
 from scripted_backend import ScriptedBackend
 from ui_trees import small_result, small_tree, wide_tree
 
@@ -244,7 +245,7 @@ def test_live_view_animates_then_leaves_the_final_view():
         result = run_search(backend, backend.tokenize(PROMPT), SearchSettings(simulations=4), observer=view)
     out = console.file.getvalue()
     assert "\x1b[?25l" in out  # rich hid the cursor: it was live
-    final = text_of(render_final(result, simulations=4, title="q"), width=90)
+    final = text_of(render_final(result, simulations=4, title="q", snippet_width=snippet_width_for(console)), width=90)
     assert out.endswith(final)
 
 
@@ -279,3 +280,58 @@ def test_search_display_observers(monkeypatch, tmp_path, live, terminal, save, e
     cot = _display.SearchDisplay(mode=Mode.COT, settings=SearchSettings(), question="q")
     with cot.observe() as observer:
         assert observer is None  # a chain of thought has no search to draw
+
+
+def _longest_node_text(out: str) -> int:
+    """Length of the longest node text (after the "n=.. q=.. c=.. " figures) in a drawn tree."""
+    longest = 0
+    for line in out.splitlines():
+        if " c=" in line:
+            longest = max(longest, len(line.split(" c=", 1)[1].split(" ", 1)[-1]))
+    return longest
+
+
+@pytest.mark.parametrize("width", [100, 160])
+def test_final_folded_tree_uses_the_terminal_width(width):
+    console = _terminal_console(height=40, width=width)
+    backend = ScriptedBackend(thought_words=60)  # long steps, far wider than 48 characters
+    settings = SearchSettings(simulations=3, action=Action.MINI_64)
+    with LiveSearchView(console, simulations=3, title="q") as view:
+        run_search(backend, backend.tokenize(PROMPT), settings, observer=view)
+    final = console.file.getvalue().rsplit("\x1b[?25h", 1)[-1]  # what stays after the live view
+    final = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", final)
+    assert _longest_node_text(final) > 48
+    assert _longest_node_text(final) >= width - 26 - 12  # minus the figures and a few tree guides
+    assert max(len(line) for line in final.splitlines()) <= width
+
+
+def test_replay_uses_the_terminal_width(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from marco_cli.cli import app
+    from marco_cli.treefile.io import save_tree
+
+    backend = ScriptedBackend(thought_words=60)
+    result = run_search(backend, backend.tokenize(PROMPT), SearchSettings(simulations=3, action=Action.MINI_64))
+    path = tmp_path / "t.json"
+    save_tree(path, result, question="q", model="scripted", options={})
+    widths = {}
+    for columns in (80, 160):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        out = CliRunner().invoke(app, ["replay", str(path)])
+        assert out.exit_code == 0, out.stderr
+        widths[columns] = _longest_node_text(out.stdout)
+    assert widths[160] > widths[80] > 48
+
+
+def test_mirror_counts_tokens_in_flight_until_the_phase_ends():
+    from marco_cli.search.events import NodeCreated, TokensGenerated
+    from marco_cli.ui.mirror import SearchMirror
+
+    m = SearchMirror()
+    m.apply(NodeCreated(0, None, 0, "", 0, None, False, False, None))
+    version = m.version
+    m.apply(TokensGenerated(16))
+    assert (m.tokens, m.in_flight, m.version) == (0, 16, version)  # the tree drawing stays cached
+    m.apply(NodeCreated(1, 0, 1, "step", 20, 0.9, False, False, None))
+    assert (m.tokens, m.in_flight) == (20, 0)

@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import BackendError, ModelLoadError, ModelNotFoundError
 from ..core.settings import KVCacheType, RuntimeSettings
+from .context_size import _notice, context_cells, kv_bytes_per_cell
 from .base import BackendStats, Continuation, Handle, ModelInfo, Request, TokenCallback
+from .threads import configure_openmp
 
 GGUF_MAGIC = b"GGUF"
 _END_TEXTS = ("<|im_end|>", "<|endoftext|>")  # ChatML end markers (ALGORITHM.md section 1)
 
 
 def _llama_cpp() -> Any:
+    configure_openmp()  # before libgomp loads with llama_cpp (threads.py)
     try:
         import llama_cpp
     except ImportError as exc:  # pragma: no cover - the package is a hard dependency
@@ -156,8 +159,10 @@ class LlamaBackend:
         *,
         name: str,
         max_sequences: int | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> LlamaBackend:
-        """Load ``path``; ``max_sequences`` caps live KV sequences (tests set it small)."""
+        """Load ``path``; ``max_sequences`` caps live KV sequences (tests set it small);
+        ``notify`` gets one-line notices (default: stderr)."""
         path = Path(path)
         check_gguf_file(path)
         lib = _llama_cpp()
@@ -178,6 +183,9 @@ class LlamaBackend:
             vocab = Vocab(lib, raw_vocab)
             metadata = _metadata(lib, model)
             n_ctx_train = int(lib.llama_model_n_ctx_train(model)) or runtime.n_ctx
+            n_cells = context_cells(
+                runtime, n_ctx_train, kv_bytes_per_cell(lib, model, metadata, runtime.kv_cache), notify or _notice
+            )
             info = ModelInfo(
                 name=name,
                 path=str(path),
@@ -195,7 +203,7 @@ class LlamaBackend:
                 model,
                 vocab,
                 info,
-                n_cells=runtime.n_ctx,
+                n_cells=n_cells,
                 n_threads=runtime.threads,
                 kv_q8=runtime.kv_cache is KVCacheType.Q8_0,
                 max_sequences=max_sequences,

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..core.errors import BackendError
 from .base import BackendStats, Handle
+from .threads import ThreadGovernor
 
 BATCH_TOKENS = 512
 """Tokens per ``llama_decode`` call (llama.cpp's n_batch = n_ubatch)."""
@@ -70,8 +71,11 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 class KVStore:
     """The context, its batch, the node table and the pool of sequence ids."""
 
-    def __init__(self, lib: Any, ctx: Any, n_vocab: int, max_sequences: int, stats: BackendStats) -> None:
+    def __init__(
+        self, lib: Any, ctx: Any, n_vocab: int, max_sequences: int, stats: BackendStats, threads: ThreadGovernor
+    ) -> None:
         self.lib = lib
+        self.threads = threads
         self.ctx = ctx
         self.mem = lib.llama_get_memory(ctx)
         self.n_vocab = n_vocab
@@ -176,7 +180,8 @@ class KVStore:
                     ids[j] = seq
                 batch.logits[i] = logits
             batch.n_tokens = len(chunk)
-            while (rc := lib.llama_decode(self.ctx, batch)) == 1:
+            run = lambda: lib.llama_decode(self.ctx, batch)  # noqa: E731
+            while (rc := self.threads.decode(run, len(chunk))) == 1:
                 if not self.evict_lru(pinned):
                     raise CacheFull
             if rc != 0:

@@ -22,6 +22,7 @@ from .base import BackendStats, Continuation, Handle, ModelInfo, Request, StopRe
 from .llama_kv import BATCH_TOKENS, CacheFull, Entry, KVStore, Node
 from .sampling import sample_with_confidence
 from .stops import ContinuationText
+from .threads import ThreadGovernor
 
 
 @dataclass(eq=False)
@@ -64,7 +65,7 @@ class TreeEngine:
         info: ModelInfo,
         *,
         n_cells: int,
-        n_threads: int,
+        n_threads: int | None,
         kv_q8: bool,
         max_sequences: int | None,
     ) -> TreeEngine:
@@ -75,7 +76,9 @@ class TreeEngine:
         params.n_ctx = n_cells
         params.n_batch = params.n_ubatch = BATCH_TOKENS
         params.n_seq_max = n_seq
-        params.n_threads = params.n_threads_batch = n_threads
+        # None: marco chooses while it runs (threads.py)
+        governor = ThreadGovernor.automatic() if n_threads is None else ThreadGovernor.fixed(n_threads)
+        params.n_threads = params.n_threads_batch = governor.threads
         # One cache for all branches; flash attention keeps a decode from
         # attending over other branches' cells (PERFORMANCE.md, point 3).
         params.kv_unified = True
@@ -85,8 +88,9 @@ class TreeEngine:
         ctx = lib.llama_init_from_model(model, params)
         if not ctx:
             raise BackendError(f"llama.cpp cannot create a context of {n_cells} tokens", hint="try a smaller --ctx")
+        governor.attach(lambda n: lib.llama_set_n_threads(ctx, n, n), governor.threads)
         stats = BackendStats()
-        return cls(lib, KVStore(lib, ctx, info.n_vocab, n_seq, stats), vocab, info, stats)
+        return cls(lib, KVStore(lib, ctx, info.n_vocab, n_seq, stats, governor), vocab, info, stats)
 
     @property
     def kv(self) -> KVStore:

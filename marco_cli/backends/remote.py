@@ -44,7 +44,7 @@ from .remote_target import RemoteTarget
 from ..core.settings import RuntimeSettings
 from .base import BackendStats, Continuation, Handle, ModelInfo, Request, StopReason, TokenCallback
 from .remote_http import Http
-from .remote_probe import Dialect, ServerFacts, no_logprobs, probe_server
+from .remote_probe import MARKER, Dialect, ServerFacts, no_logprobs, probe_server
 from .remote_run import Run, State, kept_exact, kept_retokenized
 from .remote_wire import Chunk, parse_choice, sse_events
 from .stops import StopMatch
@@ -100,9 +100,26 @@ class RemoteBackend:
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
         if not text:
             return []
+        if not special and self.dialect is Dialect.TEXT:
+            self._refuse_markers(text)
         tokens = self._facts.tokenize(self._http, text, special=special)
         self._remember(tuple(tokens), text)
         return tokens
+
+    def _refuse_markers(self, text: str) -> None:
+        """A TEXT server (llama-cpp-python's) gets the prompt as text and reads
+        control tokens in all of it: plain text holding one cannot be sent."""
+        for match in MARKER.finditer(text):
+            marker = match.group()
+            if not _control_like(marker):  # "<b>", "[1]": text, whatever the vocabulary
+                continue
+            ids = self._facts.tokenize(self._http, marker, special=True)
+            if len(ids) == 1:
+                raise BackendError(
+                    f"the text holds {marker!r}, a control token of this model, and "
+                    f"{self._http.base_url} ({self._facts.flavour.value}) would read it as one",
+                    hint="use llama-server or vLLM, which take token ids, or leave the marker out",
+                )
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         key = tuple(int(t) for t in tokens)
@@ -350,3 +367,11 @@ def _api_key(target: RemoteTarget) -> str | None:
             )
         return value
     return os.environ.get("MARCO_API_KEY") or None
+
+
+def _control_like(marker: str) -> bool:
+    """How control tokens are spelled: ``<|...|>``, ``<s>``/``</s>``, ``[INST]``-style capitals."""
+    inner = marker[1:-1].strip("/")
+    return "|" in marker or marker in ("<s>", "</s>", "<unk>", "<pad>") or (
+        inner.replace("_", "").isalpha() and inner.isupper()
+    )

@@ -6,6 +6,7 @@ template when it tells them, the end-of-turn token ids, and whether
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -19,6 +20,8 @@ from .remote_wire import NoLogprobs, parse_choice
 PROBE_TEXT = "Hello"
 _END_TEXTS = ("<|im_end|>", "<|endoftext|>")  # ChatML end markers (ALGORITHM.md section 1)
 _MISSING = (404, 405, 501)  # "no such endpoint"
+MARKER = re.compile(r"<[^<>\s]{1,64}>|\[[^\[\]\s]{1,64}\]")
+"""What a control token looks like in text, in every chat format marco knows."""
 
 
 class Dialect(str, Enum):
@@ -65,6 +68,27 @@ class ServerFacts:
         return {"min_p": 0.0, "repeat_penalty": 1.0}
 
     def tokenize(self, http: Http, text: str, *, special: bool) -> list[int]:
+        """Token ids; ``special=False``: no control token can come out of ``text``.
+
+        llama-server is told so (``parse_special``). vLLM's and llama-cpp-python's
+        tokenizers read control tokens in any text, so there each marker-like
+        run (``<|im_end|>``, ``[INST]``) is tokenised in pieces, its brackets
+        apart from its inside, which no control token can span."""
+        if special or self.flavour is Flavour.LLAMA_SERVER or not MARKER.search(text):
+            return self._tokenize(http, text, special=special)
+        tokens: list[int] = []
+        at = 0
+        for match in MARKER.finditer(text):
+            marker = match.group()
+            for piece in (text[at:match.start()], marker[0], marker[1:-1], marker[-1]):
+                if piece:
+                    tokens += self._tokenize(http, piece, special=special)
+            at = match.end()
+        if text[at:]:
+            tokens += self._tokenize(http, text[at:], special=special)
+        return tokens
+
+    def _tokenize(self, http: Http, text: str, *, special: bool) -> list[int]:
         if self.flavour is Flavour.LLAMA_SERVER:
             body = {"content": text, "add_special": False, "parse_special": special, "with_pieces": True}
             data = http.post_json("/tokenize", body)

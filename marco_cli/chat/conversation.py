@@ -26,6 +26,7 @@ from typing import Any
 from .settings import ChatSettings
 from ..core.atomic import write_text_atomic
 from ..core.errors import ConversationFileError
+from ..core.untrusted import UntrustedDataError, load_json
 from ..formats.prompts import Message
 from ..core.settings import Mode
 
@@ -171,11 +172,13 @@ def load_conversation(path: str | os.PathLike) -> Conversation:
     except OSError as exc:
         raise ConversationFileError(f"{source}: cannot read it: {exc.strerror or exc}") from None
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = load_json(raw)
     except UnicodeDecodeError:
         raise ConversationFileError(f"{source}: not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise ConversationFileError(f"{source}: not a conversation file (invalid JSON at line {exc.lineno})") from None
+    except UntrustedDataError as exc:
+        raise ConversationFileError(f"{source}: not a conversation marco can use: {exc}") from None
     try:
         return Conversation.from_json(data)
     except ValueError as exc:

@@ -93,7 +93,7 @@ class ChatSession:
         except Exception as exc:  # a bug too: the question is kept for --save
             self.conversation.add(Turn(question, "", error=str(exc) or type(exc).__name__))
             raise
-        self.conversation.add(Turn(question, answer.answer, answer.thought))
+        self.conversation.add(Turn(question, answer.answer, answer.thought or ""))
         if answer.looped:
             self.notify(LOOP_NOTICE)
         if answer.search is not None:

@@ -10,12 +10,13 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.errors import UsageError
-from ..reasoner import LOOP_NOTICE, Answer, Interrupted, Reasoner, choose_model
+from ..reasoner import LOOP_NOTICE, Answer, Interrupted, Reasoner, choose_model, no_format_notice
 from ..models.registry import load_registry
 from ..core.settings import GenerationSettings, Mode, SearchSettings
 from ..ui.console import err_console, is_tty, notice, out_console
 from ..ui.heatmap import confidence_json, confidence_view
 from ..ui.stream import AnswerStream
+from ..ui.safe_text import for_terminal
 from . import _options as o
 from ._display import SearchDisplay
 from ._io import read_input
@@ -46,11 +47,12 @@ def ask(
     pick: o.PickOpt = _S.pick,
     value_span: o.ValueSpanOpt = _S.value_span,
     budget: o.BudgetOpt = None,
-    leaves: o.LeavesOpt = _S.leaves_per_iteration,
+    leaves: o.LeavesOpt = "auto",
     early_stop: o.EarlyStopOpt = _S.early_stop or 0.0,
     early_stop_min: o.EarlyStopMinOpt = _S.early_stop_min,
     loop_guard: o.LoopGuardOpt = _S.loop_guard,
     ctx: o.CtxOpt = _R.n_ctx,
+    force_ctx: o.ForceCtxOpt = False,
     threads: o.ThreadsOpt = None,
     n_gpu_layers: o.GpuLayersOpt = None,
     kv_cache: o.KVCacheOpt = _R.kv_cache,
@@ -61,7 +63,7 @@ def ask(
     save_tree: o.SaveTreeOpt = None,
 ) -> None:
     """Answer a question by reasoning: a chain of thought, or a tree search."""
-    runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose)
+    runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose, force_ctx)
     generation = GenerationSettings(
         temperature=0.0 if temperature is None else temperature,
         max_tokens=max_tokens, seed=seed, system=system, loop_guard=loop_guard,
@@ -70,7 +72,7 @@ def ask(
         action=action, simulations=simulations, children=children, max_depth=max_depth,
         exploration=exploration, temperature=_S.temperature if temperature is None else temperature,
         max_tokens=max_tokens, reflection=reflection, reflect_below=reflect_below, pick=pick,
-        value_span=value_span, budget=budget, seed=seed, leaves_per_iteration=leaves,
+        value_span=value_span, budget=budget, seed=seed, leaves_per_iteration=o.parse_leaves(leaves),
         early_stop=early_stop, early_stop_min=early_stop_min, loop_guard=loop_guard,
     )
     if save_tree is not None and mode is not Mode.MCTS:
@@ -80,11 +82,13 @@ def ask(
     if choice.notice:
         notice(choice.notice)
     reasoner = Reasoner(choice.model, runtime)
+    if show_thoughts and not reasoner.reasoning.has_thought:
+        notice(no_format_notice(choice.model))
     display = SearchDisplay(
         mode=mode, settings=search, question=text, live=not no_live, final=not quiet, save_to=save_tree
     )
     out = _Output(as_json, show_thoughts, confidence)
-    stream = _stream(out) if mode is Mode.COT else None
+    stream = _stream(out, reasoner) if mode is Mode.COT else None
     try:
         with display.observe() as observer:
             answer = reasoner.ask(
@@ -112,14 +116,16 @@ class _Output:
         return self.as_json or self.show_thoughts or self.confidence
 
 
-def _stream(out: _Output) -> AnswerStream | None:
+def _stream(out: _Output, reasoner: Reasoner) -> AnswerStream | None:
     """Stream only when someone watches: answer to a stdout terminal, thought to a
     stderr terminal. Piped runs print once, at the end."""
     out_tty, err_tty = is_tty(sys.stdout), is_tty(sys.stderr)
     answer_live = out_tty and not out.answer_at_end
     if not (answer_live or err_tty):
         return None
-    return AnswerStream(answer_to_stdout=answer_live, thought_console=err_console() if err_tty else None)
+    return AnswerStream(
+        answer_to_stdout=answer_live, thought_console=err_console() if err_tty else None, reasoning=reasoner.reasoning
+    )
 
 
 def _finish(answer: Answer, stream: AnswerStream | None, out: _Output, display: SearchDisplay, reasoner: Reasoner) -> None:
@@ -136,8 +142,8 @@ def _finish(answer: Answer, stream: AnswerStream | None, out: _Output, display: 
         out_console().print(confidence_view(answer, reasoner.backend.detokenize, thought=out.show_thoughts))
     elif stream is None or not stream.wrote_answer:
         if out.show_thoughts and answer.thought:
-            sys.stdout.write(answer.thought.rstrip() + "\n\n")
-        sys.stdout.write(answer.answer.rstrip() + "\n")
+            sys.stdout.write(for_terminal(answer.thought.rstrip(), sys.stdout) + "\n\n")
+        sys.stdout.write(for_terminal(answer.answer.rstrip(), sys.stdout) + "\n")
     sys.stdout.flush()
     if answer.looped:
         notice(LOOP_NOTICE)

@@ -49,6 +49,7 @@ def chat(
     early_stop_min: o.EarlyStopMinOpt = _S.early_stop_min,
     loop_guard: o.LoopGuardOpt = _S.loop_guard,
     ctx_size: o.CtxOpt = _R.n_ctx,
+    force_ctx: o.ForceCtxOpt = False,
     threads: o.ThreadsOpt = None,
     n_gpu_layers: o.GpuLayersOpt = None,
     kv_cache: o.KVCacheOpt = _R.kv_cache,
@@ -59,7 +60,7 @@ def chat(
 
     From a pipe (marco chat < script.txt) each line is one turn (\"\"\" blocks
     span lines) and each answer is printed as one block on stdout."""
-    runtime = o.runtime_settings(ctx_size, threads, n_gpu_layers, kv_cache, verbose)
+    runtime = o.runtime_settings(ctx_size, threads, n_gpu_layers, kv_cache, verbose, force_ctx)
     options = dict(
         system=system, temperature=temperature, max_tokens=max_tokens, seed=seed, action=action,
         simulations=simulations, children=children, max_depth=max_depth, exploration=exploration,

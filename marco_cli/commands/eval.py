@@ -61,6 +61,7 @@ def eval_command(
     early_stop_min: o.EarlyStopMinOpt = _S.early_stop_min,
     loop_guard: o.LoopGuardOpt = _S.loop_guard,
     ctx: o.CtxOpt = _R.n_ctx,
+    force_ctx: o.ForceCtxOpt = False,
     threads: o.ThreadsOpt = None,
     n_gpu_layers: o.GpuLayersOpt = None,
     kv_cache: o.KVCacheOpt = _R.kv_cache,
@@ -89,9 +90,9 @@ def eval_command(
     problems = load_dataset(dataset)
     choice = choose_model(load_registry(models_file), model)
     plan = replace(plan, model=choice.model.label)
-    if choice.notice:
-        notice(choice.notice)
-    reasoner = Reasoner(choice.model, o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose))
+    # The fallback notice only when a model is about to run (not for a --resume with nothing left).
+    on_load = (lambda: notice(choice.notice)) if choice.notice else None
+    reasoner = Reasoner(choice.model, o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose, force_ctx), on_load=on_load)
     try:
         report = _run(reasoner, problems, plan, dataset, out, resume, dpo_out, max_pairs)
     except EvalInterrupted as exc:

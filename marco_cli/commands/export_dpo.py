@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..core.errors import UsageError
+from ..core.atomic import write_text_atomic
+from ..core.errors import OutputError, UsageError
 from ..evaluation.datasets import load_dataset
 from ..evaluation.dpo import Pair, make_pairs, rank_pairs
 from ..evaluation.dpo_io import load_record
@@ -48,9 +49,9 @@ def _write(lines: list[str], output: Path | None) -> None:
         sys.stdout.flush()
         return
     try:
-        output.write_text("".join(lines), encoding="utf-8")
+        write_text_atomic(output, "".join(lines))  # a full disk keeps the old file whole
     except OSError as exc:
-        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+        raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
 def register(app: typer.Typer) -> None:

@@ -74,6 +74,7 @@ def models(
             {
                 "name": m.name, "aliases": list(m.entry.aliases), "quant": m.quant, "size": _size(m),
                 "on_disk": m.on_disk, "state": _state(m, states), "path": _where(m), "default": d,
+                "reasoning": m.entry.reasoning.value,
             }
             for m, d in rows
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from ..core.errors import UsageError
 from ..treefile.io import load_tree
 from ..ui.console import out_console
 from ..ui.replay import play, render_saved
+from ..ui.tree_view import snippet_width_for
 
 
 def replay(
@@ -20,13 +22,13 @@ def replay(
 ) -> None:
     """Draw a saved search tree: the final tree and its summary, or the search
     unfolding again with --animate."""
-    if not speed > 0:
+    if not (math.isfinite(speed) and speed > 0):
         raise UsageError(f"--speed must be > 0, got {speed}")
     saved = load_tree(file)
     console = out_console()
     if animate and console.is_terminal:  # a pipe gets the final tree only
         play(saved, console, speed=speed)
-    console.print(render_saved(saved))
+    console.print(render_saved(saved, snippet_width=snippet_width_for(console)))
 
 
 def register(app: typer.Typer) -> None:

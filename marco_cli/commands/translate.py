@@ -17,13 +17,14 @@ import typer
 from ..core.errors import UsageError
 from ..translate.glossary import load_glossary
 from ..translate.languages import language
-from ..reasoner import Reasoner, choose_model
+from ..reasoner import Reasoner, choose_model, no_format_notice
 from ..models.registry import load_registry
 from ..core.settings import GenerationSettings, Mode, SearchSettings
 from ..translate.translation import TranslateOptions, Translation, TranslationFailed, Translator, Unit, split_lines, split_paragraphs
 from ..ui.console import err_console, is_tty, notice
 from ..ui.progress import LineProgress
 from ..ui.stream import AnswerStream
+from ..ui.safe_text import for_terminal
 from . import _options as o
 from ._io import read_stdin_bytes, stdin_is_piped
 
@@ -43,7 +44,7 @@ def translate(
     model: o.ModelOpt = None,
     models_file: o.ModelsFileOpt = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature [default: 0 for cot, 0.8 for mcts].", show_default=False)] = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per line (thought included).")] = 1024,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per line (thought included); each line gets less, in proportion to its length.")] = 1024,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same translation.")] = 0,
     action: o.ActionOpt = _S.action,
     simulations: o.SimulationsOpt = _S.simulations,
@@ -57,13 +58,14 @@ def translate(
     early_stop_min: o.EarlyStopMinOpt = _S.early_stop_min,
     loop_guard: o.LoopGuardOpt = _S.loop_guard,
     ctx: o.CtxOpt = _R.n_ctx,
+    force_ctx: o.ForceCtxOpt = False,
     threads: o.ThreadsOpt = None,
     n_gpu_layers: o.GpuLayersOpt = None,
     kv_cache: o.KVCacheOpt = _R.kv_cache,
     verbose: o.VerboseOpt = False,
 ) -> None:
     """Translate colloquial text (slang, idioms) by reasoning about it first."""
-    runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose)
+    runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose, force_ctx)
     options = TranslateOptions(
         target=language(to, option="--to"),
         source=language(source, option="--from") if source else None,
@@ -83,6 +85,8 @@ def translate(
     if choice.notice and any(u.needs_model for u in units):
         notice(choice.notice)
     reasoner = Reasoner(choice.model, runtime)
+    if show_thoughts and not reasoner.reasoning.has_thought and any(u.needs_model for u in units):
+        notice(no_format_notice(choice.model))
     try:
         failed = _run(Translator(reasoner, options), units, as_json=as_json, show_thoughts=show_thoughts)
     finally:
@@ -123,11 +127,15 @@ def _run(translator: Translator, units: list[Unit], *, as_json: bool, show_thoug
     what = "blocks" if paragraph else "lines"
     with LineProgress(todo, live=live, stdout_is_terminal=is_tty(sys.stdout), what=what) as progress:
         for index, unit in enumerate(units):
-            stream = AnswerStream(answer_to_stdout=False, thought_console=err_console()) if stream_live and unit.needs_model else None
+            stream = None
+            if stream_live and unit.needs_model:
+                stream = AnswerStream(
+                    answer_to_stdout=False, thought_console=err_console(), reasoning=translator.reasoner.reasoning
+                )
             result = translator.translate(unit, on_text=stream.feed if stream else None)
             if stream is not None:
                 stream.close()
-                if result.thought:  # end the streamed thought's last line
+                if stream.showed_thought:  # end the streamed thought's last line
                     err_console().print()
             failed += _report(result, progress, show_thoughts and not stream_live)
             _write(result, as_json=as_json, separator=paragraph and index > 0)
@@ -153,7 +161,7 @@ def _write(result: Translation, *, as_json: bool, separator: bool) -> None:
     if as_json:
         out = json.dumps(result.to_json(), ensure_ascii=False) + "\n"
     else:
-        out = ("\n" if separator else "") + result.translation + "\n"
+        out = ("\n" if separator else "") + for_terminal(result.translation, sys.stdout) + "\n"
     sys.stdout.write(out)
     sys.stdout.flush()
 

@@ -82,3 +82,8 @@ class TreeFileError(UsageError):
 
 class TreeSaveError(MarcoError):
     """``--save-tree`` could not write its file (the old file, if any, is kept)."""
+
+
+class OutputError(MarcoError):
+    """A result could not be written: stdout closed or on a full disk, an
+    output file on a full disk. The message names where; exit 1."""

@@ -12,6 +12,7 @@ from enum import Enum
 from pathlib import Path
 
 from .errors import UsageError
+from .machine import usable_cpus
 
 REFLECTION_PHRASE = "Wait! Maybe I made some mistakes! I need to rethink from scratch."
 """Marco-o1 v1's reflection text, verbatim (ALGORITHM.md section 2)."""
@@ -62,10 +63,11 @@ class RuntimeSettings:
     """How llama.cpp runs the model."""
 
     n_ctx: int = 8192  # KV cells shared by the whole search tree
-    n_threads: int | None = None  # None: all cores (llama-cpp-python defaults to half)
+    n_threads: int | None = None  # None: MARCO_THREADS, else marco chooses while it runs
     n_gpu_layers: int | None = None  # None: all layers when offload is supported
     kv_cache: KVCacheType = KVCacheType.F16
     verbose: bool = False
+    force_ctx: bool = False  # keep an n_ctx above the model's training context
 
     def __post_init__(self) -> None:
         _positive("ctx", self.n_ctx)
@@ -76,26 +78,38 @@ class RuntimeSettings:
             raise UsageError(f"--n-gpu-layers must be -1 (all), 0 or more, got {self.n_gpu_layers}")
 
     @property
-    def threads(self) -> int:
-        """``--threads``, else ``MARCO_THREADS``, else every core.
-
-        All cores is fastest on an idle machine, but llama.cpp's threads spin
-        while they wait for each other: when other programs hold the cores,
-        all-core decoding measured 10-40x slower than one thread here (see
-        BENCHMARKS.md). ``MARCO_THREADS`` sets a lower default for such machines.
-        """
+    def requested_threads(self) -> int | None:
+        """``--threads``, else ``MARCO_THREADS``, else None: marco chooses."""
         if self.n_threads:
             return self.n_threads
         env = os.environ.get("MARCO_THREADS", "").strip()
-        if env:
-            try:
-                value = int(env)
-            except ValueError:
-                raise UsageError(f"MARCO_THREADS must be a whole number, got {env!r}") from None
-            if value <= 0:
-                raise UsageError(f"MARCO_THREADS must be > 0, got {value}")
-            return value
-        return max(1, os.cpu_count() or 1)
+        if not env:
+            return None
+        try:
+            value = int(env)
+        except ValueError:
+            raise UsageError(f"MARCO_THREADS must be a whole number, got {env!r}") from None
+        if value <= 0:
+            raise UsageError(f"MARCO_THREADS must be > 0, got {value}")
+        return value
+
+    @property
+    def threads(self) -> int | None:
+        """The fixed thread count asked for, at most the CPUs this process may
+        use (more threads than CPUs only queue up behind each other: 999
+        measured 20x slower than 4); None: marco chooses while it runs
+        (``backends/threads.py``: whichever count is fastest right now, since
+        llama.cpp's threads stall each other when another program holds a core)."""
+        asked = self.requested_threads
+        return None if asked is None else min(asked, usable_cpus())
+
+    def threads_notice(self) -> str | None:
+        """One line for stderr when the asked-for count was capped."""
+        asked, cpus = self.requested_threads, usable_cpus()
+        if asked is None or asked <= cpus:
+            return None
+        source = "--threads" if self.n_threads else "MARCO_THREADS"
+        return f"{source} {asked} is more than the {cpus} CPUs here; using {cpus}"
 
 
 @dataclass(frozen=True)
@@ -140,7 +154,7 @@ class SearchSettings:
     value_span: ValueSpan = ValueSpan.ROLLOUT
     budget: float | None = None  # wall-clock seconds; None = no limit
     seed: int = 0
-    leaves_per_iteration: int = 1  # >1 selects several leaves with virtual loss
+    leaves_per_iteration: int = 0  # >1 selects several leaves with virtual loss; 0: auto (search/batching.py)
     # Early stop: end once the leading answer holds this share of the finished
     # rollouts' value mass, after at least ``early_stop_min`` of them voted
     # (search/vote.py). None or 0 turns it off. Provisional defaults, to be
@@ -152,7 +166,7 @@ class SearchSettings:
     def __post_init__(self) -> None:
         for name in ("simulations", "children", "max_depth", "max_tokens", "step_max_tokens", "top_k"):
             _positive(name.replace("_", "-"), getattr(self, name))
-        _positive("leaves", self.leaves_per_iteration)
+        _positive("leaves", self.leaves_per_iteration, allow_zero=True)
         _positive("exploration", self.exploration, allow_zero=True)
         _positive("temperature", self.temperature, allow_zero=True)
         _positive("seed", self.seed, allow_zero=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import UsageError
+from ..core.untrusted import UntrustedDataError, load_json
 from .answers import reference_answer
 
 GSM8K_MARK = "####"
@@ -89,9 +90,11 @@ def _parse_tsv(path: Path, line: int, text: str) -> Problem:
 
 def _parse_jsonl(path: Path, line: int, text: str) -> Problem:
     try:
-        record = json.loads(text)
+        record = load_json(text)
     except json.JSONDecodeError as exc:
         raise _err(path, line, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except UntrustedDataError as exc:
+        raise _err(path, line, str(exc)) from None
     if not isinstance(record, dict):
         raise _err(path, line, "expected a JSON object with 'question' and 'answer'")
     question, answer = record.get("question"), record.get("answer")

@@ -291,7 +291,8 @@ def _answer_one(answerer: Answerer, problem: Problem, mode: EvalMode, sample: in
         row.update(prediction=None, correct=False, answer="", text="", tokens=0, seconds=0.0,
                    error=str(exc), model=plan.model, settings=plan.fingerprint(mode))
         return row, None
-    prediction = extract_answer(answer.text)
+    # The model's format says where its answer is (a fake answerer speaks Marco-o1's).
+    prediction = extract_answer(answer.text, getattr(answerer, "reasoning", None))
     row.update(
         prediction=prediction, correct=is_correct(prediction, problem.reference),
         answer=answer.answer, text=answer.text, tokens=answer.generated_tokens,

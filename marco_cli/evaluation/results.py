@@ -7,11 +7,12 @@ continues from the file.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from ..core.errors import UsageError
+from ..core.atomic import DurableAppender
+from ..core.errors import OutputError, UsageError
+from ..core.untrusted import UntrustedDataError, load_json
 
 Key = tuple[str, str, int]  # (question_id, mode, sample)
 REQUIRED = ("question_id", "mode", "sample", "question", "correct", "tokens", "seconds", "settings")
@@ -43,8 +44,8 @@ def read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], int]:
             continue
         torn = not raw.endswith(b"\n") and offset == len(data)
         try:
-            row = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            row = load_json(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError, UntrustedDataError):
             if torn:
                 break
             raise ResultsError(f"{path}:{number}: not a JSON line; is this a marco eval results file?") from None
@@ -56,7 +57,10 @@ def read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], int]:
 
 
 class JsonlWriter:
-    """Appends JSON lines; each is one ``write`` of a whole line, then flushed.
+    """Appends JSON lines; each is one whole line, on disk (fsync'd) before
+    ``append`` returns, and a line that cannot be written is cut off again
+    (``core.atomic.DurableAppender``): a full disk leaves the rows written so
+    far and no half line.
 
     ``resume=False`` refuses an existing file rather than mixing two runs in it;
     ``keep_bytes`` (from ``read_rows``) cuts a torn last line first.
@@ -69,21 +73,17 @@ class JsonlWriter:
                 f"{path} already exists", hint=f"pass --resume to continue that run, or choose another {option}"
             )
         try:
-            self._file: BinaryIO = open(path, "ab+")
-            size = self._file.seek(0, os.SEEK_END)
-            if keep_bytes is not None and size > keep_bytes:
-                self._file.truncate(keep_bytes)  # drop a torn last line
-                size = keep_bytes
-            if size > 0:
-                self._file.seek(size - 1)
-                if self._file.read(1) != b"\n":  # a sound last line missing its newline
-                    self._file.write(b"\n")
+            self._file = DurableAppender(path, keep_bytes=keep_bytes)
         except OSError as exc:
             raise ResultsError(f"cannot write {path}: {exc.strerror}") from None
 
     def append(self, row: dict[str, Any]) -> None:
-        self._file.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
-        self._file.flush()
+        try:
+            self._file.append((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write {self.path}: {exc.strerror or exc}; the rows written before are kept"
+            ) from None
 
     def close(self) -> None:
         self._file.close()

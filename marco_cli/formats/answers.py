@@ -14,6 +14,8 @@ import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
 
+from .reasoning import Reasoning, ReasoningFormat
+
 # 1,234,567.89 | 1234.5 | .5 -- a thousands group needs exactly 3 digits, so a
 # list "3,4" stays two numbers.
 _NUMBER_RE = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)")
@@ -79,9 +81,16 @@ def last_number(text: str) -> Decimal | None:
     return None
 
 
-def extract_answer(generation: str) -> str | None:
-    """The model's numeric answer in canonical spelling, or None if it gave none."""
-    span = output_span(normalize_text(generation))
+def extract_answer(generation: str, reasoning: ReasoningFormat | None = None) -> str | None:
+    """The model's numeric answer in canonical spelling, or None if it gave none.
+    ``reasoning`` (the model's format) says where the answer is: the last
+    ``<Output>`` span, the text after ``</think>`` or after the last ``Answer:``
+    line; without one, Marco-o1's."""
+    text = normalize_text(generation)
+    if reasoning is None or reasoning.kind is Reasoning.MARCO:
+        span = output_span(text)
+    else:
+        span = reasoning.answer_region(text)
     for boxed in reversed(_boxed_values(span)):
         number = last_number(boxed)
         if number is not None:

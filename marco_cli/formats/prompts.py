@@ -1,4 +1,4 @@
-"""Pure prompt functions: chat formatting, Thought/Output parsing, translation.
+"""Pure prompt functions: the conversation to send and its chat formatting.
 
 Marco-o1 is a Qwen2-7B-Instruct fine-tune and speaks ChatML; its own chat
 template injects a fixed system prompt when the conversation has none
@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from collections.abc import Callable
 from functools import lru_cache
 
-THOUGHT_OPEN, THOUGHT_CLOSE = "<Thought>", "</Thought>"
-OUTPUT_OPEN, OUTPUT_CLOSE = "<Output>", "</Output>"
+from .reasoning import MARCO, NONE_INSTRUCTION, Parsed, ReasoningFormat
 
-FORMAT_INSTRUCTION = (
-    "Think step by step inside <Thought> and </Thought>, then give only the final "
-    "answer inside <Output> and </Output>."
-)
-"""Asked of models that were not trained on Marco-o1's Thought/Output format."""
+THOUGHT_OPEN, THOUGHT_CLOSE = MARCO.thought_open, MARCO.thought_close
+OUTPUT_OPEN, OUTPUT_CLOSE = MARCO.answer_open, MARCO.answer_close
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
@@ -31,29 +28,27 @@ class Message:
     content: str
 
 
-@dataclass(frozen=True)
-class Parsed:
-    thought: str
-    answer: str
-    has_tags: bool  # whether the text used <Thought>/<Output> at all
-
-
 def build_messages(
     question: str,
     *,
     system: str | None,
-    thought_format: bool,
+    reasoning: ReasoningFormat = MARCO,
     history: tuple[Message, ...] = (),
 ) -> list[Message]:
-    """The conversation to render. For Marco-o1 without ``--system`` we send no
-    system message, so its template injects its trained one. Models that do not
-    speak the format get it asked for in the system prompt."""
+    """The conversation to render.
+
+    - ``marco`` and ``think`` models were trained on their format: without
+      ``--system`` we send no system message, so Marco-o1's template injects
+      its trained one and R1 distills get none (DeepSeek advises against one).
+    - ``none`` models get the system prompt plus a request to end with an
+      ``Answer:`` line, the marker the answer is cut at.
+    """
     messages: list[Message] = []
-    if thought_format:
+    if reasoning.has_thought:
         if system:
             messages.append(Message("system", system))
     else:
-        messages.append(Message("system", f"{system or DEFAULT_SYSTEM}\n\n{FORMAT_INSTRUCTION}"))
+        messages.append(Message("system", f"{system or DEFAULT_SYSTEM}\n\n{NONE_INSTRUCTION}"))
     messages.extend(history)
     messages.append(Message("user", question))
     return messages
@@ -94,52 +89,90 @@ def render_chat(
 ) -> str:
     """Render with the model's Jinja chat template, or ChatML when there is none
     (or it cannot be rendered: a broken template must not stop the user)."""
+    return _render(messages, template, default_system, bos_token, eos_token)[0]
+
+
+def _render(
+    messages: list[Message], template: str | None, default_system: str | None, bos_token: str, eos_token: str
+) -> tuple[str, bool]:
+    """The prompt, and whether the model's own template made it."""
     if template:
         try:
-            return _compile_template(template).render(
+            text = _compile_template(template).render(
                 messages=[{"role": m.role, "content": m.content} for m in messages],
                 add_generation_prompt=True,
                 bos_token=bos_token,
                 eos_token=eos_token,
             )
+            return text, True
         except Exception:  # jinja2 raises many types; ChatML is the safe fallback
             pass
-    return render_chatml(messages, default_system)
+    return render_chatml(messages, default_system), False
 
 
-_OPEN_RE = re.compile(r"<\s*Thought\s*>", re.IGNORECASE)
-_CLOSE_THOUGHT_RE = re.compile(r"<\s*/\s*Thought\s*>", re.IGNORECASE)
-_OUTPUT_RE = re.compile(r"<\s*Output\s*>", re.IGNORECASE)
-_CLOSE_OUTPUT_RE = re.compile(r"<\s*/\s*Output\s*>", re.IGNORECASE)
+@dataclass(frozen=True)
+class PromptPart:
+    """A piece of a rendered prompt. ``markup`` pieces come from the chat
+    template (``<|im_start|>user``...) and are tokenised with special tokens
+    parsed; the others are message contents, tokenised as plain text, so a
+    question that contains ``<|im_end|>`` cannot end its own turn."""
+
+    text: str
+    markup: bool
 
 
-def parse_output(text: str) -> Parsed:
-    """Split a generation into thought and answer (ALGORITHM.md section 1).
-
-    - ``<Output>`` present: the answer is what follows it, up to ``</Output>``
-      when that exists (missing close tag: everything after the open tag).
-    - only a thought (``<Thought>`` ... ``</Thought>``, no Output): the answer is
-      what follows ``</Thought>``; if nothing does, the thought is all we have.
-    - no tags at all: the whole text is the answer.
-    The user's text is never lower-cased or otherwise changed.
-    """
-    out = _OUTPUT_RE.search(text)
-    if out:
-        head, tail = text[: out.start()], text[out.end():]
-        close = _CLOSE_OUTPUT_RE.search(tail)
-        answer = tail[: close.start()] if close else tail
-        return Parsed(_strip_thought(head), answer.strip(), True)
-    close_t = _CLOSE_THOUGHT_RE.search(text)
-    if close_t:
-        thought = _strip_thought(text[: close_t.start()])
-        after = text[close_t.end():].strip()
-        return Parsed(thought, after or thought, True)
-    if _OPEN_RE.match(text.lstrip()):
-        thought = _strip_thought(text)
-        return Parsed(thought, thought, True)
-    return Parsed("", text.strip(), False)
+_MARK = re.compile("\ue000(\\d+)\ue001")
 
 
-def _strip_thought(text: str) -> str:
-    text = _CLOSE_THOUGHT_RE.sub("", _OPEN_RE.sub("", text, count=1))
-    return text.strip()
+def render_chat_parts(
+    messages: list[Message],
+    *,
+    template: str | None,
+    default_system: str | None = None,
+    bos_token: str = "",
+    eos_token: str = "",
+) -> list[PromptPart]:
+    """``render_chat`` cut into template markup and message contents.
+
+    The template is rendered a second time with every content replaced by a
+    numbered stand-in (private-use characters no template alters); where the
+    stand-ins land is where the contents go. Their joined text is the prompt
+    ``render_chat`` gives, unless the template rewrites contents (trims them,
+    say): then the contents go in as written, which is what the user sent."""
+    contents = [m.content for m in messages]
+    stand_ins = [Message(m.role, f"\ue000{i}\ue001") for i, m in enumerate(messages)]
+    system_mark = None
+    if default_system is not None:
+        system_mark = f"\ue000{len(contents)}\ue001"
+        contents.append(default_system)
+    real, real_template = _render(messages, template, default_system, bos_token, eos_token)
+    skeleton, skeleton_template = _render(stand_ins, template, system_mark, bos_token, eos_token)
+    if real_template != skeleton_template:  # the template failed on one of them only: ChatML for both
+        real, skeleton = render_chatml(messages, default_system), render_chatml(stand_ins, system_mark)
+    for transform in (None, str.strip):
+        parts = _split(skeleton, contents, transform)
+        if "".join(p.text for p in parts) == real:
+            return parts
+    return _split(skeleton, contents, None)
+
+
+def _split(skeleton: str, contents: list[str], transform: Callable[[str], str] | None) -> list[PromptPart]:
+    parts: list[PromptPart] = []
+    at = 0
+    for match in _MARK.finditer(skeleton):
+        if match.start() > at:
+            parts.append(PromptPart(skeleton[at:match.start()], True))
+        content = contents[int(match.group(1))]
+        content = transform(content) if transform else content
+        if content:
+            parts.append(PromptPart(content, False))
+        at = match.end()
+    if at < len(skeleton):
+        parts.append(PromptPart(skeleton[at:], True))
+    return parts
+
+
+def parse_output(text: str, reasoning: ReasoningFormat = MARCO) -> Parsed:
+    """Split a generation into thought and answer by the model's format
+    (``reasoning.py`` has the rules). The user's text is never changed."""
+    return reasoning.parse(text)

@@ -1,10 +1,17 @@
 """Split streamed model text into the thought and the answer, as it arrives.
 
-The rules of ``prompts.parse_output``, but pure and incremental: ``feed``
-returns ``(channel, text)`` pairs, ``"reasoning"`` for the thought and
-``"content"`` for the answer (inside ``<Output>``). A tag split across pieces
-is held back until it is complete; whitespace at either end of a channel is
-dropped, so the joined deltas read like the parsed thought and answer.
+The same rules as ``ReasoningFormat.parse``, but pure and incremental:
+``feed`` returns ``(channel, text)`` pairs, ``"reasoning"`` for the thought
+(inside ``<Thought>`` or ``<think>``) and ``"content"`` for the answer (inside
+``<Output>``, after ``</think>``, or all of it when the model uses no tags). A
+tag split across pieces is held back until it is complete; whitespace at
+either end of a channel is dropped, so the joined deltas read like the parsed
+thought and answer.
+
+A model without a thought format (``none``) only shows where its answer
+starts at the end (the last ``Answer:`` line), so its text streams as
+``"draft"`` (the terminal shows it dimmed on stderr; a server need not send
+it) and the answer comes whole from ``close``.
 
 Text that starts without a tag is the answer by default. With
 ``thought_first`` it is the thought (the model skipped ``<Thought>``, as small
@@ -19,10 +26,11 @@ from __future__ import annotations
 
 from enum import Enum
 
-from .prompts import OUTPUT_CLOSE, OUTPUT_OPEN, THOUGHT_CLOSE, THOUGHT_OPEN
+from .reasoning import MARCO, ReasoningFormat
 
 REASONING = "reasoning"
 CONTENT = "content"
+DRAFT = "draft"
 
 
 class _State(Enum):
@@ -34,14 +42,50 @@ class _State(Enum):
     DONE = 5  # after </Output>: nothing more is shown
 
 
+def splitter_for(reasoning: ReasoningFormat, *, thought_first: bool = False) -> ThoughtSplitter | MarkerSplitter:
+    if reasoning.has_thought:
+        return ThoughtSplitter(reasoning, thought_first=thought_first)
+    return MarkerSplitter(reasoning)
+
+
+class MarkerSplitter:
+    """``none`` format: everything is a draft until ``close`` finds the answer."""
+
+    def __init__(self, reasoning: ReasoningFormat) -> None:
+        self.reasoning = reasoning
+        self._text = ""
+        self._closed = False
+        self.sent = {REASONING: "", CONTENT: "", DRAFT: ""}
+
+    def feed(self, piece: str) -> list[tuple[str, str]]:
+        self._text += piece
+        if not piece:
+            return []
+        self.sent[DRAFT] += piece
+        return [(DRAFT, piece)]
+
+    def close(self) -> list[tuple[str, str]]:
+        if self._closed:
+            return []
+        self._closed = True
+        answer = self.reasoning.parse(self._text).answer
+        if not answer:
+            return []
+        self.sent[CONTENT] += answer
+        return [(CONTENT, answer)]
+
+
 class ThoughtSplitter:
-    def __init__(self, *, thought_first: bool = False) -> None:
+    def __init__(self, reasoning: ReasoningFormat = MARCO, *, thought_first: bool = False) -> None:
+        assert reasoning.thought_open and reasoning.thought_close, "a format with a thought"
+        self._open, self._close = reasoning.thought_open, reasoning.thought_close
+        self._answer_open, self._answer_close = reasoning.answer_open, reasoning.answer_close
         self._untagged = _State.THOUGHT if thought_first else _State.UNTAGGED
         self._state = _State.UNKNOWN
         self._buf = ""
         self._pending = {REASONING: "", CONTENT: ""}  # trailing whitespace held back
         self._started = {REASONING: False, CONTENT: False}
-        self.sent = {REASONING: "", CONTENT: ""}  # everything emitted, per channel
+        self.sent = {REASONING: "", CONTENT: "", DRAFT: ""}  # everything emitted, per channel
 
     def feed(self, piece: str) -> list[tuple[str, str]]:
         self._buf += piece
@@ -74,38 +118,50 @@ class ThoughtSplitter:
         state = self._state
         if state is _State.UNKNOWN:
             head = self._buf.lstrip()
-            for tag, new in ((THOUGHT_OPEN, _State.THOUGHT), (OUTPUT_OPEN, _State.ANSWER)):
+            starts = [(self._open, _State.THOUGHT)]
+            if self._answer_open:
+                starts.append((self._answer_open, _State.ANSWER))
+            for tag, new in starts:
                 if head.startswith(tag):
                     self._buf, self._state = head[len(tag):], new
                     return True
-            if head and not (THOUGHT_OPEN.startswith(head) or OUTPUT_OPEN.startswith(head)):
+            if head and not any(tag.startswith(head) for tag, _ in starts):
                 self._state = self._untagged
                 return True
             return False
         if state is _State.THOUGHT:
-            found = [(at, tag) for tag in (THOUGHT_CLOSE, OUTPUT_OPEN) if (at := self._buf.find(tag)) >= 0]
+            ends = (self._close, self._answer_open) if self._answer_open else (self._close,)
+            found = [(at, tag) for tag in ends if (at := self._buf.find(tag)) >= 0]
             if found:
                 at, tag = min(found)
                 self._emit(out, self._buf[:at])
                 self._buf = self._buf[at + len(tag):]
-                self._state = _State.AFTER_THOUGHT if tag == THOUGHT_CLOSE else _State.ANSWER
+                if tag == self._close and self._answer_open:
+                    self._state = _State.AFTER_THOUGHT
+                else:
+                    self._state = _State.ANSWER
                 return True
-            self._emit_safe(out, (THOUGHT_CLOSE, OUTPUT_OPEN))
+            self._emit_safe(out, ends)
             return False
         if state is _State.AFTER_THOUGHT:  # hold it: <Output> may still come
-            at = self._buf.find(OUTPUT_OPEN)
+            assert self._answer_open is not None
+            at = self._buf.find(self._answer_open)
             if at < 0:
                 return False
             self._emit(out, self._buf[:at], REASONING)  # text between </Thought> and <Output> is thought too
-            self._buf, self._state = self._buf[at + len(OUTPUT_OPEN):], _State.ANSWER
+            self._buf, self._state = self._buf[at + len(self._answer_open):], _State.ANSWER
             return True
         if state is _State.ANSWER:
-            at = self._buf.find(OUTPUT_CLOSE)
+            if self._answer_close is None:  # <think> formats: the answer runs to the end
+                self._emit(out, self._buf)
+                self._buf = ""
+                return False
+            at = self._buf.find(self._answer_close)
             if at >= 0:
                 self._emit(out, self._buf[:at])
                 self._buf, self._state = "", _State.DONE
                 return True
-            self._emit_safe(out, (OUTPUT_CLOSE,))
+            self._emit_safe(out, (self._answer_close,))
             return False
         if state is _State.UNTAGGED:
             self._emit(out, self._buf)
@@ -135,12 +191,14 @@ class ThoughtSplitter:
         out.append((channel, piece))
 
 
-def split(text: str, *, thought_first: bool = False) -> tuple[str, str]:
-    """(thought, answer) of a whole generation, by the streaming rules."""
-    splitter = ThoughtSplitter(thought_first=thought_first)
+def split(text: str, *, reasoning: ReasoningFormat = MARCO, thought_first: bool = False) -> tuple[str, str]:
+    """(thought, answer) of a whole generation, by the streaming rules. For a
+    model without a thought format the whole text is the draft it reasoned in
+    (streamed as such) and the answer is what its marker rule extracts."""
+    splitter = splitter_for(reasoning, thought_first=thought_first)
     splitter.feed(text)
     splitter.close()
-    return splitter.sent[REASONING], splitter.sent[CONTENT]
+    return splitter.sent[REASONING] + splitter.sent[DRAFT], splitter.sent[CONTENT]
 
 
 def partial_tag_suffix(text: str, tags: tuple[str, ...]) -> int:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from ..core.errors import DownloadError
 from .files import (  # re-exported: the API `marco models` and `marco rm` use
     LocalFile,
+    confined,
     downloaded_files,
     files_to_remove,
     hub_quant,
@@ -76,7 +77,7 @@ def pull(model: ResolvedModel, *, progress: ProgressCallback | None = None,
     already there and verified; returns the final path. Raises ``DownloadError``."""
     emit = progress or _ignore
     quant = hub_quant(model)
-    dest = model.path
+    dest = confined(model.path)
     repo = model.entry.repo or ""
     if not force and _already_verified(dest, quant.sha256, quant.bytes, emit):
         return dest
@@ -109,7 +110,9 @@ def _download(remote: RemoteFile, dest: Path, size: int | None, sha: str | None,
         emit(PullProgress(Phase.DOWNLOADING, done, size, resumed, remote.url))
 
     try:
-        with open(partial, "ab") as out:
+        # Unbuffered: each network chunk is on disk as soon as it arrives, so
+        # Ctrl-C loses at most one chunk (hub.CHUNK_BYTES).
+        with open(partial, "ab", buffering=0) as out:
             hub.fetch(remote, out, resume_from=resumed, on_bytes=on_bytes)
             out.flush()
             os.fsync(out.fileno())  # durable before the rename makes it official

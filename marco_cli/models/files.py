@@ -7,7 +7,15 @@ Next to ``FILE`` (only ever a complete, verified download) live:
   onto stale bytes;
 - ``.FILE.verified.json``: the stamp written after verification (sha256, size,
   mtime), so pulling again costs a ``stat`` instead of hashing gigabytes;
-- ``.FILE.lock``: held while a pull writes, so two pulls cannot interleave.
+- ``.FILE.lock``: held while a pull writes, so two pulls cannot interleave,
+  and taken by ``marco rm`` too, so it never deletes under a running pull.
+
+Every one of these paths lies inside the models folder (``confined``): the
+registry's ``file`` is checked when the registry is read, and the resolved
+folder again before anything is written or deleted, so neither a registry
+entry nor a symlinked folder can send a pull or an ``rm`` elsewhere. ``rm``
+deletes a complete file only when marco's own stamp vouches that a pull
+put it there.
 
 No network and no huggingface_hub here: ``marco models`` and ``marco rm`` stay fast.
 """
@@ -20,8 +28,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import ModelNotFoundError, UsageError
+from ..core.errors import DownloadError, ModelNotFoundError, UsageError
 from ..core.atomic import write_text_atomic
+from ..core.untrusted import load_json
+from ..core.settings import models_dir
 from .registry import QuantFile, Registry, ResolvedModel, download_path
 
 
@@ -75,7 +85,7 @@ def stamp_matches(dest: Path, sha: str | None, size: int | None) -> bool:
     """The stamp vouches for the file as it is now (same size and mtime) and
     agrees with the sha256 / size we expect, when we expect one."""
     try:
-        data = json.loads(stamp_path(dest).read_text(encoding="utf-8"))
+        data = load_json(stamp_path(dest).read_bytes())  # its ValueErrors: no valid stamp
         st = dest.stat()
         same_file = data["size"] == st.st_size and data["mtime_ns"] == st.st_mtime_ns
         return bool(same_file and (sha is None or data["sha256"] == sha) and (size is None or size == st.st_size))
@@ -99,21 +109,55 @@ def downloaded_files(registry: Registry) -> list[LocalFile]:
     return found
 
 
+def confined(dest: Path) -> Path:
+    """``dest`` itself, once its folder is known to resolve inside the models
+    folder; else an error (the registry check makes this a second line of defence)."""
+    root = models_dir().resolve()
+    folder = dest.parent.resolve()
+    if folder != root and root not in folder.parents:
+        raise UsageError(f"{dest} is outside the models folder {root}; marco writes and deletes only inside it")
+    return dest
+
+
 def files_to_remove(model: ResolvedModel) -> list[Path]:
-    """What ``marco rm`` deletes: the file and its stamp, lock and partial downloads."""
+    """What ``marco rm`` deletes: the file, its stamp and partial downloads (and,
+    in ``remove``, the lock). A complete file that no pull stamp vouches for is
+    not marco's to delete."""
     hub_quant(model)
-    dest = model.path
-    candidates = [dest, stamp_path(dest), lock_path(dest), *partials(dest)]
+    dest = confined(model.path)
+    if dest.is_symlink() or (dest.exists() and not stamp_matches(dest, None, None)):
+        raise UsageError(
+            f"{dest} was not downloaded by marco (no pull stamp matches it), so `marco rm` leaves it",
+            hint="delete it yourself if you mean to",
+        )
+    candidates = [dest, stamp_path(dest), *partials(dest)]
     return [p for p in candidates if p.exists() or p.is_symlink()]
 
 
 def remove(model: ResolvedModel) -> list[Path]:
-    """Delete a pulled model's files; ``ModelNotFoundError`` when there is nothing."""
+    """Delete a pulled model's files; ``ModelNotFoundError`` when there is nothing,
+    ``DownloadError`` while a ``marco pull`` of it is running."""
+    from filelock import FileLock, Timeout  # a dependency of huggingface_hub
+
     victims = files_to_remove(model)
-    if not any(p != lock_path(model.path) for p in victims):
+    if not victims:
         raise ModelNotFoundError(f"{model.label} is not downloaded (nothing at {model.path})")
-    for path in victims:
-        path.unlink(missing_ok=True)
+    lock_file = lock_path(model.path)
+    lock = FileLock(lock_file, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise DownloadError(
+            f"a `marco pull` is downloading {model.label} right now; nothing was removed",
+            hint="stop that pull first (Ctrl-C), then remove it",
+        ) from None
+    try:
+        victims = files_to_remove(model)  # again, now that no pull can change them
+        for path in victims:
+            path.unlink(missing_ok=True)
+        lock_file.unlink(missing_ok=True)
+    finally:
+        lock.release()
     try:
         model.path.parent.rmdir()  # only when it is now empty
     except OSError:

@@ -20,6 +20,8 @@ except ModuleNotFoundError:  # Python 3.10
 
 from ..core.errors import ConfigError, UnknownModelError, UsageError
 from ..core.settings import config_dir, models_dir
+from ..formats.reasoning import Reasoning, ReasoningFormat, reasoning_format
+from ..core.untrusted import UntrustedDataError, load_toml
 # The remote backend owns the shape of its target; the registry only fills it in.
 from ..backends.remote_target import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RemoteTarget
 
@@ -28,7 +30,7 @@ SHIPPED_REGISTRY = Path(__file__).parent.parent / "models.toml"
 _TOP_KEYS = {"default", "fallback", "models"}
 _MODEL_KEYS = {
     "description", "aliases", "repo", "default_quant", "quants", "package", "file", "path",
-    "quant", "size", "thought_format", "stop", "system_prompt", "chat_template",
+    "quant", "size", "reasoning", "thought_format", "stop", "system_prompt", "chat_template",
     "base_url", "model", "api_key_env", "n_ctx", "concurrency", "timeout",
 }
 _REMOTE_ONLY = ("model", "api_key_env", "n_ctx", "concurrency", "timeout")
@@ -60,7 +62,7 @@ class ModelEntry:
     path: str | None = None
     quant: str | None = None
     size: str | None = None
-    thought_format: bool = False
+    reasoning: Reasoning = Reasoning.NONE  # how it lays out its reasoning (formats/reasoning.py)
     stop: tuple[str, ...] = ()
     system_prompt: str | None = None
     chat_template: str | None = None
@@ -70,6 +72,15 @@ class ModelEntry:
     n_ctx: int | None = None
     concurrency: int | None = None
     timeout: float | None = None
+
+    @property
+    def format(self) -> ReasoningFormat:
+        return reasoning_format(self.reasoning)
+
+    @property
+    def thought_format(self) -> bool:
+        """The registry's older name: whether the model speaks <Thought>/<Output>."""
+        return self.reasoning is Reasoning.MARCO
 
     @property
     def downloadable(self) -> bool:
@@ -159,6 +170,25 @@ def _strings(path: Path, where: str, table: dict, key: str) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _inside_name(path: Path, where: str, value: str | None) -> str | None:
+    """A ``file`` key: a path relative to the model's own folder that cannot leave
+    it. ``marco pull`` writes there and ``marco rm`` deletes there, so an absolute
+    path or a ``..`` would let a registry entry point them at any file."""
+    if value is None:
+        return None
+    parts = value.split("/")
+    bad = (
+        value.startswith(("/", "~")) or "\\" in value or "\0" in value or ":" in parts[0]
+        or any(p in ("", ".", "..") or p.startswith(".") for p in parts)
+    )
+    if bad:
+        raise _err(
+            path, where,
+            f"must be a file name inside the model's folder (no absolute path, '..', '~' or hidden names), got {value!r}",
+        )
+    return value
+
+
 def _parse_quant(path: Path, where: str, quant: str, table: object) -> QuantFile:
     if not isinstance(table, dict):
         raise _err(path, where, "expected a table")
@@ -166,6 +196,7 @@ def _parse_quant(path: Path, where: str, quant: str, table: object) -> QuantFile
     file = _typed(path, where, table, "file", str)
     if not file:
         raise _err(path, where, "missing key 'file'")
+    _inside_name(path, f"{where}.file", file)
     size_bytes = _typed(path, where, table, "bytes", int)
     if size_bytes is not None and size_bytes <= 0:
         raise _err(path, f"{where}.bytes", f"must be > 0, got {size_bytes}")
@@ -195,11 +226,11 @@ def _parse_model(path: Path, name: str, table: object) -> ModelEntry:
         default_quant=(_typed(path, where, table, "default_quant", str) or "").upper() or None,
         quants=quants,
         package=_typed(path, where, table, "package", str),
-        file=_typed(path, where, table, "file", str),
+        file=_inside_name(path, f"{where}.file", _typed(path, where, table, "file", str)),
         path=_typed(path, where, table, "path", str),
         quant=_typed(path, where, table, "quant", str),
         size=_typed(path, where, table, "size", str),
-        thought_format=_typed(path, where, table, "thought_format", bool, False),
+        reasoning=_reasoning(path, where, table),
         stop=_strings(path, where, table, "stop"),
         system_prompt=_typed(path, where, table, "system_prompt", str),
         chat_template=_typed(path, where, table, "chat_template", str),
@@ -222,6 +253,22 @@ def _parse_model(path: Path, name: str, table: object) -> ModelEntry:
     if entry.package and not entry.file:
         raise _err(path, where, "'package' needs 'file' (the file's name inside the package)")
     return entry
+
+
+def _reasoning(path: Path, where: str, table: dict) -> Reasoning:
+    """``reasoning = "marco" | "think" | "none"``; the older boolean
+    ``thought_format`` still reads (true: marco, false: none)."""
+    legacy = _typed(path, where, table, "thought_format", bool)
+    value = _typed(path, where, table, "reasoning", str)
+    if value is None:
+        return Reasoning.MARCO if legacy else Reasoning.NONE
+    if legacy is not None:
+        raise _err(path, where, "give 'reasoning' or the older 'thought_format', not both")
+    try:
+        return Reasoning(value.strip().lower())
+    except ValueError:
+        choices = ", ".join(f"'{r.value}'" for r in Reasoning)
+        raise _err(path, f"{where}.reasoning", f"expected one of {choices}, got {value!r}") from None
 
 
 def normalize_base_url(url: str) -> str:
@@ -266,9 +313,11 @@ def _remote_keys(path: Path, where: str, table: dict) -> dict:
 
 def parse_registry(text: str, source: Path) -> Registry:
     try:
-        data = tomllib.loads(text)
+        data = load_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except UntrustedDataError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     _check_keys(source, "top level", data, _TOP_KEYS)
     models_table = _typed(source, "top level", data, "models", dict, {})
     if not models_table:

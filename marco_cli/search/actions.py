@@ -1,17 +1,22 @@
 """Turning MCTS actions into backend ``Request``s (ALGORITHM.md section 2).
 
 - ``step``: until the step delimiter (a blank line by default; a delimiter
-  right after ``<Thought>`` does not count), ``</Thought>``, ``</Output>`` or EOS.
+  right after ``<Thought>`` does not count), the thought's end, the answer's
+  end or EOS.
 - ``mini-step 64/32``: exactly that many tokens, ending early only at
-  ``</Output>`` or EOS (Marco-o1 v1, arXiv 2411.14405 section 2.2).
-- rollout: continue to ``</Output>``/EOS or the per-answer token cap.
+  the answer's end or EOS (Marco-o1 v1, arXiv 2411.14405 section 2.2).
+- rollout: continue to the answer's end/EOS or the per-answer token cap.
+
+The ends come from the model's reasoning format: ``</Thought>`` and
+``</Output>`` for Marco-o1; ``</think>`` and EOS (the answer has no closing
+tag) for R1-style models; the ``Answer:`` line and EOS without a format.
 
 Every sampling request carries ``loop_guard`` from the settings, so a step
 or rollout that falls into repetition ends with ``StopReason.LOOP``.
 
-While a path still owes its reflection (v1), ``</Thought>`` is a stop with
-``keep=False``: the backend drops the tag so the search can put the
-reflection phrase there instead and keep the model thinking.
+While a path still owes its reflection (v1), the thought's end is a stop with
+``keep=False``: the backend drops it so the search can put the reflection
+phrase there instead and keep the model thinking.
 """
 
 from __future__ import annotations
@@ -20,16 +25,12 @@ from dataclasses import dataclass
 
 from ..backends.base import Backend, Handle, Request, Sampling, Stop, StopReason
 from ..core.settings import REFLECTION_PHRASE, SearchSettings
-
-THOUGHT_CLOSE = "</Thought>"
-OUTPUT_CLOSE = "</Output>"
+from ..formats.reasoning import MARCO, ReasoningFormat
 
 # The phrase goes where "</Thought>" was, as a paragraph of its own, and the
 # next step starts on a fresh paragraph.
 REFLECTION_TEXT = f"\n\n{REFLECTION_PHRASE}\n\n"
 
-_OUTPUT_STOP = Stop(OUTPUT_CLOSE, StopReason.OUTPUT_END)
-_REFLECT_STOP = Stop(THOUGHT_CLOSE, StopReason.THOUGHT_END, keep=False)
 
 
 def reflection_tokens(backend: Backend) -> tuple[int, ...]:
@@ -51,6 +52,15 @@ def reflection_tokens(backend: Backend) -> tuple[int, ...]:
 class Actions:
     settings: SearchSettings
     reflection: tuple[int, ...]  # reflection phrase token ids
+    reasoning: ReasoningFormat = MARCO
+
+    @property
+    def _answer_end(self) -> tuple[Stop, ...]:
+        close = self.reasoning.answer_close
+        return (Stop(close, StopReason.OUTPUT_END),) if close else ()
+
+    def _thought_end(self, *, reflect: bool) -> tuple[Stop, ...]:
+        return tuple(Stop(end, StopReason.THOUGHT_END, keep=not reflect) for end in self.reasoning.thought_ends)
 
     def sampling(self, seed: int, *, greedy: bool = False) -> Sampling:
         s = self.settings
@@ -63,17 +73,17 @@ class Actions:
         s = self.settings
         mini = s.action.mini_tokens
         if mini is not None:
-            stops: tuple[Stop, ...] = (_OUTPUT_STOP,)
+            stops: tuple[Stop, ...] = self._answer_end
             limit = mini
         else:
             stops = (
                 Stop(s.delimiter, StopReason.DELIMITER, needs_content=True),
-                Stop(THOUGHT_CLOSE, StopReason.THOUGHT_END),
-                _OUTPUT_STOP,
+                *self._thought_end(reflect=False),
+                *self._answer_end,
             )
             limit = s.step_max_tokens
         if reflect:
-            stops = tuple(st for st in stops if st.reason is not StopReason.THOUGHT_END) + (_REFLECT_STOP,)
+            stops = tuple(st for st in stops if st.reason is not StopReason.THOUGHT_END) + self._thought_end(reflect=True)
         return Request(
             parent=parent, max_tokens=min(limit, remaining), stops=stops, sampling=self.sampling(seed),
             loop_guard=s.loop_guard,
@@ -82,7 +92,7 @@ class Actions:
     def rollout(self, parent: Handle, remaining: int, seed: int, *, reflect: bool, greedy: bool = False) -> Request:
         """Continue to a terminal state. Not kept, unless the reflection may
         fire: then the state is needed to append the phrase (``after_reflection``)."""
-        stops = (_OUTPUT_STOP, _REFLECT_STOP) if reflect else (_OUTPUT_STOP,)
+        stops = self._answer_end + (self._thought_end(reflect=True) if reflect else ())
         return Request(
             parent=parent,
             max_tokens=remaining,
@@ -102,7 +112,7 @@ class Actions:
         return Request(
             parent=parent,
             max_tokens=max(0, remaining - len(self.reflection)),
-            stops=(_OUTPUT_STOP,),
+            stops=self._answer_end,
             sampling=self.sampling(seed, greedy=greedy),
             forced=self.reflection,
             keep=False,

@@ -71,12 +71,33 @@ class IterationDone:
 
 
 @dataclass(frozen=True)
+class TokensGenerated:
+    """Progress inside one phase: pieces of text sampled so far by the
+    backend call under way (about one per token, at most every
+    ``PROGRESS_EVERY``), so a live counter moves during a long expansion or
+    rollout instead of only when it ends. Sent only to a real observer."""
+
+    in_flight: int
+
+
+PROGRESS_EVERY = 8
+"""Pieces between two ``TokensGenerated`` events (keeps observers cheap)."""
+
+
+@dataclass(frozen=True)
 class SearchFinished:
     result: SearchResult
 
 
 Event = Union[
-    NodeCreated, NodeExpanded, ReflectionInserted, RolloutScored, Backpropagated, IterationDone, SearchFinished
+    NodeCreated,
+    NodeExpanded,
+    ReflectionInserted,
+    RolloutScored,
+    Backpropagated,
+    IterationDone,
+    TokensGenerated,
+    SearchFinished,
 ]
 
 

@@ -32,16 +32,20 @@ import numpy as np
 
 from ..backends.base import Backend, Continuation, Handle, Request, StopReason
 from ..core.settings import SearchSettings
+from ..formats.reasoning import MARCO, ReasoningFormat
 from . import reflection, uct
 from .actions import Actions
 from .events import (
+    PROGRESS_EVERY,
     Backpropagated,
     Event,
     NodeCreated,
     NodeExpanded,
+    NullObserver,
     Observer,
     ReflectionInserted,
     RolloutScored,
+    TokensGenerated,
 )
 from .node import Node
 from .result import Rollout, StoppedBy
@@ -70,9 +74,11 @@ class MCTS:
         observer: Observer,
         should_stop: Callable[[], bool] | None,
         clock: Callable[[], float],
+        reasoning: ReasoningFormat = MARCO,
     ) -> None:
         self.backend = backend
         self.settings = settings
+        self.reasoning = reasoning
         self.observer = observer
         self.should_stop = should_stop
         self.clock = clock
@@ -114,9 +120,24 @@ class MCTS:
     def extend(self, requests: Sequence[Request]) -> list[Continuation]:
         if not requests:
             return []
-        results = self.backend.extend(list(requests))
+        results = self.backend.extend(list(requests), self._progress())
         self.tokens_generated += sum(c.n_sampled for c in results)
         return results
+
+    def _progress(self) -> Callable[[int, str], None] | None:
+        """A token callback that reports ``TokensGenerated`` (none when nobody
+        watches, so piped runs pay nothing)."""
+        if isinstance(self.observer, NullObserver):
+            return None
+        count = 0
+
+        def on_token(_index: int, _piece: str) -> None:
+            nonlocal count
+            count += 1
+            if count % PROGRESS_EVERY == 0:
+                self.emit(TokensGenerated(count))
+
+        return on_token
 
     def release(self, handle: Handle | None) -> None:
         if handle is not None:
@@ -127,11 +148,11 @@ class MCTS:
 
     def owes_reflection(self, node: Node) -> bool:
         assert self.actions is not None
-        return reflection.owes_reflection(node, self.settings, len(self.actions.reflection))
+        return reflection.owes_reflection(node, self.settings, len(self.actions.reflection), self.reasoning)
 
     def wants_rethink(self, node: Node) -> bool:
         assert self.actions is not None
-        return reflection.wants_rethink(node, self.settings, len(self.actions.reflection))
+        return reflection.wants_rethink(node, self.settings, len(self.actions.reflection), self.reasoning)
 
     def add_node(self, parent: Node | None, handle: Handle | None, cont: Continuation | None = None) -> Node:
         depth = 0 if parent is None else parent.depth + 1
@@ -168,7 +189,7 @@ class MCTS:
         """Eq. 2 value of a path; 0 when it looped (below any path that ended normally)."""
         if stop is StopReason.LOOP:
             return 0.0
-        return path_value(tokens, confidences, self.settings.value_span, self.backend.detokenize)
+        return path_value(tokens, confidences, self.settings.value_span, self.backend.detokenize, self.reasoning)
 
     def score(self, node: Node, ending: Ending | None) -> float:
         """Record a finished path through ``node`` and return its value."""
@@ -178,7 +199,7 @@ class MCTS:
         value = self.value(tokens, confidences, stop)
         n_new = len(ending.tokens) if ending else 0
         text = self.backend.detokenize(tokens)
-        self.rollouts.append(Rollout(node.id, tokens, confidences, value, stop, n_new, answer_key(text, stop)))
+        self.rollouts.append(Rollout(node.id, tokens, confidences, value, stop, n_new, answer_key(text, stop, self.reasoning)))
         self.emit(RolloutScored(node.id, value, n_new, text, stop))
         return value
 
@@ -205,7 +226,7 @@ class MCTS:
         assert self.actions is not None
         requests: list[Request] = []
         owners: list[Node] = []
-        reflecting: list[bool] = []  # the request drops "</Thought>" for a reflection
+        reflecting: list[bool] = []  # the request drops the thought's end for a reflection
         for leaf in leaves:
             assert leaf.handle is not None
             owes = self.owes_reflection(leaf)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from ..backends.base import StopReason
+from ..formats.reasoning import MARCO, ReasoningFormat
 from ..core.settings import Pick
 from .node import NodeView
 
@@ -86,6 +87,7 @@ class SearchResult:
     value: float  # eq. 2 value of the chosen path
     complete: bool  # False when no finished path existed (partial text)
     rollouts: tuple[Rollout, ...] = ()  # every finished path, in scoring order
+    reasoning: ReasoningFormat = MARCO  # the model's format: how answer_text splits
     stop: StopReason | None = None  # how the chosen path ended (None: unfinished)
     picks: tuple[PickChoice, ...] = ()  # one per Pick, in Pick order
     vote: VoteSummary | None = None

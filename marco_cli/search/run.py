@@ -8,7 +8,9 @@ from collections.abc import Callable, Sequence
 
 from ..backends.base import Backend
 from ..core.settings import SearchSettings
+from ..formats.reasoning import MARCO, ReasoningFormat
 from .actions import Actions, reflection_tokens
+from .batching import auto_leaves
 from .events import IterationDone, NullObserver, Observer, SearchFinished
 from .final import Answer, choose_answer
 from .mcts import MCTS
@@ -25,6 +27,7 @@ def run_search(
     observer: Observer | None = None,
     should_stop: Callable[[], bool] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    reasoning: ReasoningFormat = MARCO,
 ) -> SearchResult:
     """Search for an answer to the prompt by MCTS and return the best one.
 
@@ -33,14 +36,17 @@ def run_search(
     ``settings.early_stop`` ends it once the finished rollouts agree.
     On Ctrl-C the result says ``stopped_by=INTERRUPTED`` and the caller
     re-raises / exits 130. Every KV handle the search took is released
-    before returning.
+    before returning. ``reasoning``, the model's format, decides where a
+    thought and an answer end (step stops, reflection, the value span).
     """
-    search = MCTS(backend, settings, observer or NullObserver(), should_stop, clock)
+    if not settings.leaves_per_iteration:
+        settings = settings.with_(leaves_per_iteration=auto_leaves(backend.info))
+    search = MCTS(backend, settings, observer or NullObserver(), should_stop, clock, reasoning)
     evaluated_before = backend.stats.evaluated_tokens
     stopped_by = StoppedBy.COMPLETED
     try:
         try:
-            search.actions = Actions(settings, reflection_tokens(backend))
+            search.actions = Actions(settings, reflection_tokens(backend), reasoning)
             search.root = search.add_node(None, backend.root(list(prompt_tokens)))
             search.announce(search.root)
             while search.simulations < settings.simulations:
@@ -126,4 +132,5 @@ def _result(
         stop=answer.stop,
         picks=picks,
         vote=vote,
+        reasoning=search.reasoning,
     )

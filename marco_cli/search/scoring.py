@@ -14,9 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..core.settings import ValueSpan
-
-OUTPUT_OPEN = "<Output>"
-OUTPUT_CLOSE = "</Output>"
+from ..formats.reasoning import MARCO, ReasoningFormat
 
 
 def mean_confidence(confidences: Sequence[float | None]) -> float | None:
@@ -40,25 +38,29 @@ def _first_prefix(n: int, predicate: Callable[[int], bool]) -> int:
     return lo
 
 
-def output_span(tokens: Sequence[int], detokenize: Callable[[Sequence[int]], str]) -> tuple[int, int] | None:
-    """Token range [start, end) of the answer inside ``<Output>...</Output>``.
+def output_span(
+    tokens: Sequence[int],
+    detokenize: Callable[[Sequence[int]], str],
+    reasoning: ReasoningFormat = MARCO,
+) -> tuple[int, int] | None:
+    """Token range [start, end) of the answer: inside ``<Output>...</Output>``,
+    after ``</think>``, or after the last ``Answer:`` line, by the format.
 
     Works on token ids: the tags may be split over several tokens, so the
     boundaries are found by detokenizing prefixes (binary search: a prefix's
-    text only grows). None when the text has no ``<Output>`` tag.
+    text only grows). None when the text does not show where the answer starts.
     """
     text = detokenize(tokens)
-    open_at = text.find(OUTPUT_OPEN)
-    if open_at < 0:
+    bounds = reasoning.answer_bounds(text)
+    if bounds is None:
         return None
-    content_at = open_at + len(OUTPUT_OPEN)
+    content_at, close_at = bounds
     n = len(tokens)
     # The first token that starts after the opening tag ends.
     start = _first_prefix(n, lambda k: len(detokenize(tokens[:k])) >= content_at)
-    close_at = text.find(OUTPUT_CLOSE, content_at)
-    if close_at < 0:
+    if close_at >= len(text):
         return start, n
-    # The token holding the first character of "</Output>" is not content.
+    # The token holding the first character of the closing tag is not content.
     end = _first_prefix(n, lambda k: len(detokenize(tokens[:k])) > close_at) - 1
     return start, max(start, end)
 
@@ -68,16 +70,17 @@ def path_value(
     confidences: Sequence[float | None],
     span: ValueSpan,
     detokenize: Callable[[Sequence[int]], str],
+    reasoning: ReasoningFormat = MARCO,
 ) -> float:
     """Value v of a finished path (paper eq. 2), in [0, 1].
 
     ``ValueSpan.ROLLOUT`` averages every sampled token from the root to the
-    end of the rollout; ``ValueSpan.OUTPUT`` only the tokens inside
-    ``<Output>``, falling back to the whole path when there is no such tag or
-    no sampled token inside it. A path with no sampled token is worth 0.
+    end of the rollout; ``ValueSpan.OUTPUT`` only the answer's
+    tokens (``output_span``, by the model's format), falling back to the whole
+    path when the answer cannot be found or has no sampled token. A path with no sampled token is worth 0.
     """
     if span is ValueSpan.OUTPUT:
-        bounds = output_span(tokens, detokenize)
+        bounds = output_span(tokens, detokenize, reasoning)
         if bounds is not None:
             inside = mean_confidence(confidences[bounds[0] : bounds[1]])
             if inside is not None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from ..backends.base import StopReason
 from ..formats.answers import extract_answer
-from ..formats.prompts import parse_output
+from ..formats.reasoning import MARCO, ReasoningFormat
 from .result import Rollout
 
 _SPACE_RE = re.compile(r"\s+")
@@ -36,11 +36,11 @@ def normalise(text: str) -> str:
     return folded.strip(_EDGE)
 
 
-def answer_key(text: str, stop: StopReason) -> str | None:
+def answer_key(text: str, stop: StopReason, reasoning: ReasoningFormat = MARCO) -> str | None:
     """The vote key of a finished path's text, or None when it abstains."""
     if stop is StopReason.LOOP:
         return None
-    parsed = parse_output(text)
+    parsed = reasoning.parse(text)  # the answer by the model's format
     if parsed.has_tags and parsed.answer == parsed.thought:
         return None  # only a thought, no answer after it
     number = extract_answer(parsed.answer)

@@ -30,7 +30,8 @@ from starlette.requests import ClientDisconnect
 from .. import __version__
 from ..core.errors import ContextOverflowError, MarcoError, UsageError
 from ..core.settings import Mode
-from ..formats.split import CONTENT, REASONING, ThoughtSplitter
+from ..formats.reasoning import ReasoningFormat
+from ..formats.split import CONTENT, DRAFT, REASONING, splitter_for
 from .access import AccessGuard, AccessPolicy
 from .body import read_json
 from .schema import ChatCall, RequestError
@@ -38,7 +39,9 @@ from .service import ChatService, Reply, chunk, completion, finish_reason, messa
 from .stopping import Halt, Ticket
 
 KEEPALIVE_SECONDS = 10.0  # an SSE comment while a search runs, so proxies keep the line open
-_DELTA_KEY = {REASONING: "reasoning_content", CONTENT: "content"}
+# A format-less model's draft is its reasoning: streamed as reasoning_content,
+# as the non-streamed reply gives it (formats/split.py's split()).
+_DELTA_KEY = {REASONING: "reasoning_content", DRAFT: "reasoning_content", CONTENT: "content"}
 
 
 def as_request_error(exc: BaseException) -> RequestError:
@@ -155,14 +158,19 @@ def _stream_response(
     future, ticket = service.submit(call, on_text if call.mode is Mode.COT else None)
     future.add_done_callback(done)
     headers = {**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(_events(call, queue, ticket, request), media_type="text/event-stream", headers=headers)
+    events = _events(call, queue, ticket, request, service.reasoner.reasoning)
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 
 async def _events(
-    call: ChatCall, queue: asyncio.Queue[tuple[str, Any]], ticket: Ticket, request: Request
+    call: ChatCall,
+    queue: asyncio.Queue[tuple[str, Any]],
+    ticket: Ticket,
+    request: Request,
+    reasoning: ReasoningFormat,
 ) -> AsyncIterator[str]:
     cid, created = new_id(), int(time.time())
-    splitter = ThoughtSplitter(thought_first=True)
+    splitter = splitter_for(reasoning, thought_first=True)
 
     def delta(channel: str, text: str) -> str:
         return sse(chunk(call, cid, created, {_DELTA_KEY[channel]: text}))

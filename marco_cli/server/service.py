@@ -275,7 +275,7 @@ def usage(reply: Reply) -> dict[str, Any]:
 
 def message_parts(reply: Reply) -> tuple[str, str]:
     """(reasoning_content, content), by the splitter the stream uses."""
-    return split(reply.answer.text, thought_first=True)
+    return split(reply.answer.text, reasoning=reply.answer.reasoning, thought_first=True)
 
 
 def completion(call: ChatCall, reply: Reply, completion_id: str, created: int) -> dict[str, Any]:

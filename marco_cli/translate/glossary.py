@@ -26,6 +26,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from ..core.errors import ConfigError
+from ..core.untrusted import UntrustedDataError, load_toml
 
 _TOP_KEYS = {"terms"}
 
@@ -82,9 +83,11 @@ def term_pattern(term: str) -> re.Pattern[str]:
 
 def parse_glossary(text: str, path: Path) -> Glossary:
     try:
-        data = tomllib.loads(text)
+        data = load_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UntrustedDataError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     for key in data:
         if key not in _TOP_KEYS:
             raise ConfigError(f"{path}: top level: unknown key '{key}' (a glossary has only a [terms] table)")

@@ -11,13 +11,24 @@ with ``--paragraph``. Each unit is an independent question to the reasoner
 (CoT at temperature 0 is deterministic, so a line translates the same wherever
 it appears). A unit that fails carries its error instead of a translation, so
 the caller can keep one output line per input line.
+
+Guards, so a translation never fails silently:
+
+- a token cap per unit, proportional to its length: ``CAP_BASE`` tokens plus
+  ``CAP_PER_TOKEN`` per source token, plus ``CAP_THOUGHT`` for a model with a
+  thought format (``CAP_STEPS`` without one), never more than ``--max-tokens``.
+  A unit that still runs into it failed (the model rambles or loops) and is
+  reported, not printed. When ``--max-tokens`` is the smaller limit, it is the
+  one the user chose: what was generated is printed;
+- an answer that starts by repeating the prompt is stripped of it;
+- text cut by a cap ends on a whole character (``backends/utf8.py``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..core.errors import MarcoError, ModelLoadError, ModelNotFoundError
@@ -25,6 +36,18 @@ from .glossary import Glossary, Term
 from .languages import Language
 from ..reasoner import Answer, Interrupted, Reasoner
 from ..core.settings import GenerationSettings, Mode, SearchSettings
+
+CAP_BASE = 32  # tokens every unit gets: a short line may still need a sentence
+CAP_PER_TOKEN = 4  # per source token: translations run about 1-3x the source's tokens
+CAP_THOUGHT = 512  # extra room for a model with a thought format: it reasons before it answers
+CAP_STEPS = 128  # a model without one is asked for its steps and an Answer: line
+
+
+def token_cap(source_tokens: int, max_tokens: int, *, thinks: bool) -> int:
+    """Most tokens one unit may generate (documented in the README)."""
+    cap = CAP_BASE + CAP_PER_TOKEN * source_tokens + (CAP_THOUGHT if thinks else CAP_STEPS)
+    return max(1, min(max_tokens, cap))
+
 
 # -- prompt ----------------------------------------------------------------
 
@@ -147,6 +170,45 @@ def tidy(answer: str, *, paragraph: bool) -> str:
 
 
 _BREAKS = re.compile("[\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+_SPACE = re.compile(r"\s+")
+
+
+_ECHO_TRIM = " \t\n:：-—.。,，"
+_LABEL = re.compile(r"^[^\n:：]{0,24}[:：]")  # "翻译为英文：", "Translation:" before an echoed text
+
+
+def strip_echo(answer: str, prompt: str, source: str | None = None) -> str:
+    """``answer`` without a leading copy of the prompt (small models often
+    start by repeating ``翻译到英文：<text>``). Each line of the prompt (the
+    glossary line, the instruction with the text) may be echoed, in order, and
+    so may the source text itself after a short label of the model's own
+    wording (``翻译为英文：<text> <translation>``); spacing differences do not
+    matter."""
+    rest = answer.lstrip()
+    for line in (ln.strip() for ln in prompt.split("\n")):
+        cut = _echo_end(rest, line) if line else None
+        if cut is not None:
+            rest = rest[cut:].lstrip(_ECHO_TRIM)
+    label = _LABEL.match(rest) if source and source.strip() else None
+    if label and source:
+        # Only behind a label: a bare copy of the source may be the right
+        # answer (English to English), and "Translation: <source>" alone too.
+        head = rest[label.end() :].lstrip()
+        cut = _echo_end(head, source.strip())
+        if cut is not None and head[cut:].strip(_ECHO_TRIM):
+            rest = head[cut:].lstrip(_ECHO_TRIM)
+    return rest
+
+
+def _echo_end(text: str, line: str) -> int | None:
+    """Where ``text`` ends its leading copy of ``line`` (whitespace-insensitive)."""
+    want = _SPACE.sub("", line)
+    got, i = "", 0
+    while i < len(text) and len(got) < len(want):
+        if not text[i].isspace():
+            got += text[i]
+        i += 1
+    return i if got == want else None
 
 
 # -- use case ----------------------------------------------------------------
@@ -171,7 +233,7 @@ class TranslateOptions:
 class Translation:
     unit: Unit
     translation: str = ""
-    thought: str = ""
+    thought: str | None = ""  # None: the model has no thought format
     error: str | None = None
     missed: tuple[Term, ...] = ()  # glossary terms whose rendering is absent
     answer: Answer | None = None
@@ -202,6 +264,15 @@ class Translator:
         """Load the model (otherwise loaded by the first line that needs it)."""
         _ = self.reasoner.backend
 
+    @property
+    def what(self) -> str:
+        return "block" if self.options.paragraph else "line"
+
+    def cap(self, unit: Unit) -> int:
+        """``token_cap`` for this unit, its length counted in the model's tokens."""
+        n = len(self.reasoner.backend.tokenize(unit.source, special=False))
+        return token_cap(n, self.options.generation.max_tokens, thinks=self.reasoner.reasoning.has_thought)
+
     def prompt(self, unit: Unit) -> tuple[str, tuple[Term, ...]]:
         opts = self.options
         terms = opts.glossary.find(unit.source) if opts.glossary else ()
@@ -214,17 +285,23 @@ class Translator:
             return Translation(unit)
         prompt, terms = self.prompt(unit)
         opts = self.options
+        cap = self.cap(unit)
         try:
             answer = self.reasoner.ask(
-                prompt, mode=opts.mode, generation=opts.generation, search=opts.search, on_text=on_text
+                prompt, mode=opts.mode, generation=replace(opts.generation, max_tokens=cap),
+                search=opts.search.with_(max_tokens=cap), on_text=on_text,
             )
         except _FATAL:
             raise
         except MarcoError as exc:
             return Translation(unit, error=str(exc))
-        text = tidy(answer.answer, paragraph=opts.paragraph)
-        if not text:
-            error = "the model gave no translation (a larger --max-tokens may help)"
+        if answer.truncated and cap < opts.generation.max_tokens:
+            # The length-proportional cap stopped it, not the user's --max-tokens:
+            # the model rambles or loops, and its text is no translation.
+            error = f"the translation did not end within {cap} tokens (the cap for this {self.what})"
             return Translation(unit, thought=answer.thought, error=error, answer=answer)
+        text = tidy(strip_echo(answer.answer, prompt, unit.source), paragraph=opts.paragraph)
+        if not text:
+            return Translation(unit, thought=answer.thought, error="the model gave no translation", answer=answer)
         missed = tuple(t for t in terms if not t.used_in(text))
         return Translation(unit, text, answer.thought, missed=missed, answer=answer)

@@ -18,6 +18,8 @@ from typing import Any
 
 from ..backends.base import StopReason
 from ..core.errors import TreeFileError
+from ..core.untrusted import UntrustedDataError, load_json
+from ..formats.reasoning import Reasoning, reasoning_format
 from ..search import NodeView, SearchResult, SearchStats, StoppedBy, VoteSummary
 
 FORMAT = "marco-tree"
@@ -26,7 +28,7 @@ VERSION = 1
 # type tags: "int", "num" (int or float), "str", "bool", "list", "dict"; "?" allows null
 _TOP = {"question": "str", "model": "str", "options": "dict", "stopped_by": "str", "answer": "dict",
         "stats": "dict", "chosen_path": "list", "tree": "dict", "rollouts": "list", "events": "list"}
-_ANSWER = {"text": "str", "answer": "str", "thought": "str", "value": "num", "complete": "bool",
+_ANSWER = {"text": "str", "answer": "str", "thought": "str?", "value": "num", "complete": "bool",
            "tokens": "list", "confidences": "list"}
 _NODE = {"id": "int", "parent": "int?", "depth": "int", "text": "str", "tokens": "list", "confidences": "list",
          "visits": "int", "total_value": "num", "mean_value": "num", "step_confidence": "num?",
@@ -90,6 +92,7 @@ class SavedTree:
             complete=answer["complete"],
             stop=StopReason(stop) if isinstance(stop, str) else None,
             vote=None if vote is None else VoteSummary(vote["answer"], float(vote["share"]), vote["voters"], vote["answers"]),
+            reasoning=reasoning_format(answer.get("reasoning", Reasoning.MARCO)),
         )
 
 
@@ -120,6 +123,8 @@ def load_tree(path: str | os.PathLike[str]) -> SavedTree:
         check.fail(f"tree file version {version} is newer than this marco reads ({VERSION}); upgrade marco")
     check.fields(data, _TOP, "")
     check.fields(data["answer"], _ANSWER, "answer: ")
+    if "reasoning" in data["answer"]:  # files written before formats existed are Marco-o1's
+        check.enum(Reasoning, data["answer"]["reasoning"], "answer: 'reasoning'")
     check.items(data["answer"]["tokens"], "int", "answer: 'tokens'")
     check.items(data["answer"]["confidences"], "num?", "answer: 'confidences'")
     check.fields(data["stats"], _STATS, "stats: ")
@@ -154,13 +159,13 @@ def _read_json(path: Path) -> Any:
     except OSError as exc:
         raise TreeFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
-        return json.loads(raw.decode("utf-8"))
+        return load_json(raw)
     except UnicodeDecodeError:
         raise TreeFileError(f"{path}: not a text file (not UTF-8)") from None
     except json.JSONDecodeError as exc:
         raise TreeFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
-    except RecursionError:
-        raise TreeFileError(f"{path}: nested too deeply to be a tree file") from None
+    except UntrustedDataError as exc:
+        raise TreeFileError(f"{path}: {exc}") from None
 
 
 class _Checker:

@@ -24,7 +24,6 @@ from .. import __version__
 from ..backends.base import StopReason
 from ..core.atomic import write_text_atomic
 from ..core.errors import TreeSaveError
-from ..formats.prompts import parse_output
 from ..search import SearchResult, tree_to_dict
 from ..search.events import (
     Backpropagated,
@@ -137,7 +136,7 @@ def tree_document(
     recorder: TreeRecorder | None = None,
 ) -> dict[str, Any]:
     """The whole search as one JSON-ready dict (schema ``VERSION``)."""
-    parsed = parse_output(result.answer_text)
+    parsed = result.reasoning.parse(result.answer_text)
     texts = recorder.rollout_texts if recorder and len(recorder.rollout_texts) == len(result.rollouts) else None
     stats = {**asdict(result.stats), "seconds": round(result.stats.seconds, 3)}
     stats["tokens_per_second"] = round(result.stats.tokens_per_second, 1)
@@ -153,7 +152,8 @@ def tree_document(
         "answer": {
             "text": result.answer_text,
             "answer": parsed.answer,
-            "thought": parsed.thought,
+            "thought": parsed.thought,  # null: the model has no thought format
+            "reasoning": result.reasoning.name,
             "value": _r(result.value),
             "complete": result.complete,
             "stop": result.stop.value if result.stop is not None else None,

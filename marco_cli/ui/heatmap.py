@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from ..formats.prompts import parse_output
+from ..formats.reasoning import MARCO, ReasoningFormat
 from .scale import confidence_style
 
 if TYPE_CHECKING:
@@ -75,13 +75,17 @@ def _slice(pieces: Sequence[str], confidences: Sequence[float | None], lo: int, 
 
 
 def answer_heatmap(
-    pieces: Sequence[str], confidences: Sequence[float | None], *, thought: bool = False
+    pieces: Sequence[str],
+    confidences: Sequence[float | None],
+    *,
+    thought: bool = False,
+    reasoning: ReasoningFormat = MARCO,
 ) -> Text:
-    """The answer part of a generation (as ``parse_output`` finds it), tinted;
-    with ``thought=True`` the thought first, then a blank line, then the answer
-    (the layout of ``--show-thoughts``)."""
+    """The answer part of a generation (as the model's format splits it),
+    tinted; with ``thought=True`` the thought first, then a blank line, then
+    the answer (the layout of ``--show-thoughts``)."""
     full = "".join(pieces)
-    parsed = parse_output(full)
+    parsed = reasoning.parse(full)
     answer_at = _span(full, parsed.answer)
     answer = _slice(pieces, confidences, *answer_at) if answer_at else Text(parsed.answer)
     if not (thought and parsed.thought):
@@ -100,7 +104,10 @@ def confidence_view(answer: "Answer", detokenize: Detokenize, *, thought: bool =
     if not answer.tokens:
         return Text(answer.answer)
     pieces = token_pieces(detokenize, answer.tokens)
-    return answer_heatmap(pieces, answer.confidences, thought=thought)
+    confidences: Sequence[float | None] = answer.confidences
+    if answer.opened:  # the template's "<think>": part of the text, not of the tokens
+        pieces, confidences = [answer.opened, *pieces], (None, *confidences)
+    return answer_heatmap(pieces, confidences, thought=thought, reasoning=answer.reasoning)
 
 
 def confidence_json(answer: "Answer", detokenize: Detokenize) -> list[dict[str, Any]]:

@@ -122,9 +122,21 @@ class TerminalLines:
         """Write the history; a read-only or full disk must not spoil the exit."""
         if self._readline is None or self.history_file is None:
             return
+        # readline writes in place: a full disk would leave the old history cut
+        # short. Written beside it, made durable, then renamed over it instead.
+        tmp = self.history_file.with_name(f".{self.history_file.name}.{os.getpid()}.tmp")
         try:
             self.history_file.parent.mkdir(parents=True, exist_ok=True)
-            self._readline.write_history_file(str(self.history_file))
-            os.chmod(self.history_file, 0o600)  # what was typed may be private
+            self._readline.write_history_file(str(tmp))
+            os.chmod(tmp, 0o600)  # what was typed may be private
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.history_file)
         except (OSError, ValueError):
-            pass
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass

@@ -27,11 +27,10 @@ from ..search.events import Event
 from .console import err_console
 from .mirror import SearchMirror
 from .summary import Progress, render_final, render_header
-from .tree_view import render_tree
+from .tree_view import render_tree, snippet_width_for
 
 MAX_REFRESH = 10.0
 _CHROME_LINES = 2  # the header, and a spare line so the cursor never scrolls the screen
-_FIGURES_WIDTH = 26  # "» ▶ n=12 q=0.73 c=0.81 " before a node's text
 
 
 class LiveSearchView:
@@ -100,7 +99,9 @@ class LiveSearchView:
         live.stop()
         result = self._mirror.result
         if self.final and result is not None:
-            self.console.print(render_final(result, simulations=self.simulations, title=self.title))
+            self.console.print(render_final(
+                result, simulations=self.simulations, title=self.title, snippet_width=snippet_width_for(self.console)
+            ))
 
     # -- drawing (Rich's refresh thread) --------------------------------------
 
@@ -123,7 +124,7 @@ class LiveSearchView:
                 view,
                 active=active,
                 max_lines=max(3, self.console.height - _CHROME_LINES),
-                snippet_width=max(16, self.console.width - _FIGURES_WIDTH),
+                snippet_width=snippet_width_for(self.console),
                 title=self.title,
             )
             self._cache = (key, tree)
@@ -142,4 +143,4 @@ class LiveSearchView:
         running = m.simulations if done else m.simulations + 1
         if self.simulations:
             running = min(running, self.simulations)
-        return Progress(running, self.simulations or 0, len(m.nodes), m.tokens, elapsed, done)
+        return Progress(running, self.simulations or 0, len(m.nodes), m.tokens + m.in_flight, elapsed, done)

@@ -26,6 +26,7 @@ from ..search.events import (
     NodeExpanded,
     RolloutScored,
     SearchFinished,
+    TokensGenerated,
 )
 
 
@@ -54,12 +55,18 @@ class SearchMirror:
         self.active: int | None = None  # parent of the latest expansion
         self.simulations = 0  # finished simulations
         self.tokens = 0  # exact at each IterationDone, estimated in between
+        self.in_flight = 0  # pieces sampled by the backend call under way
         self.iterations = 0
         self.result: SearchResult | None = None
         self.version = 0  # bumps on every change, so drawings can be cached
 
     def apply(self, event: Event) -> None:
+        if isinstance(event, TokensGenerated):
+            self.in_flight = event.in_flight  # counters only: the tree is unchanged
+            return
         self.version += 1
+        if isinstance(event, (NodeCreated, RolloutScored, IterationDone, SearchFinished)):
+            self.in_flight = 0  # what was in flight is counted in ``tokens`` now
         if isinstance(event, NodeCreated):
             self._created(event)
         elif isinstance(event, NodeExpanded):

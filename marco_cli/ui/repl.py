@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 
 from ..core.errors import InputError, MarcoError
-from ..reasoner import Answer, Interrupted
+from ..reasoner import Answer, Interrupted, no_format_notice
 from ..chat.session import ChatSession
 from ..core.settings import Mode
 from .console import err_console, is_tty, out_console
@@ -25,6 +25,7 @@ from .heatmap import confidence_view
 from .live import LiveSearchView
 from .slash import QUIT, SlashContext, dispatch
 from .stream import AnswerStream
+from .safe_text import for_terminal
 
 CANCELLED = "(cancelled)"
 QUIT_HINT = "(use /exit or Ctrl-D to quit)"
@@ -40,6 +41,7 @@ class Repl:
         self.context = SlashContext(save_path, loading=self._loading)
         self.failures = 0  # errors reported; a piped run exits 1 when there were any
         self._autosave_failed = False
+        self._told_no_format: set[str] = set()  # models whose missing thought format was mentioned
         self._err = err_console()
 
     def run(self) -> int:
@@ -93,6 +95,8 @@ class Repl:
     # -- turns -------------------------------------------------------------
     def _turn(self, text: str) -> None:
         stream = self._stream()
+        if stream is not None and stream.thought_console is not None:
+            self._say_no_format()
         try:
             with self._search_status() as observer:
                 answer = self.session.ask(
@@ -140,7 +144,19 @@ class Repl:
         if not (out_tty or err_tty):
             return None
         answer_live = out_tty and not self.confidence  # the heatmap is drawn once the answer is whole
-        return AnswerStream(answer_to_stdout=answer_live, thought_console=self._err if err_tty else None)
+        return AnswerStream(
+            answer_to_stdout=answer_live, thought_console=self._err if err_tty else None,
+            reasoning=self.session.reasoner.reasoning,
+        )
+
+    def _say_no_format(self) -> None:
+        """Once per model and session, where the thought would be shown: this
+        model has none (its text shows dimmed, the answer is cut from it)."""
+        model = self.session.model
+        if self.session.reasoner.reasoning.has_thought or model.label in self._told_no_format:
+            return
+        self._told_no_format.add(model.label)
+        self._say(f"marco: {no_format_notice(model)}")
 
     @contextlib.contextmanager
     def _search_status(self) -> Iterator[LiveSearchView | None]:
@@ -174,7 +190,7 @@ class Repl:
                 return
         text = text.strip()
         if text or not cancelled:
-            sys.stdout.write(text + "\n\n")
+            sys.stdout.write(for_terminal(text, sys.stdout) + "\n\n")
             sys.stdout.flush()
 
     def _show_heatmap(self, answer: Answer, stream: AnswerStream | None) -> None:

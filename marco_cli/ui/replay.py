@@ -32,6 +32,10 @@ from .summary import render_summary
 from .tree_view import render_tree, snippet
 
 TITLE_CHARS = 60
+MAX_PAUSE = 3.0
+"""Seconds an animation waits at most between two events, whatever the file's
+times and --speed say: a long quiet stretch has nothing to watch, and a time
+of 1e12 (or a speed of 1e-300) must not turn into a sleep the OS refuses."""
 
 
 def title(saved: SavedTree) -> str:
@@ -82,6 +86,15 @@ def _simple(kind: str, d: dict[str, Any], views: dict[int, NodeView], saved: Sav
     return SearchFinished(saved.result())
 
 
+def pause(gap: float, speed: float) -> float:
+    """How long to wait for ``gap`` seconds of search time at ``speed``, capped."""
+    if not gap > 0:
+        return 0.0
+    if gap >= MAX_PAUSE * speed:  # compared, not divided: a tiny speed cannot overflow
+        return MAX_PAUSE
+    return gap / speed
+
+
 def play(
     saved: SavedTree,
     console: Console,
@@ -98,6 +111,6 @@ def play(
     with view:
         for t, event in replay_events(saved):
             if t > now:
-                sleep((t - now) / speed)
+                sleep(pause(t - now, speed))
                 now = t
             view.on_event(event)

@@ -2,9 +2,11 @@
 stderr, the answer to stdout. Only used when a terminal is watching; piped
 runs print the parsed answer once at the end instead.
 
-Where the thought ends and the answer begins is decided by
-``thought_split.ThoughtSplitter``, the same rules the HTTP server streams by;
-this class only decides where each part is shown.
+Where the thought ends and the answer begins is decided by the model's
+format's splitter (``formats/split.py``), the same rules the HTTP server
+streams by; this class only decides where each part is shown. A model
+without a thought format streams its text dimmed as a draft, and the answer
+cut from it is printed once it is complete.
 """
 
 from __future__ import annotations
@@ -14,19 +16,29 @@ import sys
 from rich.console import Console
 from rich.text import Text
 
-from ..formats.split import REASONING, ThoughtSplitter
+from ..formats.reasoning import MARCO, ReasoningFormat
+from ..formats.split import CONTENT, splitter_for
+from .safe_text import for_terminal
 
 
 class AnswerStream:
-    def __init__(self, *, answer_to_stdout: bool, thought_console: Console | None) -> None:
+    def __init__(
+        self, *, answer_to_stdout: bool, thought_console: Console | None, reasoning: ReasoningFormat = MARCO
+    ) -> None:
         self.answer_to_stdout = answer_to_stdout
         self.thought_console = thought_console
         self.wrote_answer = False
-        self._splitter = ThoughtSplitter()
+        self._splitter = splitter_for(reasoning)
         self._closed = False
 
     def feed(self, piece: str) -> None:
         self._show(self._splitter.feed(piece))
+
+    @property
+    def showed_thought(self) -> bool:
+        """Whether anything dimmed (a thought or a draft) went to the terminal."""
+        sent = self._splitter.sent
+        return self.thought_console is not None and any(sent[c] for c in sent if c != CONTENT)
 
     def close(self) -> None:
         """Flush what is held back (a tag that never completed is plain text)."""
@@ -40,14 +52,14 @@ class AnswerStream:
 
     def _show(self, parts: list[tuple[str, str]]) -> None:
         for channel, text in parts:
-            if channel == REASONING:
+            if channel != CONTENT:  # the thought, or a draft the answer is cut from later
                 if self.thought_console is not None:
                     self.thought_console.print(Text(text, style="dim"), end="")
                 continue
             if not self.answer_to_stdout:
                 continue
-            if not self.wrote_answer and self.thought_console is not None and self._splitter.sent[REASONING]:
+            if not self.wrote_answer and self.thought_console is not None and self.showed_thought:
                 self.thought_console.print()  # end the dimmed thought's line
-            sys.stdout.write(text)
+            sys.stdout.write(for_terminal(text, sys.stdout))
             sys.stdout.flush()
             self.wrote_answer = True

@@ -10,7 +10,6 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..formats.prompts import parse_output
 from ..search import SearchResult, StopReason, StoppedBy
 from .scale import confidence_style
 from .tree_view import render_tree
@@ -82,7 +81,7 @@ def render_summary(result: SearchResult, *, simulations: int | None = None) -> P
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
-    answer = parse_output(result.answer_text).answer if result.answer_text else ""
+    answer = result.reasoning.parse(result.answer_text).answer if result.answer_text else ""
     grid.add_row("answer", Text(_quote(answer) or "(none)"))
     of = f"/{simulations}" if simulations else ""
     grid.add_row("simulations", f"{stats.simulations}{of} ({_stopped(result)}), {stats.rollouts} rollouts")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Sequence
 
+from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 from rich.tree import Tree
@@ -43,6 +44,15 @@ _MORE_STYLE = Style(dim=True, italic=True)
 # alike; plain guides keep the glyphs the same with or without colour.
 _GUIDE_STYLE = Style()
 _OFF_PATH_GUIDE = Style(dim=True)
+
+
+FIGURES_WIDTH = 26  # "» ▶ n=12 q=0.73 c=0.81 " before a node's text
+
+
+def snippet_width_for(console: Console) -> int:
+    """Node text width that fills the console's lines: the live tree, the
+    final folded tree and ``marco replay`` all use it."""
+    return max(16, console.width - FIGURES_WIDTH)
 
 
 def snippet(text: str, width: int) -> str:
