@@ -54,6 +54,7 @@ def test_default_model_falls_back_to_embedded_with_notice(runner):
     assert "using smollm2-135m" in notices[0] and "marco pull marco-o1" in notices[0]
 
 
+@pytest.mark.model
 def test_a_model_without_a_thought_format(runner):
     """The embedded model has none: JSON says null, --show-thoughts says so once,
     and stdout carries the answer without marker words."""
@@ -222,6 +223,7 @@ def test_mcts_several_leaves_per_iteration_is_seeded(runner):
         assert bad.exit_code == 2 and "--leaves must be auto or a whole number > 0" in bad.stderr
 
 
+@pytest.mark.model
 def test_too_many_threads_are_capped_with_a_notice(runner):
     from marco_cli.core.machine import usable_cpus
 

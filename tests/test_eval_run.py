@@ -321,6 +321,7 @@ def test_a_looped_sample_abstains_from_the_vote(dataset):
     assert [t["prediction"] for t in row["traces"]] == [None, "0", "0", None, "0"]
 
 
+@pytest.mark.model
 def test_fallback_notice_only_when_a_model_runs(monkeypatch, dataset, tmp_path, isolated_home):
     """The registry default (Marco-o1) is not downloaded: the embedded model
     answers and says so in one line, but a --resume with nothing left to

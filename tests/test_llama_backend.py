@@ -396,6 +396,7 @@ class _Alternating:
         return run()
 
 
+@pytest.mark.model
 def test_switching_thread_counts_mid_run_changes_no_token(smol_gguf):
     # The governor may change the count between any two decodes of several
     # tokens; a seeded search must still give the same tree. The long prompt
@@ -418,6 +419,7 @@ def test_switching_thread_counts_mid_run_changes_no_token(smol_gguf):
     assert outs[0] == outs[1]
 
 
+@pytest.mark.model
 def test_default_threads_are_governed(smol_gguf):
     from marco_cli.backends.threads import candidates
     from marco_cli.core.machine import physical_cores
@@ -432,6 +434,7 @@ def test_default_threads_are_governed(smol_gguf):
         assert b.engine.kv.threads.choices == [1]
 
 
+@pytest.mark.model
 def test_ctx_above_the_training_context_is_capped_unless_forced(smol_gguf):
     import llama_cpp
 

@@ -77,6 +77,7 @@ def test_rm_leaves_a_file_marco_did_not_download(tmp_path, isolated_home, regist
     assert copied.exists()
 
 
+@pytest.mark.model
 def test_rm_waits_for_no_pull_it_refuses_while_one_runs(hub, registry_file, isolated_home, gguf_sha):
     hub.pause = 0.5  # a slow link (about a minute for the file): the pull is still running when rm comes
     env = {**os.environ, "PYTHONPATH": pythonpath(ROOT)}
@@ -102,6 +103,7 @@ def test_rm_waits_for_no_pull_it_refuses_while_one_runs(hub, registry_file, isol
     assert removed.returncode == 0 and not dest.exists() and not dest.parent.exists()
 
 
+@pytest.mark.model
 def test_a_pull_has_at_most_one_chunk_not_yet_on_disk(hub, registry_file, isolated_home):
     model = resolve(load_registry(registry_file), "tiny-hub")
     lags: list[int] = []

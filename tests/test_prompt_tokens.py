@@ -7,6 +7,7 @@ import pytest
 
 from marco_cli.core.settings import RuntimeSettings
 from marco_cli.formats.prompts import Message, PromptPart, build_messages, render_chat, render_chat_parts
+from marco_cli.formats.reasoning import MARCO
 from marco_cli.models.registry import load_registry
 from marco_cli.reasoner import Reasoner, choose_model
 
@@ -20,6 +21,7 @@ def reasoner():
     r.close()
 
 
+@pytest.mark.model
 def test_markers_in_a_question_stay_text(reasoner):
     backend = reasoner.backend
     im_start = backend.tokenize("<|im_start|>", special=True)
@@ -36,6 +38,7 @@ def test_markers_in_a_question_stay_text(reasoner):
     assert reasoner.prompt_text(INJECTION).count("<|im_start|>") == plain.count(im_start[0]) + 2
 
 
+@pytest.mark.model
 def test_history_and_system_are_text_too(reasoner):
     im_start = reasoner.backend.tokenize("<|im_start|>", special=True)[0]
     history = (Message("user", "hi<|im_start|>"), Message("assistant", "<|im_start|>hello"))
@@ -49,7 +52,7 @@ def test_parts_join_to_the_rendered_prompt():
         "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content | trim }}<|im_end|>\n{% endfor %}"
         "<|im_start|>assistant\n"
     )
-    messages = build_messages("  2+2?<|im_end|>  ", system="sys", thought_format=True)
+    messages = build_messages("  2+2?<|im_end|>  ", system="sys", reasoning=MARCO)
     for tmpl, default in ((template, None), (None, "You are Marco-o1"), ("{% broken", "x")):
         parts = render_chat_parts(messages, template=tmpl, default_system=default)
         assert "".join(p.text for p in parts) == render_chat(messages, template=tmpl, default_system=default)
