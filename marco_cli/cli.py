@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
 from .core.errors import ExitCode, MarcoError
+from .core.spec import SettingError
 from .core.streams import StdoutWriteError, discard_stdout, guard_standard_streams
 
 
@@ -33,18 +35,121 @@ def report_error(message: str) -> None:
     sys.stderr.flush()
 
 
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """Click's usage errors: typer >= 0.29 raises those of its own copy of click."""
+    kinds: list[type[BaseException]] = [click.UsageError]
+    try:
+        from typer._click.exceptions import UsageError as TyperUsageError
+    except ImportError:
+        pass
+    else:
+        kinds.append(TyperUsageError)
+    return tuple(kinds)
+
+
+USAGE_ERRORS = _usage_errors()
+
+
+def usage_message(exc: BaseException) -> str | None:
+    """A click usage error ("No such option", "Invalid value for '--port'")
+    in marco's words, or None for the one that should print help instead
+    (a bare ``marco``)."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        return None
+    message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+    message = message.replace("Invalid value for ", "invalid value for ").replace("'", "")
+    message = message[:1].lower() + message[1:] if message[1:2].islower() else message
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None and ctx.command_path else "marco"
+    return f"{message.rstrip('.')} (see {where} --help)"
+
+
+def _report_usage(exc: BaseException) -> None:
+    message = usage_message(exc)
+    if message is None:
+        raise exc
+    report_error(message)
+    raise typer.Exit(int(ExitCode.USAGE))
+
+
+def cli_message(exc: MarcoError) -> str:
+    """A ``SettingError`` names a setting; on the command line that is its flag."""
+    return exc.worded(f"--{exc.name}") if isinstance(exc, SettingError) else str(exc)
+
+
+class MarcoCommand(TyperCommand):
+    """Every command's click command. Help is laid out by what the options
+    are for: the command's own options first, then one section per group of
+    the settings spec (Model, Generation, MCTS search, Model runtime), and
+    arguments by their metavar. ``--resume`` may come without its FILE."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        from .commands._options import BARE_VALUES
+
+        names = {opt for param in self.params for opt in getattr(param, "opts", ())}
+        args = list(args)
+        i = 0
+        while i < len(args) and args[i] != "--":
+            bare = BARE_VALUES.get(args[i]) if args[i] in names else None
+            if bare is not None and (i + 1 == len(args) or args[i + 1].startswith("-")):
+                args.insert(i + 1, bare)  # `--resume` alone, or followed by another option
+            i += 1
+        try:
+            return super().parse_args(ctx, args)
+        except USAGE_ERRORS as exc:
+            if getattr(exc, "ctx", None) is None:
+                exc.ctx = ctx  # type: ignore[attr-defined]  # so the hint names this command's --help
+            raise
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        args: list[tuple[str, str]] = []
+        sections: dict[str, list[tuple[str, str]]] = {"Options": []}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                args.append((param.metavar or (param.name or "").upper(), getattr(param, "help", "") or ""))
+            else:
+                panel = getattr(param, "rich_help_panel", None) or "Options"
+                sections.setdefault(panel, []).append(record)
+        if args:
+            with formatter.section("Arguments"):
+                formatter.write_dl(args)
+        for title, records in sections.items():
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)
+
+
 class MarcoGroup(TyperGroup):
-    """Wraps every command: typed errors become one line and an exit code.
+    """Wraps every command: typed errors become one line and an exit code,
+    and so do click's own usage errors (a bad option value, an unknown
+    option, a missing argument).
 
     Done in the click group (not in ``main``) so ``CliRunner.invoke(app, ...)``
     in the tests sees exactly what a user sees.
     """
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except USAGE_ERRORS as exc:  # `marco --bogus`, `marco nosuchcommand`
+            _report_usage(exc)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except USAGE_ERRORS as exc:
+            _report_usage(exc)
 
     def invoke(self, ctx: click.Context):
         try:
             result = super().invoke(ctx)
             _flush_stdout()  # a full or closed stdout fails here, inside the boundary
             return result
+        except USAGE_ERRORS as exc:
+            _report_usage(exc)
         except MarcoError as exc:
             if isinstance(exc, StdoutWriteError):
                 discard_stdout()  # what is still buffered must not fail again at exit
@@ -53,7 +158,7 @@ class MarcoGroup(TyperGroup):
             if exc.exit_code == ExitCode.INTERRUPTED:
                 sys.stderr.write("\nmarco: interrupted\n")
             else:
-                report_error(str(exc))
+                report_error(cli_message(exc))
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             if debug_enabled():
@@ -124,6 +229,13 @@ def _register_commands() -> None:
 
     for register in COMMANDS:
         register(app)
+    for info in app.registered_commands:
+        # every command's help lays out its options by group; `marco --help`
+        # lists each command with its whole summary line, not a cut one
+        if info.cls is None or info.cls is TyperCommand:
+            info.cls = MarcoCommand
+        if info.short_help is None and info.callback is not None and info.callback.__doc__:
+            info.short_help = " ".join(info.callback.__doc__.strip().split("\n\n")[0].split())
 
 
 _register_commands()

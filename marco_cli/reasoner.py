@@ -17,7 +17,7 @@ from .core.errors import ContextOverflowError, ExitCode, MarcoError, ModelNotFou
 from .backends.utf8 import whole_character_text
 from .formats.prompts import Message, PromptPart, build_messages, render_chat_parts
 from .formats.reasoning import MARCO, ReasoningFormat
-from .models.registry import Registry, ResolvedModel, resolve, with_backend
+from .models.registry import Registry, ResolvedModel, backend_target, resolve, with_backend
 from .core.settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class Answer:
 def search_summary(result: "SearchResult") -> dict[str, Any]:
     """The ``search`` object of ``--json``: counters and the chosen path."""
     stats = result.stats
-    return {
+    summary = {
         "simulations": stats.simulations,
         "rollouts": stats.rollouts,
         "nodes": stats.nodes,
@@ -115,6 +115,9 @@ def search_summary(result: "SearchResult") -> dict[str, Any]:
             for node in result.path
         ],
     }
+    if result.error:
+        summary["error"] = result.error
+    return summary
 
 
 class Interrupted(MarcoError):
@@ -124,6 +127,16 @@ class Interrupted(MarcoError):
 
     def __init__(self, partial: Answer) -> None:
         super().__init__("interrupted")
+        self.partial = partial
+
+
+class SearchFailed(MarcoError):
+    """The backend failed mid-search (a remote server died): the search ended
+    with the best answer so far, which this carries like ``Interrupted``; the
+    message is the backend's one line (exit 1)."""
+
+    def __init__(self, partial: Answer, message: str) -> None:
+        super().__init__(message)
         self.partial = partial
 
 
@@ -142,9 +155,15 @@ def choose_model(registry: Registry, spec: str | None, *, backend: str | None = 
     """``--model`` > ``MARCO_MODEL`` > registry default (the caller passes the
     first two as ``spec``). When the default is not on disk, run on the
     registry's fallback (the embedded model) and say so; never download.
-    ``backend`` (``--backend URL``) runs the chosen model on that server."""
-    if backend:
-        return ModelChoice(with_backend(resolve(registry, spec or registry.default), backend))
+    ``backend`` (``--backend URL``) runs the chosen model on that server;
+    without ``spec``, the model the server runs (``remote_identity``)."""
+    if backend and spec:
+        return ModelChoice(with_backend(resolve(registry, spec), backend))
+    if backend:  # the server decides: ask it what it runs
+        from .backends.remote_identity import identify
+
+        found = identify(registry, backend_target(backend))
+        return ModelChoice(found.model, found.notice)
     if spec:
         model = resolve(registry, spec)
         _require_on_disk(model)
@@ -289,7 +308,7 @@ class Reasoner:
         generation = generation or GenerationSettings()
         started = time.perf_counter()
         prompt = self.prompt_text(question, system=generation.system, history=history)
-        tokens = self.backend.tokenize(prompt, special=True)
+        tokens = self.prompt_tokens(question, system=generation.system, history=history)  # user text stays plain
         # A template that opens the thought (R1's "<think>\n") leaves the tag
         # out of what the model generates; put it back in front, so the text
         # says where the thought starts (streamed first, kept in Answer.text).
@@ -345,7 +364,7 @@ class Reasoner:
         question = check_question(question)
         started = time.perf_counter()
         prompt = self.prompt_text(question, system=generation.system)
-        tokens = self.backend.tokenize(prompt, special=True)
+        tokens = self.prompt_tokens(question, system=generation.system)  # user text stays plain
         opened = self.reasoning.opened_by(prompt)  # as in ask(): the template's own thought tag
         backend = self.backend
         root = backend.root(tokens)
@@ -390,6 +409,13 @@ class Reasoner:
         )
         if answer.interrupted:
             raise Interrupted(answer)
+        if result.stopped_by is StoppedBy.BACKEND_FAILED:
+            stats = result.stats
+            raise SearchFailed(
+                answer,
+                f"{result.error or 'the backend failed'}; the search stopped after "
+                f"{stats.simulations} of {settings.simulations} simulations with its best answer so far",
+            )
         return answer
 
     def _answer(self, question, text, n_prompt, n_generated, started, *, mode=Mode.COT, opened="", **kw) -> Answer:

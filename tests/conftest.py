@@ -111,3 +111,26 @@ def pytest_runtest_teardown(item):
     guard = item.stash.get(_GUARD, None)
     if guard is not None:
         guard.undo()
+
+
+# llama-server (tests/llama_server.py): CI builds the binary in the background
+# from the start of the session, and the tests that need it run last, so the
+# build overlaps everything else instead of adding to it.
+LLAMA_SERVER_TESTS = "test_llama_server.py"
+
+
+def pytest_sessionstart(session):
+    import llama_server
+
+    session.config._llama_server_build = llama_server.start_background_build()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=lambda item: item.path.name == LLAMA_SERVER_TESTS)  # stable: order kept otherwise
+
+
+@pytest.fixture(scope="session")
+def llama_server_binary() -> Path:
+    import llama_server
+
+    return llama_server.find_binary()

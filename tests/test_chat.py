@@ -168,3 +168,17 @@ def test_ctrl_c_cancels_a_turn_not_the_session(tmp_path):
     assert child.exitstatus == 0, shown
     history = (tmp_path / "chat_history").read_text(encoding="utf-8")
     assert "Say hello." in history and "/exit" in history
+
+
+def test_resume_file_alone_keeps_adding_to_that_file(tmp_path):
+    """`--resume FILE` means what it means in `marco eval`: carry on from FILE
+    and keep adding to it; plain `--resume` continues the --save file."""
+    saved = tmp_path / "c.json"
+    assert chat("--save", str(saved), input="Name a colour.\n").exit_code == 0
+    again = chat("--resume", str(saved), input="And another one?\n")
+    assert again.exit_code == 0, again.stderr
+    turns = json.loads(saved.read_text(encoding="utf-8"))["turns"]
+    assert [t["user"] for t in turns] == ["Name a colour.", "And another one?"]
+    third = chat("--save", str(saved), "--resume", input="One more?\n")
+    assert third.exit_code == 0, third.stderr
+    assert len(json.loads(saved.read_text(encoding="utf-8"))["turns"]) == 3

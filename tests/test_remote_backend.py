@@ -25,12 +25,27 @@ OUTPUT_STOP = Stop("</Output>", StopReason.OUTPUT_END)
 KINDS = ["llama-server", "vllm", "llama-cpp-python"]
 
 
+class FakeClock:
+    """Time that passes only by sleeping: retry windows without waiting."""
+
+    def __init__(self, sleeps: list) -> None:
+        self.now = 0.0
+        self.sleeps = sleeps
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def connect(server: FakeServer, *, sleeps: list | None = None, transport=None, **target) -> RemoteBackend:
     target.setdefault("concurrency", 4)
+    clock = FakeClock(sleeps if sleeps is not None else [])
     return RemoteBackend.connect(
         RemoteTarget("http://fake:8080", **target),
-        transport=transport or server.transport(),
-        sleep=(sleeps if sleeps is not None else []).append,
+        transport=transport or server.transport(), sleep=clock.sleep, clock=clock,
     )
 
 
@@ -175,16 +190,30 @@ def test_retries_with_backoff_and_retry_after():
     assert sleeps == [0.5, 0.25, 2.0]
 
 
-def test_gives_up_after_the_retries_with_the_servers_words():
+def test_busy_servers_are_retried_within_the_request_timeout():
+    server, sleeps = FakeServer(), []
+    backend = connect(server, sleeps=sleeps, timeout=20)
+    server.fail = [(503, {})] * 100
+    with pytest.raises(BackendError, match=r"answered 503 Service Unavailable after 6 tries: fake 503"):
+        backend.extend([request(backend.root(backend.tokenize(PROMPT)))])
+    assert sleeps == [0.5, 1.0, 2.0, 4.0, 8.0]  # 15.5 s waited; 8 more would pass the 20 s timeout
+    server.fail = [(429, {"Retry-After": "600"})]  # a long Retry-After is capped, and must fit the timeout
+    sleeps.clear()
+    with pytest.raises(BackendError, match="429 Too Many Requests"):
+        backend.extend([request(backend.root(backend.tokenize(PROMPT)))])
+    assert sleeps == []
+    backend = connect(server, sleeps=sleeps, timeout=120)
+    server.fail = [(503, {}), (429, {"Retry-After": "600"})]
+    (cont,) = backend.extend([request(backend.root(backend.tokenize(PROMPT)))])
+    assert cont.text == SCRIPTS[0] and sleeps == [0.5, 30.0]
+
+def test_a_client_error_is_not_retried():
     server, sleeps = FakeServer(), []
     backend = connect(server, sleeps=sleeps)
-    server.fail = [(503, {})] * 4
-    with pytest.raises(BackendError, match=r"answered 503 Service Unavailable after 4 tries: fake 503"):
-        backend.extend([request(backend.root(backend.tokenize(PROMPT)))])
-    assert sleeps == [0.5, 1.0, 2.0]
-    server.fail = [(400, {}, "bad sampling")]  # a client error is not retried
+    server.fail = [(400, {}, "bad sampling")]
     with pytest.raises(BackendError, match="answered 400 Bad Request: bad sampling"):
         backend.extend([request(backend.root(backend.tokenize(PROMPT)))])
+    assert sleeps == []
 
 
 def test_a_server_without_logprobs_is_a_clear_error():
@@ -212,7 +241,7 @@ def test_timeouts_and_unreachable_servers_are_one_line_errors():
     sleeps = []
     with pytest.raises(BackendError, match="cannot connect") as info:
         RemoteBackend.connect(RemoteTarget("http://127.0.0.1:9"), sleep=sleeps.append)
-    assert len(sleeps) == 3 and "\n" not in str(info.value)
+    assert sleeps == [] and "\n" not in str(info.value)  # never reached: a wrong URL, said at once
 
 
 def test_wrong_model_missing_tokenizer_and_missing_api_key(monkeypatch):
@@ -262,3 +291,95 @@ def test_ask_with_an_unreachable_backend_is_one_line():
     result = CliRunner().invoke(app, ["ask", "-m", "tiny", "--backend", "http://127.0.0.1:9", "--mode", "cot", "hi"])
     assert result.exit_code == 1
     assert result.stderr.startswith("marco: error: http://127.0.0.1:9: cannot connect (connection refused)")
+
+
+class Dying:
+    """A transport that answers through the fake server until ``after``
+    completion requests, then behaves like a killed server: streams cut off
+    mid-answer, and every later connection refused."""
+
+    def __init__(self, server: FakeServer, after: int) -> None:
+        self.server, self.after, self.refused = server, after, 0
+
+    def handle(self, req: httpx.Request) -> httpx.Response:
+        if req.url.path == "/v1/completions" and len(self.server.completions) >= self.after:
+            if len(self.server.completions) == self.after:
+                response = self.server.handle(req)  # this one is cut after its first events
+                lines = response.read().split(b"\n\n")[:2]
+                return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=b"\n\n".join(lines) + b"\n\n")
+            self.refused += 1
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=req)
+        return self.server.handle(req)
+
+
+def test_a_stream_that_stops_without_finishing_is_an_error_not_an_answer():
+    server = FakeServer()
+    dying = Dying(server, after=1)  # the probe's completion is number 0
+    backend = connect(server, transport=httpx.MockTransport(dying.handle))
+    with pytest.raises(BackendError, match="stopped answering mid-stream"):
+        backend.extend([request(backend.root(backend.tokenize(PROMPT)))])
+
+
+def test_a_server_gone_after_answering_is_retried_briefly_then_reported():
+    server, sleeps = FakeServer(), []
+    dying = Dying(server, after=1)
+    server.completions.append({})  # skip the cut-off stream: straight to refused connections
+    backend = connect(server, sleeps=sleeps, transport=httpx.MockTransport(dying.handle))
+    with pytest.raises(BackendError, match=r"cannot connect \(connection refused\) \(tried 4 times in 3.5 s\)"):
+        backend.extend([request(backend.root(backend.tokenize(PROMPT)))])
+    assert sleeps == [0.5, 1.0, 2.0]  # within RECONNECT_WINDOW (5 s)
+
+
+@pytest.mark.parametrize("after", [4, 9])
+def test_a_search_outlives_its_server_with_the_best_answer_so_far(after):
+    from marco_cli.search import StoppedBy
+
+    server = FakeServer()
+    dying = Dying(server, after=after)
+    backend = connect(server, transport=httpx.MockTransport(dying.handle))
+    settings = SearchSettings(simulations=12, children=2, max_tokens=120, seed=1)
+    result = run_search(backend, backend.tokenize(PROMPT), settings)
+    assert result.stopped_by is StoppedBy.BACKEND_FAILED
+    assert result.error and "\n" not in result.error and "http://fake:8080" in result.error
+    assert 0 < result.stats.simulations < 12 and result.stats.nodes > 1
+    if result.rollouts:  # a finished rollout existed: the answer is a whole one
+        assert result.complete and result.answer_text.endswith("</Output>")
+    assert not backend._states  # every handle released
+    assert len(server.completions) == after + 1  # nothing asked of a dead server but the retries' connects
+
+
+def test_backend_without_a_model_name_asks_the_server_what_it_runs():
+    from marco_cli.backends.remote_identity import identify
+    from marco_cli.models.registry import load_registry
+
+    registry = load_registry()
+    target = RemoteTarget("http://fake:8080")
+    smol = FakeServer(models=("SmolLM2-135M-Instruct.Q4_1.gguf",))
+    found = identify(registry, target, transport=smol.transport())
+    assert found.model.label == "smollm2-135m:Q4_1" and found.model.entry.name == "smollm2-135m"
+    assert found.model.remote.model == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert "runs 'SmolLM2-135M-Instruct.Q4_1.gguf'" in found.notice and "\n" not in found.notice
+
+    vllm = FakeServer("vllm", models=("AIDC-AI/Marco-o1",))  # a repo id: the model, not a quant
+    found = identify(registry, target, transport=vllm.transport())
+    assert found.model.label == "marco-o1" and found.model.entry.thought_format
+
+    other = FakeServer(models=("/models/Llama-3.2-1B-Instruct-Q8_0.gguf",))
+    found = identify(registry, target, transport=other.transport())
+    assert found.model.label == "/models/Llama-3.2-1B-Instruct-Q8_0.gguf"  # what the server runs, as it says
+    assert found.model.entry.reasoning.value == "none"
+    assert "not in the registry" in found.notice and "ChatML" in found.notice
+
+
+def test_llama_server_prompt_cache_is_off_unless_the_entry_asks():
+    server = FakeServer()
+    backend = connect(server)
+    backend.extend([request(backend.root(backend.tokenize(PROMPT)))])
+    assert all(body["cache_prompt"] is False for body in server.completions)
+    server = FakeServer()
+    backend = connect(server, cache_prompt=True)
+    backend.extend([request(backend.root(backend.tokenize(PROMPT)))])
+    assert all(body["cache_prompt"] is True for body in server.completions)
+    vllm = FakeServer("vllm")  # not a llama-server field: not sent
+    backend = connect(vllm)
+    assert all("cache_prompt" not in body for body in vllm.completions)

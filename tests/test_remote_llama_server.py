@@ -134,6 +134,26 @@ def test_marco_ask_with_backend_flag(llama_server):
     assert data["model"].startswith("smollm2-135m") and data["tokens"]["generated"] <= 12
 
 
+def test_every_model_command_takes_backend(llama_server, tmp_path):
+    """chat, translate and eval run on the server too (serve's --backend is
+    in test_serve_cli); the answers come from it, not from a local model."""
+    url = f"{llama_server}/v1"
+    small = ["-m", "tiny", "--backend", url, "--mode", "cot", "--max-tokens", "12"]
+    chat = CliRunner().invoke(app, ["chat", *small], input="Say hi\n")
+    assert chat.exit_code == 0, chat.output
+    assert chat.stdout.strip()
+    translate = CliRunner().invoke(app, ["translate", *small, "--to", "fr", "--json", "hello"])
+    assert translate.exit_code == 0, translate.output
+    assert json.loads(translate.stdout)["line"] == 1
+    data = tmp_path / "q.tsv"
+    data.write_text("What is 1+1?\t2\n", encoding="utf-8")
+    evaluated = CliRunner().invoke(
+        app, ["eval", str(data), "-m", "tiny", "--backend", url, "--modes", "cot", "--max-tokens", "12", "--json"],
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.stdout)["modes"][0]["questions"] == 1
+
+
 def test_a_control_marker_in_the_question_is_refused_by_a_text_server(llama_server):
     # llama-cpp-python's server takes text prompts and reads control tokens in
     # all of them: marco cannot send a question holding one as plain text.

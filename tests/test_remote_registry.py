@@ -46,7 +46,9 @@ def test_minimal_remote_entry_takes_defaults():
     reg = parse_registry('[models.r]\nbase_url = "https://api.example.com"', Path("m.toml"))
     target = resolve(reg, "r").remote
     assert target == RemoteTarget("https://api.example.com")
-    assert (target.concurrency, target.timeout, target.model) == (4, 120.0, None)
+    assert (target.concurrency, target.timeout, target.model, target.cache_prompt) == (4, 120.0, None, False)
+    reg = parse_registry('[models.r]\nbase_url = "http://x"\ncache_prompt = true', Path("m.toml"))
+    assert resolve(reg, "r").remote.cache_prompt is True
 
 
 @pytest.mark.parametrize(
@@ -63,6 +65,8 @@ def test_minimal_remote_entry_takes_defaults():
         ("base_url = 'http://x'\ntimeout = 'long'", "timeout: expected int or float"),
         ("base_url = 'http://x'\nmodle = 'm'", "unknown key 'modle'"),
         ("base_url = 'http://x'\nmodel = ''", "model: must not be empty"),
+        ("base_url = 'http://x'\ncache_prompt = 1", "cache_prompt: expected bool"),
+        ("path = 'y.gguf'\ncache_prompt = true", r"\[models.a\].cache_prompt: only a remote model"),
     ],
 )
 def test_broken_remote_entries_name_file_table_and_key(table, message):

@@ -17,8 +17,8 @@ from marco_cli.treefile.io import load_tree
 pytestmark = pytest.mark.model
 
 # MGSM-En question 8 (CC BY 4.0): the embedded model, greedy, falls into
-# "The load time to download the file is the load time to install updates,
-# which is 40 minutes." over and over.
+# repeating one of its lines over and over (which line depends on the prompt
+# marco builds for a format-less model).
 CARLA = (
     "Carla is downloading a 200 GB file. Normally she can download 2 GB/minute, but 40% of the way "
     "through the download, Windows forces a restart to install updates, which takes 20 minutes. Then "
@@ -43,7 +43,8 @@ def test_greedy_cot_that_loops_stops_early_and_says_so(runner):
     assert looped["stop"] == "loop"
     assert looped["tokens"]["generated"] < 512
     assert "loop guard" in stderr
-    assert looped["answer"].count("the load time to install updates, which is 40 minutes") >= 2
+    lines = [line.strip() for line in looped["answer"].splitlines() if len(line.strip()) >= 10]
+    assert max(lines.count(line) for line in lines) >= 2  # what it cut short was a loop
     free, stderr = ask(runner, "--mode", "cot", "--max-tokens", "512", "--no-loop-guard", CARLA)
     assert free["stop"] == "length" and free["tokens"]["generated"] == 512
     assert "loop guard" not in stderr
@@ -61,6 +62,8 @@ def test_a_looped_rollout_is_worth_nothing_and_loses_every_pick(runner, tmp_path
         "300",
         "--temperature",
         "0.3",
+        "--seed",
+        "1",
         "--early-stop",
         "0",
         # The looped rollout was found on one thread: one-token decodes over

@@ -276,6 +276,13 @@ class RemoteBackend:
                 if chunk.finish is not None:
                     finish = chunk.finish
                     break
+        if finish is None:
+            # The events stopped without a finish reason: the server went away
+            # mid-answer (killed, shutting down). Not an end of text.
+            raise BackendError(
+                f"{self._http.base_url}: the server stopped answering mid-stream",
+                hint="is it still running?",
+            )
         # "length" before our budget: the server's own context ran out
         return self._finish(run, StopReason.CONTEXT if finish == "length" else StopReason.EOS, emit)
 

@@ -1,8 +1,22 @@
 """HTTP to an OpenAI-compatible server: auth, timeouts, retries, one-line errors.
 
-Transient failures (connection refused or reset, 429, 5xx) are retried with
-exponential backoff (``Retry-After`` honoured, capped); a read timeout is not
-retried (it already waited the whole timeout). Every failure becomes a
+Transient failures are retried with exponential backoff, within bounds set
+by time, not by a count of tries:
+
+- the server answered "busy" (429, 5xx, ``Retry-After`` honoured): tried
+  again until the request's ``timeout`` would be spent (a llama-server still
+  loading its model answers 503 for a while);
+- the server could not be reached (connection refused or dropped before an
+  answer, e.g. a stale keep-alive connection) after it had answered before:
+  tried again for at most ``RECONNECT_WINDOW`` seconds (also within
+  ``timeout``), long enough for a restart's gap, short enough that a dead
+  server ends a search promptly. A server never reached is a wrong URL or a
+  server not started: that fails at once.
+
+A read timeout is not retried (it already waited the whole timeout), and a
+connection that breaks while an answer streams in is not either (its tokens
+are half-delivered): the caller gets a ``BackendError`` and an MCTS search
+ends there with its best answer so far. Every failure becomes a
 ``BackendError`` that names the server and says what to do. No llama_cpp here.
 """
 
@@ -20,8 +34,10 @@ import httpx
 from ..core.errors import BackendError
 
 NOT_RETRIED = {501, 505}  # 5xx that no retry can fix
+FIRST_BACKOFF = 0.5  # seconds before the second try; doubles up to MAX_BACKOFF
 MAX_BACKOFF = 8.0  # seconds, between two tries
 MAX_RETRY_AFTER = 30.0  # a server asking for longer gets this much
+RECONNECT_WINDOW = 5.0  # seconds an unreachable server is tried again before it counts as gone
 
 
 class ServerError(BackendError):
@@ -65,17 +81,20 @@ class Http:
         api_key: str | None = None,
         timeout: float = 120.0,
         concurrency: int = 4,
-        retries: int = 3,
-        backoff: float = 0.5,
+        backoff: float = FIRST_BACKOFF,
+        reconnect_window: float = RECONNECT_WINDOW,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = base_url
         self.timeout = timeout
-        self.retries = retries
         self.backoff = backoff
+        self.reconnect_window = min(reconnect_window, timeout)
         self.cancelled = threading.Event()  # set: waits between retries end at once
         self._sleep = sleep
+        self._clock = clock
+        self._reached = False  # some request got an HTTP answer
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(
             base_url=base_url,
@@ -124,8 +143,11 @@ class Http:
             response.close()
 
     def _send_with_retries(self, method: str, path: str, body: dict | None, stream: bool) -> httpx.Response:
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
+        started = self._clock()
+        lost: float | None = None  # when the connection first failed (the reconnect window starts then)
+        attempt = 0
+        while True:
+            busy: httpx.Response | None = None
             try:
                 request = self._client.build_request(method, path, json=body)
                 response = self._client.send(request, stream=stream)
@@ -133,26 +155,39 @@ class Http:
                 failure = "the connection timed out"
             except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout):
                 raise self._timeout_error(path) from None
-            except httpx.TransportError as exc:
+            except httpx.ConnectError as exc:
                 failure = f"cannot connect ({_reason(exc)})"
+            except httpx.TransportError as exc:
+                # reset, or dropped before any answer: nothing was delivered, so it can be asked again
+                failure = f"the connection broke ({_reason(exc)})"
             else:
+                self._reached = True
                 if response.status_code < 400:
                     return response
                 response.read()
                 response.close()
-                if last or not _retryable(response):
+                if not _retryable(response):
                     raise self._status_error(path, response, attempt + 1)
-                self._wait(attempt, response)
-                continue
-            if last:
-                raise BackendError(
-                    f"{self.base_url}: {failure}",
-                    hint="is the server running, and is base_url right?",
-                )
-            self._wait(attempt, None)
-        raise AssertionError("unreachable")  # pragma: no cover
+                busy = response
+            now = self._clock()
+            delay = self._delay(attempt, busy)
+            if busy is not None:
+                spent, window = now - started, self.timeout
+            else:
+                lost = now if lost is None else lost
+                spent, window = now - lost, self.reconnect_window if self._reached else 0.0
+            if spent + delay > window:
+                if busy is not None:
+                    raise self._status_error(path, busy, attempt + 1)
+                after = f" (tried {attempt + 1} times in {now - lost:.1f} s)" if attempt else ""
+                hint = "it answered before: has it stopped?" if self._reached else "is the server running, and is base_url right?"
+                raise BackendError(f"{self.base_url}: {failure}{after}", hint=hint)
+            if self.cancelled.is_set():
+                raise KeyboardInterrupt
+            self._sleep(delay)
+            attempt += 1
 
-    def _wait(self, attempt: int, response: httpx.Response | None) -> None:
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
         delay = min(MAX_BACKOFF, self.backoff * 2**attempt)
         retry_after = response.headers.get("retry-after") if response is not None else None
         if retry_after:
@@ -160,9 +195,7 @@ class Http:
                 delay = min(MAX_RETRY_AFTER, max(0.0, float(retry_after)))
             except ValueError:
                 pass
-        if self.cancelled.is_set():
-            raise KeyboardInterrupt
-        self._sleep(delay)
+        return delay
 
     def _timeout_error(self, path: str) -> BackendError:
         return BackendError(

@@ -55,6 +55,7 @@ class ServerFacts:
     eos_tokens: tuple[int, ...] = ()
     bos: int | None = None  # TEXT: the token its tokenizer puts first, dropped
     pieces: dict[int, bytes] = field(default_factory=dict)  # token id -> exact bytes, as learned
+    cache_prompt: bool = False  # llama-server: reuse cached prompt prefixes (values then drift)
 
     @property
     def dialect(self) -> Dialect:
@@ -65,7 +66,13 @@ class ServerFacts:
         if self.flavour is Flavour.VLLM:
             return {"return_tokens_as_token_ids": True}  # token ids, not text (vLLM's defaults fit)
         # llama.cpp servers filter with min-p and penalise repeats by default; marco does neither
-        return {"min_p": 0.0, "repeat_penalty": 1.0}
+        extras: dict[str, Any] = {"min_p": 0.0, "repeat_penalty": 1.0}
+        if self.flavour is Flavour.LLAMA_SERVER:
+            # Its prompt cache (on by default) evaluates a request's last
+            # tokens on top of a prefix computed in another batch shape, and
+            # the logprobs move with it (README "Servers"): off unless asked.
+            extras["cache_prompt"] = self.cache_prompt
+        return extras
 
     def tokenize(self, http: Http, text: str, *, special: bool) -> list[int]:
         """Token ids; ``special=False``: no control token can come out of ``text``.
@@ -150,7 +157,7 @@ def probe_server(http: Http, target: RemoteTarget) -> ServerFacts:
             f"{http.base_url} does not serve a model '{target.model}'; it serves: {', '.join(ids[:8])}",
             hint="set 'model' in the registry entry to one of those",
         )
-    facts = ServerFacts(model, _flavour(http, model), target.concurrency)
+    facts = ServerFacts(model, _flavour(http, model), target.concurrency, cache_prompt=target.cache_prompt)
     card = next((m for m in served if m["id"] == model), {})
     if isinstance(card.get("max_model_len"), int):  # vLLM
         facts.n_ctx = card["max_model_len"]

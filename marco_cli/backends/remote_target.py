@@ -20,3 +20,7 @@ class RemoteTarget:
     n_ctx: int | None = None  # None: ask the server, else --ctx
     concurrency: int = DEFAULT_CONCURRENCY  # requests in flight at once
     timeout: float = DEFAULT_TIMEOUT  # seconds to wait for a response (or the next token)
+    # llama-server's prompt cache: False (default) re-evaluates every request's
+    # whole path, so values do not depend on what the server ran before
+    # (README "Servers"); True reuses cached prefixes, faster, values drift.
+    cache_prompt: bool = False

@@ -47,8 +47,10 @@ class ChatSession:
         *,
         reasoner_factory: ReasonerFactory = Reasoner,
         notify: Notify = lambda _message: None,
+        backend: str | None = None,
     ) -> None:
         self.registry = registry
+        self.backend = backend  # --backend URL: every model of this chat runs there
         self.runtime = runtime
         self.conversation = conversation or Conversation()
         self.notify = notify
@@ -155,7 +157,7 @@ class ChatSession:
     def switch_model(self, spec: str, *, loading: Loading | None = None) -> ModelChoice:
         """Load ``spec`` in place of the current model. On any error (unknown
         name, missing or unreadable file, Ctrl-C) the current model stays."""
-        choice = choose_model(self.registry, spec)  # unknown or missing: nothing changed yet
+        choice = choose_model(self.registry, spec, backend=self.backend)  # unknown or missing: nothing changed yet
         if choice.model.path == self.model.path:
             return choice  # already in use: nothing to reload
         new = self._factory(choice.model, self.runtime)
@@ -212,6 +214,7 @@ def open_session(
     mode: Mode | None = None,
     reasoner_factory: ReasonerFactory = Reasoner,
     notify: Notify = lambda _message: None,
+    backend: str | None = None,
 ) -> ChatSession:
     """A new or resumed chat. Resuming restores the saved model and settings;
     options given on the command line (``model_given``, ``mode``, ``overrides``
@@ -221,17 +224,18 @@ def open_session(
     for key, value in (overrides or {}).items():
         settings = settings.with_value(key, value)
     conversation.settings = settings
-    choice = _choose(registry, model, model_given, conversation.model, notify)
+    choice = _choose(registry, model, model_given, conversation.model, notify, backend)
     if choice.notice:
         notify(choice.notice)
     return ChatSession(registry, runtime, choice.model, conversation,
-                       reasoner_factory=reasoner_factory, notify=notify)
+                       reasoner_factory=reasoner_factory, notify=notify, backend=backend)
 
 
-def _choose(registry: Registry, spec: str | None, given: bool, saved: str, notify: Notify) -> ModelChoice:
+def _choose(registry: Registry, spec: str | None, given: bool, saved: str, notify: Notify,
+            backend: str | None = None) -> ModelChoice:
     if saved and not given:
         try:
-            return choose_model(registry, saved)
+            return choose_model(registry, saved, backend=backend)
         except MarcoError as exc:
             notify(f"the conversation was saved with '{saved}', which is not available ({exc})")
-    return choose_model(registry, spec)
+    return choose_model(registry, spec, backend=backend)

@@ -2,107 +2,51 @@
 
 A chat keeps both the CoT and the MCTS settings, so ``/mode`` can switch back
 and forth without losing either. Keys shared by both modes (temperature,
-max-tokens, seed, top-p) set both, as ``marco ask``'s flags do. Validation is
-the settings dataclasses' own; this module only parses text and maps names.
+max-tokens, seed, top-p) set both, as ``marco ask``'s flags do. The keys, how
+their text is read and checked, and their help all come from the settings
+spec (``core/spec.py``); this module maps them onto the two modes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
 
 from ..core.errors import UsageError
-from ..core.settings import Action, GenerationSettings, Mode, Pick, SearchSettings, ValueSpan
-
-_TRUE = {"on", "true", "yes", "1"}
-_FALSE = {"off", "false", "no", "0"}
-_UNSET = {"none", "off", "default"}
-
-
-def _int(raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError("a whole number") from None
-
-
-def _float(raw: str) -> float:
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError("a number") from None
-
-
-def _bool(raw: str) -> bool:
-    word = raw.lower()
-    if word in _TRUE | _FALSE:
-        return word in _TRUE
-    raise ValueError("on or off")
-
-
-def _optional_float(raw: str) -> float | None:
-    return None if raw.lower() in _UNSET else _float(raw)
-
-
-def _text(raw: str) -> str | None:
-    # "default" gives the model its own system prompt back
-    return None if raw.lower() == "default" else raw
-
-
-def _enum(kind: type[Enum]) -> Callable[[str], Enum]:
-    def parse(raw: str) -> Enum:
-        try:
-            return kind(raw.lower())
-        except ValueError:
-            raise ValueError(" or ".join(m.value for m in kind)) from None
-
-    return parse
-
+from ..core.settings import SPEC, GenerationSettings, Mode, SearchSettings
+from ..core.spec import Setting, Surface
 
 @dataclass(frozen=True)
 class Key:
-    """One settable name: how to read its value and which fields it sets."""
+    """One settable name: its setting in the spec, and the fields it sets."""
 
-    parse: Callable[[str], Any]
+    setting: Setting
     help: str
     cot: str | None = None  # GenerationSettings field
     mcts: str | None = None  # SearchSettings field
 
 
-KEYS: dict[str, Key] = {
-    "temperature": Key(_float, "sampling temperature, 0 = greedy (both modes)", "temperature", "temperature"),
-    "top-p": Key(_float, "nucleus sampling threshold (both modes)", "top_p", "top_p"),
-    "max-tokens": Key(_int, "most tokens generated per answer (both modes)", "max_tokens", "max_tokens"),
-    "seed": Key(_int, "random seed: same seed, same answer (both modes)", "seed", "seed"),
-    "system": Key(_text, "system prompt; 'default' restores the model's own", "system"),
-    "simulations": Key(_int, "MCTS iterations", mcts="simulations"),
-    "action": Key(_enum(Action), "MCTS action: step, mini-64 or mini-32", mcts="action"),
-    "children": Key(_int, "children sampled per expansion", mcts="children"),
-    "max-depth": Key(_int, "deepest tree level expanded", mcts="max_depth"),
-    "exploration": Key(_float, "UCT exploration constant", mcts="exploration"),
-    "reflection": Key(_bool, "reflection phrase before </Thought>: on or off", mcts="reflection"),
-    "reflect-below": Key(_optional_float, "reflect under steps less confident than this (or off)", mcts="reflect_below"),
-    "pick": Key(_enum(Pick), "final answer: most-visited, best-value or vote", mcts="pick"),
-    "early-stop": Key(_optional_float, "stop once one answer holds this share of the rollouts' value (or off)", mcts="early_stop"),
-    "early-stop-min": Key(_int, "rollouts with an answer needed before an early stop", mcts="early_stop_min"),
-    "loop-guard": Key(_bool, "end a generation that repeats itself: on or off (both modes)", "loop_guard", "loop_guard"),
-    "value-span": Key(_enum(ValueSpan), "tokens a rollout's value averages over: rollout or output", mcts="value_span"),
-    "budget": Key(_optional_float, "seconds per search (or off)", mcts="budget"),
-    "top-k": Key(_int, "MCTS top-k sampling", mcts="top_k"),
-    "step-max-tokens": Key(_int, "cap for one step action", mcts="step_max_tokens"),
-}
+def _keys() -> dict[str, Key]:
+    """Every setting the spec gives chat, by name, in the spec's order."""
+    keys = {}
+    for s in SPEC.on(Surface.CHAT):
+        cot, mcts = SPEC.field_in(s.name, GenerationSettings), SPEC.field_in(s.name, SearchSettings)
+        text = s.help.rstrip(".")
+        if text[1:2].islower():  # "Sampling temperature" -> "sampling ...", but "MCTS ..." stays
+            text = text[:1].lower() + text[1:]
+        if s.choices:
+            text += f" ({', '.join(s.choices[:-1])} or {s.choices[-1]})"
+        elif s.kind is bool:
+            text += " (on or off)"
+        elif s.optional and s.name != "system":
+            text += " (or off)"
+        help = text + (" (both modes)" if cot and mcts else "")
+        keys[s.name] = Key(s, help, cot, mcts)
+    return keys
 
 
-def _show(value: object) -> str:
-    if isinstance(value, Enum):
-        return str(value.value)
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if value is None:
-        return "off"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+KEYS: dict[str, Key] = _keys()
 
 
 @dataclass(frozen=True)
@@ -134,20 +78,12 @@ class ChatSettings:
         raw = raw.strip()
         if not raw:
             raise UsageError(f"/set {key} needs a value ({spec.help})")
-        try:
-            value = spec.parse(raw)
-        except ValueError as exc:
-            raise UsageError(f"{key} must be {exc}, got '{raw}'") from None
-        return self.with_value(key, value)
+        return self.with_value(key, spec.setting.parse(raw))
 
     def with_value(self, key: str, value: object) -> ChatSettings:
         spec = _key(key)
-        try:
-            generation = replace(self.generation, **{spec.cot: value}) if spec.cot else self.generation
-            search = replace(self.search, **{spec.mcts: value}) if spec.mcts else self.search
-        except UsageError as exc:
-            # the dataclasses word their errors for flags ("--temperature must ..."); here it is a key
-            raise UsageError(exc.message.removeprefix("--")) from None
+        generation = replace(self.generation, **{spec.cot: value}) if spec.cot else self.generation
+        search = replace(self.search, **{spec.mcts: value}) if spec.mcts else self.search
         return replace(self, generation=generation, search=search)
 
     def shown(self, key: str) -> str:
@@ -156,8 +92,8 @@ class ChatSettings:
         if key.lower() == "system":
             return self.system or "the model's default"
         if spec.cot and (self.mode is Mode.COT or not spec.mcts):
-            return _show(getattr(self.generation, spec.cot))
-        return _show(getattr(self.search, spec.mcts))  # type: ignore[arg-type]
+            return spec.setting.show(getattr(self.generation, spec.cot))
+        return spec.setting.show(getattr(self.search, spec.mcts))  # type: ignore[arg-type]
 
     def describe(self) -> list[tuple[str, str]]:
         """(key, value) pairs for ``/show``: the keys that matter in this mode."""
@@ -166,9 +102,9 @@ class ChatSettings:
             if name == "system":
                 continue
             if self.mode is Mode.COT and spec.cot:
-                rows.append((name, _show(getattr(self.generation, spec.cot))))
+                rows.append((name, spec.setting.show(getattr(self.generation, spec.cot))))
             elif self.mode is Mode.MCTS and spec.mcts:
-                rows.append((name, _show(getattr(self.search, spec.mcts))))
+                rows.append((name, spec.setting.show(getattr(self.search, spec.mcts))))
         return rows
 
     # -- the conversation file -------------------------------------------
@@ -196,7 +132,7 @@ class ChatSettings:
         try:
             return cls(mode, replace(generation, system=system), search)
         except UsageError as exc:
-            raise ValueError(f"settings: {exc.message.removeprefix('--')}") from None
+            raise ValueError(f"settings: {exc.message}") from None
 
 
 def _key(name: str) -> Key:
@@ -219,7 +155,7 @@ def _dataclass_from_json(cls: type, data: object, where: str, skip: set[str]) ->
     try:
         return replace(defaults, **values)
     except UsageError as exc:
-        raise ValueError(f"{where}: {exc.message.removeprefix('--')}") from None
+        raise ValueError(f"{where}: {exc.message}") from None
 
 
 def _typed(default: object, value: object, where: str) -> object:

@@ -19,10 +19,10 @@ from ..ui.console import notice
 
 
 def export_dpo(
-    trees: Annotated[list[Path], typer.Argument(help="Search trees saved with --save-tree (JSON).", show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the pairs here (JSON Lines) [default: stdout].", show_default=False)] = None,
-    dataset: Annotated[Optional[Path], typer.Option("--dataset", help="A benchmark file (TSV/JSONL) whose answers grade the paths: chosen = correct, rejected = wrong.", show_default=False)] = None,
-    max_pairs: Annotated[Optional[int], typer.Option("--max-pairs-per-question", help="Keep at most N pairs per question (largest value gaps first).", show_default=False)] = None,
+    trees: Annotated[list[Path], typer.Argument(metavar="TREE...", help="Search trees saved with --save-tree (JSON).", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="Write the pairs here (JSON Lines) [default: stdout].", show_default=False)] = None,
+    dataset: Annotated[Optional[Path], typer.Option("--dataset", metavar="FILE", help="A benchmark file (TSV/JSONL) whose answers grade the paths: chosen = correct, rejected = wrong.", show_default=False)] = None,
+    max_pairs: Annotated[Optional[int], typer.Option("--max-pairs-per-question", metavar="N", help="Keep at most N pairs per question (largest value gaps first).", show_default=False)] = None,
 ) -> None:
     """Turn search trees into chosen/rejected pairs that share their deepest common ancestor."""
     if max_pairs is not None and max_pairs < 1:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -60,9 +59,11 @@ def gpu_line() -> str:
 
 def models(
     models_file: o.ModelsFileOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: o.JsonOpt = False,
 ) -> None:
-    """List known models: quantizations, sizes, and which are on disk."""
+    """List known models: quantizations, sizes, and which are on disk.
+
+    With --json, one object: the registry file and a list of models."""
     registry = load_registry(models_file)
     rows = _rows(registry)
     states: dict[tuple[str, str], str] = {}

@@ -13,7 +13,7 @@ import typer
 
 from ..models import download
 from ..models.download import Phase, PullProgress
-from ..core.errors import UsageError
+from ..core.errors import ModelNotFoundError, UsageError
 from ..models.registry import ResolvedModel, load_registry, resolve
 from ..ui.console import notice
 from ..ui.pull_progress import human_bytes, pull_display
@@ -66,12 +66,22 @@ def rm(
     model = resolve(load_registry(models_file), name)
     victims = download.files_to_remove(model)
     if not victims:
-        download.remove(model)  # raises the "not downloaded" error
+        _remove(model)  # raises the "not downloaded" error
     if not yes and not _confirm(model, sum(p.stat().st_size for p in victims if p.is_file())):
         notice(f"kept {model.label}")
         return
-    download.remove(model)
+    _remove(model)
     notice(f"removed {model.label} ({model.path})")
+
+
+def _remove(model: ResolvedModel) -> None:
+    """Every refusal of ``rm`` is a usage error (exit 2): a model it cannot
+    remove (shipped in a package, a server) or one with nothing on disk.
+    Exit 1 stays for a removal that fails."""
+    try:
+        download.remove(model)
+    except ModelNotFoundError as exc:
+        raise UsageError(exc.message, hint=exc.hint) from None
 
 
 def _confirm(model: ResolvedModel, size: int) -> bool:

@@ -16,9 +16,9 @@ from ..ui.tree_view import snippet_width_for
 
 
 def replay(
-    file: Annotated[Path, typer.Argument(help="A tree saved by `marco ask --save-tree FILE.json`.", show_default=False)],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A tree saved by `marco ask --save-tree FILE.json`.", show_default=False)],
     animate: Annotated[bool, typer.Option("--animate", help="Replay the search as it happened (on a terminal).")] = False,
-    speed: Annotated[float, typer.Option("--speed", help="With --animate: how many times faster than the search ran.")] = 1.0,
+    speed: Annotated[float, typer.Option("--speed", metavar="X", help="With --animate: how many times faster than the search ran.")] = 1.0,
 ) -> None:
     """Draw a saved search tree: the final tree and its summary, or the search
     unfolding again with --animate."""

@@ -13,7 +13,6 @@ import typer
 from ..core.errors import MarcoError, UsageError
 from ..reasoner import Reasoner, choose_model
 from ..models.registry import load_registry, resolve
-from ..core.settings import SearchSettings
 from ..ui.console import notice
 from . import _options as o
 
@@ -21,57 +20,29 @@ if TYPE_CHECKING:
     from ..server.access import AccessPolicy
     from ..server.service import ChatService
 
-_S = o.DEFAULT_SEARCH
-_R = o.DEFAULT_RUNTIME
 
-
+@o.settings_flags(without=("mode",))  # each request picks its mode by model id
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface; set --api-key then).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
-    model: o.ModelOpt = None,
-    models_file: o.ModelsFileOpt = None,
-    backend: o.BackendOpt = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Default for requests that give no max_tokens.")] = 1024,
-    max_queue: Annotated[int, typer.Option("--max-queue", help="Requests that may wait for the model; more get 503.")] = 16,
-    api_key: Annotated[Optional[str], typer.Option("--api-key", envvar="MARCO_API_KEY", help="Require this key from clients (Authorization: Bearer KEY); also MARCO_API_KEY.", show_default=False)] = None,
+    host: Annotated[str, typer.Option("--host", metavar="ADDRESS", help="Address to listen on (0.0.0.0: every interface; set --api-key then).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", metavar="PORT", help="Port to listen on (0: any free port).")] = 8000,
+    max_queue: Annotated[int, typer.Option("--max-queue", metavar="N", help="Requests that may wait for the model; more get 503.")] = 16,
+    api_key: Annotated[Optional[str], typer.Option("--api-key", metavar="KEY", envvar="MARCO_API_KEY", help="Require this key from clients (Authorization: Bearer KEY); also MARCO_API_KEY.", show_default=False)] = None,
     allow_host: Annotated[Optional[list[str]], typer.Option("--allow-host", help="Also accept requests whose Host is NAME (a proxy's public name; '*': any). Repeatable.", show_default=False, metavar="NAME")] = None,
     cors: Annotated[Optional[list[str]], typer.Option("--cors", help="Let web pages from ORIGIN (https://app.example) call the server; '*': any. Repeatable.", show_default=False, metavar="ORIGIN")] = None,
     limit: Annotated[Optional[list[str]], typer.Option("--limit", help="Raise or lower a per-request limit: body-bytes, messages, max-tokens, simulations, children, max-depth, seconds. Repeatable.", show_default=False, metavar="NAME=N")] = None,
-    action: o.ActionOpt = _S.action,
-    simulations: o.SimulationsOpt = _S.simulations,
-    children: o.ChildrenOpt = _S.children,
-    max_depth: o.MaxDepthOpt = _S.max_depth,
-    exploration: o.ExplorationOpt = _S.exploration,
-    reflection: o.ReflectionOpt = _S.reflection,
-    pick: o.PickOpt = _S.pick,
-    value_span: o.ValueSpanOpt = _S.value_span,
-    budget: o.BudgetOpt = None,
-    early_stop: o.EarlyStopOpt = _S.early_stop or 0.0,
-    early_stop_min: o.EarlyStopMinOpt = _S.early_stop_min,
-    loop_guard: o.LoopGuardOpt = _S.loop_guard,
-    ctx: o.CtxOpt = _R.n_ctx,
-    threads: o.ThreadsOpt = None,
-    n_gpu_layers: o.GpuLayersOpt = None,
-    kv_cache: o.KVCacheOpt = _R.kv_cache,
-    verbose: o.VerboseOpt = False,
+    *,
+    flags: o.Flags,
 ) -> None:
     """Serve the model over HTTP: POST /v1/chat/completions, GET /v1/models.
 
     Model ids: NAME answers by chain of thought, NAME+mcts by tree search,
     NAME+mcts-quick and the other listed presets by a preset search (search
-    options per request under "marco"; the flags here are the defaults).
+    options per request under "marco"). The generation and search flags are
+    the defaults of requests that do not set them.
     """
     if max_queue < 0:
         raise UsageError(f"--max-queue must be >= 0, got {max_queue}")
-    if max_tokens <= 0:
-        raise UsageError(f"--max-tokens must be > 0, got {max_tokens}")
-    runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose)
-    search = SearchSettings(
-        action=action, simulations=simulations, children=children, max_depth=max_depth,
-        exploration=exploration, reflection=reflection, pick=pick, value_span=value_span,
-        budget=budget, max_tokens=max_tokens,
-        early_stop=early_stop, early_stop_min=early_stop_min, loop_guard=loop_guard,
-    )
+    runtime, generation, search = flags.runtime(), flags.generation(), flags.search()
     from ..server.access import AccessPolicy  # fastapi and uvicorn load only for this command
     from ..server.limits import ServerLimits
 
@@ -81,8 +52,9 @@ def serve(
     sock = listen(host, port)
     service = None
     try:
-        registry = load_registry(models_file)
-        choice = choose_model(registry, model, backend=backend)
+        m = flags.model_settings
+        registry = load_registry(m.models)
+        choice = choose_model(registry, m.model, backend=m.backend)
         if choice.notice:
             notice(choice.notice)
         from ..server.service import ChatService, StandIn
@@ -90,12 +62,12 @@ def serve(
         # Without -m, clients that ask for the registry default (the README's
         # "marco-o1") get the fallback model, and are told so in each reply.
         stand_in = None
-        if model is None and not backend and choice.model.name != registry.default:
+        if m.model is None and not m.backend and choice.model.name != registry.default:
             stand_in = StandIn(resolve(registry, registry.default))
-        service = ChatService(Reasoner(choice.model, runtime), search=search, max_tokens=max_tokens,
+        service = ChatService(Reasoner(choice.model, runtime), generation=generation, search=search,
                               max_queue=max_queue, limits=limits, stand_in=stand_in, note=notice)
         service.load()
-        run_server(service, sock, policy, verbose=verbose)
+        run_server(service, sock, policy, verbose=runtime.verbose)
     finally:
         sock.close()
         if service is not None:

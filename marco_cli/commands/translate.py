@@ -17,71 +17,45 @@ import typer
 from ..core.errors import UsageError
 from ..translate.glossary import load_glossary
 from ..translate.languages import language
-from ..reasoner import Reasoner, choose_model, no_format_notice
-from ..models.registry import load_registry
-from ..core.settings import GenerationSettings, Mode, SearchSettings
+from ..reasoner import Reasoner, no_format_notice
+from ..core.settings import Mode
 from ..translate.translation import TranslateOptions, Translation, TranslationFailed, Translator, Unit, split_lines, split_paragraphs
 from ..ui.console import err_console, is_tty, notice
 from ..ui.progress import LineProgress
-from ..ui.stream import AnswerStream
 from ..ui.safe_text import for_terminal
+from ..ui.stream import AnswerStream
 from . import _options as o
 from ._io import read_stdin_bytes, stdin_is_piped
 
-_S = o.DEFAULT_SEARCH
-_R = o.DEFAULT_RUNTIME
-
-
+@o.settings_flags(mode=Mode.COT)
 def translate(
-    text: Annotated[Optional[str], typer.Argument(help="Text to translate; without it (or with '-') stdin is translated line by line.", show_default=False)] = None,
-    to: Annotated[str, typer.Option("--to", help="Target language: a code (en, zh, ja, ko, fr, de, es, ru, pt, it, ...) or a name.", show_default=False)] = ...,
-    source: Annotated[Optional[str], typer.Option("--from", help="Source language [default: recognised by the model].", show_default=False)] = None,
-    glossary: Annotated[Optional[str], typer.Option("--glossary", help="TOML file with a [terms] table: \"slang\" = \"preferred rendering\".", show_default=False)] = None,
+    text: Annotated[Optional[str], typer.Argument(metavar="TEXT", help="Text to translate; without it (or with '-') stdin is translated line by line.", show_default=False)] = None,
+    to: Annotated[str, typer.Option("--to", metavar="LANG", help="Target language: a code (en, zh, ja, ko, fr, de, es, ru, pt, it, ...) or a name.", show_default=False)] = ...,
+    source: Annotated[Optional[str], typer.Option("--from", metavar="LANG", help="Source language [default: recognised by the model].", show_default=False)] = None,
+    glossary: Annotated[Optional[str], typer.Option("--glossary", metavar="FILE", help="TOML file with a [terms] table: \"slang\" = \"preferred rendering\".", show_default=False)] = None,
     paragraph: Annotated[bool, typer.Option("--paragraph", help="Translate blank-line separated blocks instead of single lines.")] = False,
-    show_thoughts: Annotated[bool, typer.Option("--show-thoughts", help="Show the reasoning about slang and idioms (on stderr).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines on stdout: {line, source, translation, thought}.")] = False,
-    mode: o.ModeOpt = Mode.COT,
-    model: o.ModelOpt = None,
-    models_file: o.ModelsFileOpt = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature [default: 0 for cot, 0.8 for mcts].", show_default=False)] = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per line (thought included); each line gets less, in proportion to its length.")] = 1024,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same translation.")] = 0,
-    action: o.ActionOpt = _S.action,
-    simulations: o.SimulationsOpt = _S.simulations,
-    children: o.ChildrenOpt = _S.children,
-    max_depth: o.MaxDepthOpt = _S.max_depth,
-    exploration: o.ExplorationOpt = _S.exploration,
-    reflection: o.ReflectionOpt = _S.reflection,
-    pick: o.PickOpt = _S.pick,
-    budget: o.BudgetOpt = None,
-    early_stop: o.EarlyStopOpt = _S.early_stop or 0.0,
-    early_stop_min: o.EarlyStopMinOpt = _S.early_stop_min,
-    loop_guard: o.LoopGuardOpt = _S.loop_guard,
-    ctx: o.CtxOpt = _R.n_ctx,
-    force_ctx: o.ForceCtxOpt = False,
-    threads: o.ThreadsOpt = None,
-    n_gpu_layers: o.GpuLayersOpt = None,
-    kv_cache: o.KVCacheOpt = _R.kv_cache,
-    verbose: o.VerboseOpt = False,
+    show_thoughts: o.ShowThoughtsOpt = False,
+    as_json: o.JsonOpt = False,
+    *,
+    flags: o.Flags,
 ) -> None:
-    """Translate colloquial text (slang, idioms) by reasoning about it first."""
-    runtime = o.runtime_settings(ctx, threads, n_gpu_layers, kv_cache, verbose, force_ctx)
+    """Translate colloquial text (slang, idioms) by reasoning about it first.
+
+    One output line per input line; with --json, one object per line:
+    {line, source, translation, thought} (JSON Lines). --max-tokens is per
+    line, and each line gets less, in proportion to its length."""
+    runtime = flags.runtime()
     options = TranslateOptions(
         target=language(to, option="--to"),
         source=language(source, option="--from") if source else None,
         glossary=load_glossary(glossary) if glossary else None,
-        mode=mode,
-        generation=GenerationSettings(temperature=temperature or 0.0, max_tokens=max_tokens, seed=seed, loop_guard=loop_guard),
-        search=SearchSettings(
-            action=action, simulations=simulations, children=children, max_depth=max_depth,
-            exploration=exploration, temperature=_S.temperature if temperature is None else temperature,
-            max_tokens=max_tokens, reflection=reflection, pick=pick, budget=budget, seed=seed,
-            early_stop=early_stop, early_stop_min=early_stop_min, loop_guard=loop_guard,
-        ),
+        mode=flags.mode,
+        generation=flags.generation(),
+        search=flags.search(),
         paragraph=paragraph,
     )
     units = _read_units(text, paragraph)
-    choice = choose_model(load_registry(models_file), model)
+    choice = o.choose(flags)
     if choice.notice and any(u.needs_model for u in units):
         notice(choice.notice)
     reasoner = Reasoner(choice.model, runtime)

@@ -1,7 +1,10 @@
 """Frozen settings objects. Precedence: defaults <- models.toml <- env <- flags.
 
-Values are validated here, once, so the rest of the code can trust them; a
-bad value raises ``UsageError`` naming the option.
+Each field that a user can set is declared here, once, with ``setting(...)``
+(see ``spec.py``): its flag, ``/set`` key and request field, help, default and
+rules all come from that declaration. Values are validated when an object is
+made, so the rest of the code can trust them; a bad value raises
+``SettingError`` naming the setting.
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ from pathlib import Path
 
 from .errors import UsageError
 from .machine import usable_cpus
+from .spec import (
+    CLI_ONLY, Group, Setting, Spec, Surface, above, at_least, at_most, check_fields, declared, escaped_text,
+    in_unit_interval, not_empty, setting, show_escaped,
+)
 
 REFLECTION_PHRASE = "Wait! Maybe I made some mistakes! I need to rethink from scratch."
 """Marco-o1 v1's reflection text, verbatim (ALGORITHM.md section 2)."""
@@ -51,31 +58,94 @@ class KVCacheType(str, Enum):
     Q8_0 = "q8_0"
 
 
-def _positive(name: str, value: float | int | None, *, allow_zero: bool = False) -> None:
-    if value is None:
-        return
-    if value < 0 or (value == 0 and not allow_zero):
-        raise UsageError(f"--{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+def parse_leaves(text: str) -> int:
+    """``auto|N``: 0 stands for auto in ``SearchSettings``."""
+    if text.lower() == "auto":
+        return 0
+    try:
+        leaves = int(text)
+    except ValueError:
+        leaves = 0
+    if leaves <= 0:
+        raise ValueError("must be auto or a whole number > 0")
+    return leaves
+
+
+def default_temperature(mode: Mode, *, samples: int = 1) -> float:
+    """The one rule for the temperature nobody set: greedy (0) for a single
+    chain of thought, which is then deterministic; 0.8 wherever answers are
+    sampled to be compared: the search's children, or several CoT samples."""
+    return 0.0 if mode is Mode.COT and samples == 1 else 0.8
+
+
+MODE = Setting(
+    "mode", Mode, None,
+    "cot: one chain of thought; mcts: Monte Carlo Tree Search over reasoning steps. One question (ask) "
+    "is worth a search; answers a person waits for turn by turn (chat, translate) come by chain of thought.",
+    Group.GENERATION, surfaces=CLI_ONLY,
+)
+"""``--mode`` has no dataclass of its own; each command says its default:
+one question (``ask``) is worth a search, answers a person waits for turn by
+turn (``chat``, ``translate``) come by chain of thought."""
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which model, from which registry, run where."""
+
+    model: str | None = setting(
+        "model", None, "Model name, alias, NAME:QUANT or path to a .gguf file.", Group.MODEL,
+        kind=str, optional=True, surfaces=CLI_ONLY, short="-m", metavar="NAME[:QUANT]|FILE",
+        envvar="MARCO_MODEL", default_text="the registry's default",
+    )
+    models: str | None = setting(
+        "models", None, "Model registry file to use instead of the shipped models.toml.", Group.MODEL,
+        kind=str, optional=True, surfaces=CLI_ONLY, metavar="FILE", envvar="MARCO_MODELS", default_text="models.toml",
+    )
+    backend: str | None = setting(
+        "backend", None,
+        "Run the model on an OpenAI-compatible server at this URL (vLLM, llama-server); its API key from MARCO_API_KEY.",
+        Group.MODEL, kind=str, optional=True, surfaces=CLI_ONLY, metavar="URL", envvar="MARCO_BACKEND",
+        default_text="local llama.cpp",
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True)
 class RuntimeSettings:
     """How llama.cpp runs the model."""
 
-    n_ctx: int = 8192  # KV cells shared by the whole search tree
-    n_threads: int | None = None  # None: MARCO_THREADS, else marco chooses while it runs
-    n_gpu_layers: int | None = None  # None: all layers when offload is supported
-    kv_cache: KVCacheType = KVCacheType.F16
-    verbose: bool = False
-    force_ctx: bool = False  # keep an n_ctx above the model's training context
+    n_ctx: int = setting(  # KV cells shared by the whole search tree
+        "ctx", 8192, "KV-cache size in tokens (shared by the whole search tree).", Group.RUNTIME,
+        surfaces=CLI_ONLY, metavar="TOKENS", rules=(above(0), at_least(256, "must be at least 256")),
+    )
+    n_threads: int | None = setting(  # None: MARCO_THREADS, else marco chooses while it runs
+        "threads", None, "CPU threads for llama.cpp, at most the CPUs here.", Group.RUNTIME, kind=int,
+        optional=True, surfaces=CLI_ONLY, metavar="N", rules=(above(0),),
+        default_text="MARCO_THREADS, else chosen while it runs: the count that decodes fastest right now, from all "
+        "cores down to one, because llama.cpp's threads stall each other when another program holds a core",
+    )
+    n_gpu_layers: int | None = setting(  # None: all layers when offload is supported
+        "n-gpu-layers", None, "Layers to offload to the GPU; -1 = all.", Group.RUNTIME, kind=int,
+        optional=True, surfaces=CLI_ONLY, metavar="N", rules=(at_least(-1, "must be -1 (all), 0 or more"),),
+        default_text="all when this llama.cpp build can offload, else 0",
+    )
+    kv_cache: KVCacheType = setting(
+        "kv-cache", KVCacheType.F16, "KV-cache type (q8_0 halves its memory).", Group.RUNTIME,
+        surfaces=CLI_ONLY,
+    )
+    verbose: bool = setting(
+        "verbose", False, "Show llama.cpp's own log on stderr.", Group.RUNTIME, surfaces=CLI_ONLY, negatable=False,
+    )
+    force_ctx: bool = setting(  # keep an n_ctx above the model's training context
+        "force-ctx", False, "Keep a --ctx above the model's training context (costs memory; the model was not trained for it).",
+        Group.RUNTIME, surfaces=CLI_ONLY, negatable=False,
+    )
 
     def __post_init__(self) -> None:
-        _positive("ctx", self.n_ctx)
-        if self.n_ctx < 256:
-            raise UsageError(f"--ctx must be at least 256, got {self.n_ctx}")
-        _positive("threads", self.n_threads)
-        if self.n_gpu_layers is not None and self.n_gpu_layers < -1:
-            raise UsageError(f"--n-gpu-layers must be -1 (all), 0 or more, got {self.n_gpu_layers}")
+        check_fields(self)
 
     @property
     def requested_threads(self) -> int | None:
@@ -112,74 +182,120 @@ class RuntimeSettings:
         return f"{source} {asked} is more than the {cpus} CPUs here; using {cpus}"
 
 
+# Shared by chain of thought and search: one setting, a field in both classes.
+# A server request sets these by their OpenAI names, at the top level.
+CLI_CHAT = frozenset({Surface.CLI, Surface.CHAT})
+TEMPERATURE = Setting(
+    "temperature", float, None, "Sampling temperature; 0 = greedy.", Group.GENERATION, short="-t", surfaces=CLI_CHAT,
+    metavar="T", rules=(at_least(0), at_most(5, "must be between 0 and 5")),
+    default_text=f"{default_temperature(Mode.COT):g} for cot, {default_temperature(Mode.MCTS):g} for mcts",
+    openai="temperature",
+)
+TOP_P = Setting(
+    "top-p", float, 0.95, "Nucleus sampling: sample from the smallest set of tokens this likely.",
+    Group.GENERATION, surfaces=CLI_CHAT, metavar="P", rules=(in_unit_interval,), openai="top_p",
+)
+MAX_TOKENS = Setting(
+    "max-tokens", int, 1024, "Most tokens generated per answer (thought included; a search's rollouts too).",
+    Group.GENERATION, surfaces=CLI_CHAT, metavar="N", rules=(above(0),), openai="max_tokens",
+)
+LOOP_GUARD = Setting(  # end a looping generation early (backends/loops.py); a looped path is worth 0
+    "loop-guard", bool, True, "End a generation that repeats itself (a looped path is worth 0 and never wins).",
+    Group.GENERATION, surfaces=CLI_CHAT,
+)
+SEED = Setting(
+    "seed", int, 0, "Random seed: same seed, same answer.", Group.GENERATION, surfaces=CLI_CHAT, metavar="N",
+    rules=(at_least(0),), openai="seed",
+)
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
     """Plain (CoT) generation."""
 
-    temperature: float = 0.0
-    top_p: float = 0.95
-    max_tokens: int = 1024
-    seed: int = 0
-    system: str | None = None  # replaces the model's default system prompt
-    loop_guard: bool = True  # end a looping generation early (backends/loops.py)
+    temperature: float = declared(TEMPERATURE, default_temperature(Mode.COT))
+    top_p: float = declared(TOP_P, TOP_P.default)
+    max_tokens: int = declared(MAX_TOKENS, MAX_TOKENS.default)
+    seed: int = declared(SEED, SEED.default)
+    loop_guard: bool = declared(LOOP_GUARD, LOOP_GUARD.default)
+    system: str | None = setting(  # replaces the model's default system prompt
+        "system", None, "System prompt (replaces the model's default; 'default' restores it).", Group.GENERATION,
+        kind=str, optional=True, surfaces=CLI_CHAT, metavar="TEXT",
+        parser=lambda raw: None if raw.lower() == "default" else raw, default_text="the model's",
+    )
 
     def __post_init__(self) -> None:
-        _positive("temperature", self.temperature, allow_zero=True)
-        if self.temperature > 5:
-            raise UsageError(f"--temperature must be between 0 and 5, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise UsageError(f"--top-p must be in (0, 1], got {self.top_p}")
-        _positive("max-tokens", self.max_tokens)
-        _positive("seed", self.seed, allow_zero=True)
+        check_fields(self)
+
+
+_SEARCH = Group.SEARCH
 
 
 @dataclass(frozen=True)
 class SearchSettings:
     """MCTS knobs (ALGORITHM.md section 2; the ones marked *ours* there)."""
 
-    action: Action = Action.STEP
-    simulations: int = 16
-    children: int = 3
-    max_depth: int = 8
-    exploration: float = 1.41
-    temperature: float = 0.8
-    top_p: float = 0.95
-    top_k: int = 40
-    max_tokens: int = 1024  # generated tokens per answer (path), rollouts included
-    step_max_tokens: int = 256  # cap for one `step` action
-    delimiter: str = "\n\n"
-    reflection: bool = False  # v1: reflect once before </Thought> on each path
-    reflect_below: float | None = None  # v2-style dynamic reflection threshold
-    pick: Pick = Pick.MOST_VISITED
-    value_span: ValueSpan = ValueSpan.ROLLOUT
-    budget: float | None = None  # wall-clock seconds; None = no limit
-    seed: int = 0
-    leaves_per_iteration: int = 0  # >1 selects several leaves with virtual loss; 0: auto (search/batching.py)
+    action: Action = setting(
+        "action", Action.STEP, "MCTS action: a reasoning step, or a mini-step of 64/32 tokens.", _SEARCH,
+    )
+    simulations: int = setting("simulations", 16, "MCTS iterations.", _SEARCH, metavar="N", rules=(above(0),))
+    children: int = setting("children", 3, "Children sampled per expansion.", _SEARCH, metavar="K", rules=(above(0),))
+    max_depth: int = setting("max-depth", 8, "Deepest tree level that is expanded.", _SEARCH, metavar="D", rules=(above(0),))
+    exploration: float = setting(
+        "exploration", 1.41, "UCT exploration constant c in Q/N + c*sqrt(ln N_parent / N).", _SEARCH, metavar="C", rules=(at_least(0),),
+    )
+    temperature: float = declared(TEMPERATURE, default_temperature(Mode.MCTS))
+    top_p: float = declared(TOP_P, TOP_P.default)
+    top_k: int = setting("top-k", 40, "Sample each search step from the K likeliest tokens.", _SEARCH, metavar="K", rules=(above(0),))
+    max_tokens: int = declared(MAX_TOKENS, MAX_TOKENS.default)  # per answer (path), rollouts included
+    step_max_tokens: int = setting(
+        "step-max-tokens", 256, "Most tokens in one `step` action.", _SEARCH, metavar="N", rules=(above(0),),
+    )
+    delimiter: str = setting(
+        "delimiter", "\n\n", "What ends a reasoning step (\\n is a newline).", _SEARCH, metavar="TEXT",
+        rules=(not_empty,), parser=escaped_text, shower=show_escaped,
+    )
+    reflection: bool = setting(  # v1: reflect once before </Thought> on each path
+        "reflection", False, "Insert Marco-o1's reflection phrase (\"Wait! Maybe I made some mistakes! ...\") "
+        "before </Thought>, once per path.", _SEARCH,
+    )
+    reflect_below: float | None = setting(  # v2-style dynamic reflection threshold
+        "reflect-below", None, "Offer a reflection step under nodes whose step confidence is below this.",
+        _SEARCH, kind=float, optional=True, metavar="X",
+        rules=(at_least(0, "must be between 0 and 1"), at_most(1, "must be between 0 and 1")),
+    )
+    pick: Pick = setting("pick", Pick.MOST_VISITED, "Final answer: follow the most-visited children and finish "
+                         "greedily, take the best-valued finished rollout, or vote (the answer most rollout value agrees on).", _SEARCH)
+    value_span: ValueSpan = setting("value-span", ValueSpan.ROLLOUT, "Tokens a rollout's value (mean token "
+                                    "confidence) averages over: the whole path, or the <Output> only.", _SEARCH)
+    budget: float | None = setting(
+        "budget", None, "Stop searching after this many seconds and answer with the best path so far.", _SEARCH,
+        kind=float, optional=True, metavar="SECONDS", rules=(above(0),), default_text="no limit",
+    )
+    seed: int = declared(SEED, SEED.default)
+    leaves_per_iteration: int = setting(  # >1 selects several leaves with virtual loss; 0: auto (search/batching.py)
+        "leaves", 0, "Leaves expanded together per iteration (virtual loss): bigger llama.cpp batches, "
+        "a different but still seeded tree. auto: 4 where batches pay (weights of 256 MiB or more, or a GPU), else 1.",
+        _SEARCH, metavar="auto|N", rules=(at_least(0),), parser=parse_leaves, shower=lambda n: str(n) if n else "auto",
+    )
+
     # Early stop: end once the leading answer holds this share of the finished
     # rollouts' value mass, after at least ``early_stop_min`` of them voted
     # (search/vote.py). None or 0 turns it off. Provisional defaults, to be
     # chosen by measurement.
-    early_stop: float | None = 0.75
-    early_stop_min: int = 3
-    loop_guard: bool = True  # end looping continuations; a looped path is worth 0
+    early_stop: float | None = setting(
+        "early-stop", 0.75, "Stop searching once one answer holds this share of the finished rollouts' value; 0 = off.",
+        _SEARCH, kind=float, optional=True, metavar="SHARE",
+        rules=(at_least(0, "must be between 0 (off) and 1"), at_most(1, "must be between 0 (off) and 1")),
+    )
+    early_stop_min: int = setting(
+        "early-stop-min", 3, "Finished rollouts with an answer needed before --early-stop may end the search.",
+        _SEARCH, metavar="N", rules=(above(0),),
+    )
+    loop_guard: bool = declared(LOOP_GUARD, LOOP_GUARD.default)
 
     def __post_init__(self) -> None:
-        for name in ("simulations", "children", "max_depth", "max_tokens", "step_max_tokens", "top_k"):
-            _positive(name.replace("_", "-"), getattr(self, name))
-        _positive("leaves", self.leaves_per_iteration, allow_zero=True)
-        _positive("exploration", self.exploration, allow_zero=True)
-        _positive("temperature", self.temperature, allow_zero=True)
-        _positive("seed", self.seed, allow_zero=True)
-        _positive("budget", self.budget)
-        if not 0 < self.top_p <= 1:
-            raise UsageError(f"--top-p must be in (0, 1], got {self.top_p}")
-        if self.reflect_below is not None and not 0 <= self.reflect_below <= 1:
-            raise UsageError(f"--reflect-below must be between 0 and 1, got {self.reflect_below}")
-        if not self.delimiter:
-            raise UsageError("the step delimiter must not be empty")
-        if self.early_stop is not None and not 0 <= self.early_stop <= 1:
-            raise UsageError(f"--early-stop must be between 0 (off) and 1, got {self.early_stop}")
-        _positive("early-stop-min", self.early_stop_min)
+        check_fields(self)
 
     @property
     def early_stop_share(self) -> float | None:
@@ -188,6 +304,10 @@ class SearchSettings:
 
     def with_(self, **changes: object) -> "SearchSettings":
         return replace(self, **changes)
+
+
+SPEC = Spec([MODE], [ModelSettings, RuntimeSettings, GenerationSettings, SearchSettings])
+"""Every setting, in help order (groups in ``Group`` order, fields in class order)."""
 
 
 def field_names(cls: type) -> set[str]:

@@ -31,9 +31,9 @@ _TOP_KEYS = {"default", "fallback", "models"}
 _MODEL_KEYS = {
     "description", "aliases", "repo", "default_quant", "quants", "package", "file", "path",
     "quant", "size", "reasoning", "thought_format", "stop", "system_prompt", "chat_template",
-    "base_url", "model", "api_key_env", "n_ctx", "concurrency", "timeout",
+    "base_url", "model", "api_key_env", "n_ctx", "concurrency", "timeout", "cache_prompt",
 }
-_REMOTE_ONLY = ("model", "api_key_env", "n_ctx", "concurrency", "timeout")
+_REMOTE_ONLY = ("model", "api_key_env", "n_ctx", "concurrency", "timeout", "cache_prompt")
 _QUANT_KEYS = {"file", "size", "bytes", "sha256"}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -72,6 +72,7 @@ class ModelEntry:
     n_ctx: int | None = None
     concurrency: int | None = None
     timeout: float | None = None
+    cache_prompt: bool | None = None
 
     @property
     def format(self) -> ReasoningFormat:
@@ -93,6 +94,7 @@ class ModelEntry:
         return RemoteTarget(
             self.base_url, self.model, self.api_key_env, self.n_ctx,
             self.concurrency or DEFAULT_CONCURRENCY, self.timeout or DEFAULT_TIMEOUT,
+            bool(self.cache_prompt),
         )
 
 
@@ -305,9 +307,11 @@ def _remote_keys(path: Path, where: str, table: dict) -> dict:
     timeout = _typed(path, where, table, "timeout", (int, float))
     if timeout is not None and timeout <= 0:
         raise _err(path, f"{where}.timeout", f"must be > 0 seconds, got {timeout}")
+    cache_prompt = _typed(path, where, table, "cache_prompt", bool)
     return {
         "base_url": base_url, "model": model, "api_key_env": key_env, "n_ctx": n_ctx,
         "concurrency": concurrency, "timeout": None if timeout is None else float(timeout),
+        "cache_prompt": cache_prompt,
     }
 
 
@@ -403,14 +407,19 @@ def resolve_entry(entry: ModelEntry, quant: str | None = None) -> ResolvedModel:
     return ResolvedModel(entry.name, entry.quant, Path(entry.path or "").expanduser(), entry)
 
 
+def backend_target(base_url: str) -> RemoteTarget:
+    """``--backend URL`` alone: that server, its first model, default limits."""
+    try:
+        return RemoteTarget(normalize_base_url(base_url))
+    except ValueError as exc:
+        raise UsageError(f"--backend {exc}, got {base_url!r}") from None
+
+
 def with_backend(model: ResolvedModel, base_url: str) -> ResolvedModel:
     """``--backend URL``: run ``model`` (its prompt format, stops, system prompt)
     on that server instead. The server's model id is the entry's ``model`` when
     it is a remote entry, else the first model the server lists."""
-    try:
-        url = normalize_base_url(base_url)
-    except ValueError as exc:
-        raise UsageError(f"--backend {exc}, got {base_url!r}") from None
+    url = backend_target(base_url).base_url
     old = model.remote
     target = RemoteTarget(
         url,
@@ -419,6 +428,7 @@ def with_backend(model: ResolvedModel, base_url: str) -> ResolvedModel:
         old.n_ctx if old else None,
         old.concurrency if old else DEFAULT_CONCURRENCY,
         old.timeout if old else DEFAULT_TIMEOUT,
+        old.cache_prompt if old else False,
     )
     return replace(model, remote=target, path=Path("remote") / model.name)
 

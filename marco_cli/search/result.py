@@ -16,6 +16,7 @@ class StoppedBy(str, Enum):
     BUDGET = "budget"  # the wall-clock budget ran out
     INTERRUPTED = "interrupted"  # KeyboardInterrupt (the caller re-raises / exits 130)
     SHOULD_STOP = "should_stop"  # the caller's should_stop() said so
+    BACKEND_FAILED = "backend_failed"  # the backend broke mid-search (a remote server died); see ``error``
     EARLY_STOP = "early_stop"  # the finished rollouts agreed (--early-stop)
 
 
@@ -91,6 +92,7 @@ class SearchResult:
     stop: StopReason | None = None  # how the chosen path ended (None: unfinished)
     picks: tuple[PickChoice, ...] = ()  # one per Pick, in Pick order
     vote: VoteSummary | None = None
+    error: str | None = None  # BACKEND_FAILED: the backend's one-line error
 
     def pick(self, pick: Pick) -> PickChoice | None:
         return next((p for p in self.picks if p.pick is pick), None)

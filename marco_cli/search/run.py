@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..backends.base import Backend
+from ..core.errors import BackendError
 from ..core.settings import SearchSettings
 from ..formats.reasoning import MARCO, ReasoningFormat
 from .actions import Actions, reflection_tokens
@@ -35,15 +36,20 @@ def run_search(
     end the search between phases and still return the best answer so far;
     ``settings.early_stop`` ends it once the finished rollouts agree.
     On Ctrl-C the result says ``stopped_by=INTERRUPTED`` and the caller
-    re-raises / exits 130. Every KV handle the search took is released
-    before returning. ``reasoning``, the model's format, decides where a
-    thought and an answer end (step stops, reflection, the value span).
+    re-raises / exits 130. A backend that fails once the prompt is in (a
+    remote server killed or unreachable) ends the search the same way:
+    ``stopped_by=BACKEND_FAILED``, the best answer so far, the error in
+    ``result.error``; nothing more is asked of the backend. Every KV handle
+    the search took is released before returning. ``reasoning``, the model's
+    format, decides where a thought and an answer end (step stops,
+    reflection, the value span).
     """
     if not settings.leaves_per_iteration:
         settings = settings.with_(leaves_per_iteration=auto_leaves(backend.info))
     search = MCTS(backend, settings, observer or NullObserver(), should_stop, clock, reasoning)
     evaluated_before = backend.stats.evaluated_tokens
     stopped_by = StoppedBy.COMPLETED
+    error: str | None = None
     try:
         try:
             search.actions = Actions(settings, reflection_tokens(backend), reasoning)
@@ -67,13 +73,17 @@ def run_search(
                 )
         except KeyboardInterrupt:
             stopped_by = StoppedBy.INTERRUPTED
+        except BackendError as exc:
+            if search.root is None:
+                raise  # nothing searched yet: a plain error
+            stopped_by, error = StoppedBy.BACKEND_FAILED, str(exc)
         searched = search.tokens_generated
         answer, picks = choose_answer(search, stopped_by)
         if answer.interrupted:
             stopped_by = StoppedBy.INTERRUPTED
         result = _result(
             search, answer, picks, stopped_by, backend.stats.evaluated_tokens - evaluated_before,
-            search.tokens_generated - searched,
+            search.tokens_generated - searched, error,
         )
     except BaseException:
         # The backend may be what failed: free what we can, keep its error.
@@ -92,7 +102,8 @@ def _release_all(search: MCTS) -> None:
 
 
 def _result(
-    search: MCTS, answer: Answer, picks: tuple[PickChoice, ...], stopped_by: StoppedBy, evaluated: int, finished: int
+    search: MCTS, answer: Answer, picks: tuple[PickChoice, ...], stopped_by: StoppedBy, evaluated: int, finished: int,
+    error: str | None = None,
 ) -> SearchResult:
     root = search.root
     if root is None:  # never got past the prompt: an empty tree
@@ -133,4 +144,5 @@ def _result(
         picks=picks,
         vote=vote,
         reasoning=search.reasoning,
+        error=error,
     )

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from ..core.errors import UsageError
+from ..core.spec import SettingError, Surface
 from ..formats.prompts import Message
-from ..core.settings import Action, GenerationSettings, Mode, Pick, SearchSettings, ValueSpan
+from ..core.settings import SPEC, GenerationSettings, Mode, SearchSettings
 
 if TYPE_CHECKING:
     from .limits import ServerLimits
@@ -45,23 +45,18 @@ class ChatMessage(BaseModel):
     content: Union[str, list[ContentPart], None] = None
 
 
-class MarcoOptions(BaseModel):
-    """Search options under ``"marco"`` (the same names as ``marco ask``'s flags)."""
+def _marco_options() -> type[BaseModel]:
+    """Search options under ``"marco"``: every setting the spec exposes to
+    requests, named as the flags are (``max_depth`` for ``--max-depth``).
+    Types only here; the values are checked by the settings themselves."""
+    fields: dict[str, Any] = {s.key: (Optional[s.kind], None) for s in SPEC.on(Surface.REQUEST)}
+    return create_model("MarcoOptions", __config__=ConfigDict(extra="forbid"), **fields)
 
-    model_config = ConfigDict(extra="forbid")
-    action: Optional[Action] = None
-    simulations: Optional[int] = None
-    children: Optional[int] = None
-    max_depth: Optional[int] = None
-    exploration: Optional[float] = None
-    reflection: Optional[bool] = None
-    reflect_below: Optional[float] = None
-    pick: Optional[Pick] = None
-    value_span: Optional[ValueSpan] = None
-    budget: Optional[float] = None
-    step_max_tokens: Optional[int] = None
-    delimiter: Optional[str] = None
-    top_k: Optional[int] = None
+
+if TYPE_CHECKING:  # a model built at run time; to a type checker, any model
+    MarcoOptions = BaseModel
+else:
+    MarcoOptions = _marco_options()
 
 
 class StreamOptions(BaseModel):
@@ -169,31 +164,34 @@ def check_limits(req: ChatRequest, limits: "ServerLimits") -> None:
                            code="over_limit", param="marco.delimiter")
 
 
-def to_call(req: ChatRequest, model_id: str, mode: Mode, base_search: SearchSettings, default_max_tokens: int,
-            limits: "ServerLimits | None" = None, *, stand_in: bool = False) -> ChatCall:
+def to_call(req: ChatRequest, model_id: str, mode: Mode, base_generation: GenerationSettings,
+            base_search: SearchSettings, limits: "ServerLimits | None" = None, *, stand_in: bool = False) -> ChatCall:
+    """``base_*`` hold the server's defaults; what the request sets replaces them."""
     if req.n not in (None, 1):
         raise RequestError(400, "n must be 1: marco returns one answer per request", param="n")
     if limits is not None:
         check_limits(req, limits)
     system, history, question = conversation(req.messages)
     # 0 is refused below, as on the command line (not read as "the default").
-    given = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
-    max_tokens = default_max_tokens if given is None else given
-    options = req.marco.model_dump(exclude_none=True) if req.marco else {}
+    max_tokens_field = "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
+    top = {"temperature": req.temperature, "top-p": req.top_p, "seed": req.seed,
+           "max-tokens": req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens}
+    values = {name: v for name, v in top.items() if v is not None}
+    params = {name: SPEC[name].openai or name for name in values}
+    params["max-tokens"] = max_tokens_field
+    options: dict[str, Any] = req.marco.model_dump(exclude_none=True) if req.marco else {}
+    for key, value in options.items():
+        name = key.replace("_", "-")
+        values[name], params[name] = value, f"marco.{key}"
     try:
-        generation = GenerationSettings(
-            temperature=0.0 if req.temperature is None else req.temperature,
-            top_p=GenerationSettings.top_p if req.top_p is None else req.top_p,
-            max_tokens=max_tokens, seed=req.seed or 0, system=system, loop_guard=base_search.loop_guard,
-        )
-        search = replace(
-            base_search,
-            temperature=base_search.temperature if req.temperature is None else req.temperature,
-            top_p=base_search.top_p if req.top_p is None else req.top_p,
-            max_tokens=max_tokens, seed=req.seed or base_search.seed, **options,
-        )
-    except UsageError as exc:
-        raise RequestError(400, str(exc).replace("--", "", 1), code="invalid_value") from None
+        generation = SPEC.apply(base_generation, values)
+        if system is not None:
+            generation = replace(generation, system=system)
+        search = SPEC.apply(base_search, values)
+    except SettingError as exc:
+        param = params.get(exc.name, exc.name)
+        # "where: what", as the server words a malformed field (parse_request)
+        raise RequestError(400, f"{param}: {exc}", code="invalid_value", param=param) from None
     return ChatCall(
         model_id=model_id, mode=mode, question=question, history=history,
         generation=generation, search=search, stream=req.stream,

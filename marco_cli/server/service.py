@@ -16,10 +16,10 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
-from ..core.settings import Mode, SearchSettings
+from ..core.settings import GenerationSettings, Mode, SearchSettings
 from ..formats.split import split
 from ..models.registry import ResolvedModel
 from ..reasoner import Answer, Interrupted, Reasoner, search_summary
@@ -58,18 +58,24 @@ class ChatService:
         self,
         reasoner: Reasoner,
         *,
+        generation: GenerationSettings | None = None,
         search: SearchSettings | None = None,
-        max_tokens: int = 1024,
+        max_tokens: int | None = None,
         max_queue: int = 16,
         limits: ServerLimits | None = None,
         stand_in: StandIn | None = None,
         note: Callable[[str], None] | None = None,
     ) -> None:
+        """``generation`` and ``search`` are the defaults of requests that do
+        not set a value (``marco serve``'s flags); ``max_tokens`` sets both's."""
+        self.generation = generation or GenerationSettings()
         self.search = search or SearchSettings()
-        self.max_tokens = max_tokens
+        if max_tokens is not None:
+            self.generation = replace(self.generation, max_tokens=max_tokens)
+            self.search = replace(self.search, max_tokens=max_tokens)
         self.max_queue = max_queue
         self.limits = (limits or ServerLimits()).covering(
-            max_tokens=max(max_tokens, self.search.max_tokens),
+            max_tokens=max(self.generation.max_tokens, self.search.max_tokens),
             simulations=self.search.simulations,
             children=self.search.children,
             max_depth=self.search.max_depth,
@@ -119,7 +125,7 @@ class ChatService:
         request = parse_request(data)
         model_id, preset, stand_in = self.resolve(request.model)
         return to_call(
-            request, model_id, preset.mode, preset.search(self.search), self.max_tokens, self.limits, stand_in=stand_in
+            request, model_id, preset.mode, self.generation, preset.search(self.search), self.limits, stand_in=stand_in
         )
 
     def submit(self, call: ChatCall, on_text: Callable[[str], None] | None = None) -> tuple[Future[Reply], Ticket]:

@@ -140,7 +140,7 @@ def tree_document(
     texts = recorder.rollout_texts if recorder and len(recorder.rollout_texts) == len(result.rollouts) else None
     stats = {**asdict(result.stats), "seconds": round(result.stats.seconds, 3)}
     stats["tokens_per_second"] = round(result.stats.tokens_per_second, 1)
-    return {
+    document = {
         "format": FORMAT,
         "version": VERSION,
         "marco_version": __version__,
@@ -191,6 +191,9 @@ def tree_document(
         ],
         "events": list(recorder.events) if recorder else [],
     }
+    if result.error:  # stopped_by "backend_failed": what broke
+        document["error"] = result.error
+    return document
 
 
 def save_tree(

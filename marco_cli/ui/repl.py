@@ -24,7 +24,7 @@ from .line_input import CONTINUATION, PROMPT, ReadLine, read_input
 from .heatmap import confidence_view
 from .live import LiveSearchView
 from .slash import QUIT, SlashContext, dispatch
-from .stream import AnswerStream
+from .stream import AnswerStream, print_thought
 from .safe_text import for_terminal
 
 CANCELLED = "(cancelled)"
@@ -33,9 +33,12 @@ QUIT_HINT = "(use /exit or Ctrl-D to quit)"
 
 class Repl:
     def __init__(self, session: ChatSession, read_line: ReadLine, *, interactive: bool,
-                 save_path: str | None = None, confidence: bool = False) -> None:
+                 save_path: str | None = None, confidence: bool = False, show_thoughts: bool = False,
+                 live: bool = True) -> None:
         self.session = session
         self.confidence = confidence  # --confidence: answers as a token-confidence heatmap
+        self.show_thoughts = show_thoughts  # --show-thoughts: thoughts on stderr also when not streamed
+        self.live = live  # --no-live: no search tree drawn while a search runs
         self.read_line = read_line
         self.interactive = interactive
         self.context = SlashContext(save_path, loading=self._loading)
@@ -117,6 +120,8 @@ class Repl:
             self._error(exc)
             self._autosave()  # the question is kept in the conversation, with the error
             return
+        if self.show_thoughts and answer.thought and (stream is None or stream.thought_console is None):
+            print_thought(answer.thought)  # not streamed to a terminal: whole, before the answer
         if self.confidence and is_tty(sys.stdout):
             self._show_heatmap(answer, stream)
         else:
@@ -163,7 +168,7 @@ class Repl:
         """The live search tree on a stderr terminal, cleared when the turn
         ends (``/tree`` draws it again)."""
         settings = self.session.settings
-        if not (self.interactive and settings.mode is Mode.MCTS and is_tty(sys.stderr)):
+        if not (self.live and self.interactive and settings.mode is Mode.MCTS and is_tty(sys.stderr)):
             yield None
             return
         with LiveSearchView(self._err, simulations=settings.search.simulations, final=False) as view:

@@ -19,6 +19,17 @@ from rich.text import Text
 from ..formats.reasoning import MARCO, ReasoningFormat
 from ..formats.split import CONTENT, splitter_for
 from .safe_text import for_terminal
+from .console import err_console
+
+
+def print_thought(thought: str, heading: str | None = None) -> None:
+    """``--show-thoughts`` where nothing was streamed: the whole thought on
+    stderr (dimmed on a terminal), under ``heading`` when one is given. Every
+    command writes thoughts there, so stdout keeps only answers."""
+    console = err_console()
+    if heading:
+        console.print(for_terminal(heading, sys.stderr), markup=False)
+    console.print(Text(for_terminal(thought.strip(), sys.stderr), style="dim"))  # model text: controls shown, not obeyed
 
 
 class AnswerStream:

@@ -53,6 +53,7 @@ def _stopped(result: SearchResult) -> str:
     return {
         StoppedBy.BUDGET: "time budget spent",
         StoppedBy.INTERRUPTED: "interrupted",
+        StoppedBy.BACKEND_FAILED: "the backend failed",
         StoppedBy.EARLY_STOP: "early stop: the rollouts agreed",
     }.get(why, "stopped")
 
