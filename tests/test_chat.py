@@ -170,6 +170,7 @@ def test_ctrl_c_cancels_a_turn_not_the_session(tmp_path):
     assert "Say hello." in history and "/exit" in history
 
 
+@pytest.mark.model
 def test_resume_file_alone_keeps_adding_to_that_file(tmp_path):
     """`--resume FILE` means what it means in `marco eval`: carry on from FILE
     and keep adding to it; plain `--resume` continues the --save file."""

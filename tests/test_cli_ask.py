@@ -234,14 +234,16 @@ def test_too_many_threads_are_capped_with_a_notice(runner):
     assert result.stdout.strip()
 
 
-def test_show_thoughts_go_to_stderr_never_stdout(monkeypatch, runner, tmp_path, smol_gguf):
+def test_show_thoughts_go_to_stderr_never_stdout(monkeypatch, runner, tmp_path):
     """As in translate and chat: stdout holds the answer only."""
     from marco_cli.commands import ask as ask_command
     from marco_cli.reasoner import Reasoner
     from scripted_backend import ScriptedBackend
 
+    placeholder = tmp_path / "scripted.gguf"  # must exist; the scripted backend never reads it
+    placeholder.write_bytes(b"")
     registry = tmp_path / "models.toml"  # a <Thought>/<Output> model whose text the scripted backend writes
-    registry.write_text(f'[models.scripted]\npath = "{smol_gguf}"\nreasoning = "marco"\n', encoding="utf-8")
+    registry.write_text(f'[models.scripted]\npath = "{placeholder}"\nreasoning = "marco"\n', encoding="utf-8")
     monkeypatch.setattr(ask_command, "Reasoner", lambda model, runtime: Reasoner(model, runtime, backend=ScriptedBackend()))
     base = ["ask", "--models", str(registry), "-m", "scripted", "--simulations", "2"]
     for mode in ("cot", "mcts"):
