@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-
 # A shell starts background jobs with SIGINT ignored, and an ignored signal
 # stays ignored across exec: every marco child the tests spawn would then be
 # deaf to Ctrl-C and the Ctrl-C tests would fail for the wrong reason. A
@@ -32,8 +31,14 @@ def smollm2_path() -> Path:
 # No MARCO_THREADS: tests run with the thread count marco chooses, which is
 # meant to stay fast on a busy machine like a CI box.
 USER_SETTINGS = (
-    "MARCO_MODEL", "MARCO_MODELS", "MARCO_MODELS_DIR", "MARCO_DEBUG", "NO_COLOR", "MARCO_BACKEND",
-    "MARCO_API_KEY", "MARCO_THREADS",
+    "MARCO_MODEL",
+    "MARCO_MODELS",
+    "MARCO_MODELS_DIR",
+    "MARCO_DEBUG",
+    "NO_COLOR",
+    "MARCO_BACKEND",
+    "MARCO_API_KEY",
+    "MARCO_THREADS",
 )
 
 
