@@ -179,7 +179,7 @@ def test_pipe_subprocess_error_is_one_line(tmp_path):
     assert proc.stderr.decode().strip().count("\n") == 0
 
 
-MCTS = ["-m", "tiny", "--simulations", "3", "--children", "2", "--action", "mini-32", "--max-tokens", "64", "--ctx", "2048"]
+MCTS = ["-m", "tiny", "--mode", "mcts", "--simulations", "3", "--children", "2", "--action", "mini-32", "--max-tokens", "64", "--ctx", "2048"]
 
 
 @pytest.mark.model

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.model
 QUESTION = "What is 17 + 25?"
 LONG_QUESTION = "Explain step by step how a rainbow forms."  # a long chain of thought (150 tokens)
 # A search small enough for a shared 2-core box; --threads is the local engine's.
-SEARCH = ["--simulations", "3", "--children", "2", "--max-tokens", "48", "--seed", "3"]
+SEARCH = ["--mode", "mcts", "--simulations", "3", "--children", "2", "--max-tokens", "48", "--seed", "3"]
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,7 @@ def test_a_server_dying_mid_search_leaves_the_best_answer_and_the_tree(llama_ser
     try:
         # long answers, far more simulations than can run before the end (a
         # short question's tree is soon all finished paths and completes)
-        proc = marco("ask", "-m", "tiny", "--backend", doomed.url, "--simulations", "200", "--children", "2",
+        proc = marco("ask", "-m", "tiny", "--backend", doomed.url, "--mode", "mcts", "--simulations", "200", "--children", "2",
                      "--early-stop", "0", "--max-tokens", "256", "--json", "--save-tree", str(tree), LONG_QUESTION)
         give_up = time.monotonic() + 600  # a hang guard, not a speed check
         while doomed.metric("tokens_predicted_total") < 60:  # some rollouts are done

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.model
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "Explain why the sky is blue."
-SMALL = ["-m", "tiny", "--simulations", "3", "--children", "2", "--action", "mini-32", "--max-tokens", "64"]
+SMALL = ["-m", "tiny", "--mode", "mcts", "--simulations", "3", "--children", "2", "--action", "mini-32", "--max-tokens", "64"]
 ESC = "\x1b"
 TREE_LINE = re.compile(r"── (?:\x1b\[[0-9;]*m)*(?:» )?(?:▶ )?n=\d+ q=")
 
@@ -130,7 +130,7 @@ def test_ask_in_a_terminal_draws_the_live_tree_and_ctrl_c_keeps_it(tmp_path):
     path = tmp_path / "partial.json"
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "marco_cli", "ask", "-m", "tiny", "--simulations", "50", "--children", "2", "--action", "mini-32",
+        ["-m", "marco_cli", "ask", "-m", "tiny", "--mode", "mcts", "--simulations", "50", "--children", "2", "--action", "mini-32",
          "--max-tokens", "256", "--save-tree", str(path), "Write a long story about a dragon who learns to count."],
         env=_env(tmp_path), timeout=300, encoding="utf-8", dimensions=(30, 100),
     )

@@ -54,6 +54,8 @@ def test_a_looped_rollout_is_worth_nothing_and_loses_every_pick(runner, tmp_path
     tree = tmp_path / "carla.json"
     data, _ = ask(
         runner,
+        "--mode",
+        "mcts",
         "--simulations",
         "1",
         "--children",
@@ -86,7 +88,7 @@ def test_a_looped_rollout_is_worth_nothing_and_loses_every_pick(runner, tmp_path
         assert pick["value"] > 0.0 and pick["answer"] is not None
 
 
-VOTE = ["--pick", "vote", "--simulations", "6", "--children", "3", "--max-tokens", "96", "What is 3 times 4?"]
+VOTE = ["--mode", "mcts", "--pick", "vote", "--simulations", "6", "--children", "3", "--max-tokens", "96", "What is 3 times 4?"]
 
 
 def test_vote_with_early_stop_end_to_end(runner, tmp_path):

@@ -21,7 +21,7 @@ from ._display import SearchDisplay
 from ._io import read_input
 
 
-@o.settings_flags(mode=Mode.MCTS)
+@o.settings_flags(mode=Mode.COT)
 def ask(
     question: Annotated[Optional[str], typer.Argument(metavar="QUESTION", help="The question; '-' or a pipe reads stdin.", show_default=False)] = None,
     show_thoughts: o.ShowThoughtsOpt = False,

@@ -80,13 +80,14 @@ def default_temperature(mode: Mode, *, samples: int = 1) -> float:
 
 MODE = Setting(
     "mode", Mode, None,
-    "cot: one chain of thought; mcts: Monte Carlo Tree Search over reasoning steps. One question (ask) "
-    "is worth a search; answers a person waits for turn by turn (chat, translate) come by chain of thought.",
+    "cot: one chain of thought; mcts: Monte Carlo Tree Search over reasoning steps. cot is the default "
+    "everywhere: measured so far, the search costs ~7x the tokens without answering better (BENCHMARKS.md).",
     Group.GENERATION, surfaces=CLI_ONLY,
 )
-"""``--mode`` has no dataclass of its own; each command says its default:
-one question (``ask``) is worth a search, answers a person waits for turn by
-turn (``chat``, ``translate``) come by chain of thought."""
+"""``--mode`` has no dataclass of its own; each command says its default. All
+say ``cot``: on MGSM with a Qwen2 model the search has not yet answered better
+than a chain of thought for its ~7x tokens (BENCHMARKS.md, issue 12's rule),
+so the fast method is the default and the search is one flag away."""
 
 
 @dataclass(frozen=True)
