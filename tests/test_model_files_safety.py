@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from child_env import pythonpath
 from fakehub import FILE, REPO, gguf_bytes, gguf_sha, hub, online, registry_file, write_registry  # noqa: F401  (fixtures)
 
 from marco_cli.core.errors import ConfigError
@@ -76,9 +77,10 @@ def test_rm_leaves_a_file_marco_did_not_download(tmp_path, isolated_home, regist
     assert copied.exists()
 
 
+@pytest.mark.model
 def test_rm_waits_for_no_pull_it_refuses_while_one_runs(hub, registry_file, isolated_home, gguf_sha):
     hub.pause = 0.5  # a slow link (about a minute for the file): the pull is still running when rm comes
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT)}
     puller = subprocess.Popen([sys.executable, "-m", "marco_cli", "pull", "tiny-hub", "--models", str(registry_file)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                               stdin=subprocess.DEVNULL)
@@ -101,6 +103,7 @@ def test_rm_waits_for_no_pull_it_refuses_while_one_runs(hub, registry_file, isol
     assert removed.returncode == 0 and not dest.exists() and not dest.parent.exists()
 
 
+@pytest.mark.model
 def test_a_pull_has_at_most_one_chunk_not_yet_on_disk(hub, registry_file, isolated_home):
     model = resolve(load_registry(registry_file), "tiny-hub")
     lags: list[int] = []

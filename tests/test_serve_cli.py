@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from child_env import pythonpath
 
 import openai
 
@@ -27,7 +28,7 @@ READY = re.compile(r"on (http://127\.0\.0\.1:\d+/v1)")
 
 
 def marco(*args: str, home: Path, stderr) -> subprocess.Popen:
-    env = dict(os.environ, MARCO_HOME=str(home), PYTHONPATH=str(ROOT), NO_COLOR="1")
+    env = dict(os.environ, MARCO_HOME=str(home), PYTHONPATH=pythonpath(ROOT), NO_COLOR="1")
     for var in ("MARCO_MODEL", "MARCO_MODELS", "MARCO_BACKEND", "MARCO_DEBUG"):
         env.pop(var, None)
     return subprocess.Popen([sys.executable, "-m", "marco_cli", *args], cwd=ROOT, env=env,
