@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from scripted_backend import ScriptedBackend
 
 from marco_cli.backends.base import ModelInfo
@@ -26,6 +27,7 @@ def sized(tmp_path, size: int) -> str:
     return str(path)
 
 
+@pytest.mark.model
 def test_rule_reads_the_weights_size_and_offload(tmp_path, smol_gguf):
     assert auto_leaves(info(str(smol_gguf))) == 1  # the embedded model: compute-bound on a CPU
     assert auto_leaves(info(sized(tmp_path, MEMORY_BOUND_BYTES - 1))) == 1

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pexpect
+import pytest
+from child_env import pythonpath
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
@@ -35,6 +37,7 @@ def answers_block(path: Path) -> str:
     return "".join(t["assistant"].strip() + "\n\n" for t in turns if "error" not in t)
 
 
+@pytest.mark.model
 def test_transcript_with_every_command(tmp_path):
     saved, snapshot = tmp_path / "chat.json", tmp_path / "snap.json"
     script = (
@@ -100,6 +103,7 @@ def test_transcript_with_every_command(tmp_path):
     assert "never read" not in json.dumps(conv)
 
 
+@pytest.mark.model
 def test_resume_continues_and_flags_override(tmp_path):
     first, second = tmp_path / "first.json", tmp_path / "second.json"
     r1 = chat("--save", str(first), "--temperature", "0.4", "--system", "You are terse.", input="Name a colour.\n")
@@ -125,6 +129,7 @@ def test_bad_resume_file_is_one_line(tmp_path):
     assert chat("--save", str(tmp_path / "no" / "c.json"), input="hi\n").exit_code == 1
 
 
+@pytest.mark.model
 def test_context_full_drops_oldest_turns_and_model_errors_keep_the_question(tmp_path):
     saved = tmp_path / "c.json"
     long_question = "Tell me about rivers and the seas they flow into. " * 4
@@ -144,6 +149,7 @@ def test_context_full_drops_oldest_turns_and_model_errors_keep_the_question(tmp_
     assert result.stdout == answers_block(saved)
 
 
+@pytest.mark.model
 def test_mcts_turn_and_tree(tmp_path):
     saved = tmp_path / "c.json"
     script = "/mode mcts\n/set simulations 2\n/set children 2\n/set max-depth 2\nWhat is 2+2?\n/tree\n/exit\n"
@@ -155,10 +161,11 @@ def test_mcts_turn_and_tree(tmp_path):
     assert "visits" in result.stderr or "─" in result.stderr  # the tree, drawn on stderr
 
 
+@pytest.mark.model
 def test_ctrl_c_cancels_a_turn_not_the_session(tmp_path):
     """A real pseudo-terminal: prompt, streamed answer, Ctrl-C mid-answer ->
     (cancelled) and the prompt again; the next question is answered; /exit."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MARCO_HOME": str(tmp_path), "TERM": "xterm"}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(tmp_path), "TERM": "xterm"}
     env.pop("NO_COLOR", None)
     child = pexpect.spawn(
         sys.executable,
@@ -221,6 +228,7 @@ def test_ctrl_c_cancels_a_turn_not_the_session(tmp_path):
     assert "Say hello." in history and "/exit" in history
 
 
+@pytest.mark.model
 def test_resume_file_alone_keeps_adding_to_that_file(tmp_path):
     """`--resume FILE` means what it means in `marco eval`: carry on from FILE
     and keep adding to it; plain `--resume` continues the --save file."""

@@ -70,6 +70,7 @@ def test_model_error_keeps_the_question_ctrl_c_keeps_nothing():
     assert [t.user for t in session.conversation.turns] == ["please answer"]
 
 
+@pytest.mark.model
 def test_switch_model_bad_name_keeps_the_current_one():
     session, factory = fake_session()
     before = session.reasoner
@@ -105,6 +106,7 @@ def test_parse():
         parse("/")
 
 
+@pytest.mark.model
 def test_each_command(tmp_path):
     session, _ = fake_session()
     assert "/mode cot|mcts" in dispatch(session, "/help") and "simulations" in dispatch(session, "/help")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from child_env import pythonpath
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
@@ -36,6 +37,7 @@ def test_version(runner):
     assert result.exit_code == 0 and result.stdout.startswith("marco ")
 
 
+@pytest.mark.model
 def test_ask_answers_on_stdout(runner):
     result = runner.invoke(app, ["ask", *FAST, "What is the capital of France?"])
     assert result.exit_code == 0, result.stderr
@@ -43,6 +45,7 @@ def test_ask_answers_on_stdout(runner):
     assert "\x1b[" not in result.stdout
 
 
+@pytest.mark.model
 def test_default_model_falls_back_to_embedded_with_notice(runner):
     result = runner.invoke(app, ["ask", "--mode", "cot", "--max-tokens", "8", "Hi"])
     assert result.exit_code == 0, result.stderr
@@ -51,6 +54,7 @@ def test_default_model_falls_back_to_embedded_with_notice(runner):
     assert "using smollm2-135m" in notices[0] and "marco pull marco-o1" in notices[0]
 
 
+@pytest.mark.model
 def test_a_model_without_a_thought_format(runner):
     """The embedded model has none: JSON says null, --show-thoughts says so once,
     and stdout carries the answer without marker words."""
@@ -61,13 +65,12 @@ def test_a_model_without_a_thought_format(runner):
     result = runner.invoke(app, ["ask", *FAST, "--show-thoughts", "--mode", "cot", "What is 6 * 7?"])
     assert result.exit_code == 0, result.stderr
     said = [line for line in result.stderr.splitlines() if "no thought format" in line]
-    assert said == [
-        "marco: smollm2-135m:Q4_1 has no thought format; the answer is what follows its last 'Answer:' line"
-    ]
+    assert said == ["marco: smollm2-135m:Q4_1 has no thought format; the answer is what follows its last 'Answer:' line"]
     for word in ("Answer:", "Output:", "<Output>", "<Thought>"):
         assert word not in result.stdout
 
 
+@pytest.mark.model
 def test_json_output(runner):
     result = runner.invoke(app, ["ask", *FAST, "--json", "--mode", "cot", "What is 2+2?"])
     assert result.exit_code == 0, result.stderr
@@ -78,12 +81,14 @@ def test_json_output(runner):
     assert data["tokens"]["prompt"] > 10 and 0 < data["tokens"]["generated"] <= 24
 
 
+@pytest.mark.model
 def test_same_seed_same_answer(runner):
     args = ["ask", *FAST, "--temperature", "0.9", "--seed", "7", "--json", "Name a colour."]
     first, second = runner.invoke(app, args), runner.invoke(app, args)
     assert json.loads(first.stdout)["answer"] == json.loads(second.stdout)["answer"]
 
 
+@pytest.mark.model
 def test_stdin_then_blank_line_then_argument(runner):
     result = runner.invoke(app, ["ask", *FAST, "--json", "Summarise."], input="Some text.\n")
     assert json.loads(result.stdout)["question"] == "Some text.\n\nSummarise."
@@ -91,33 +96,26 @@ def test_stdin_then_blank_line_then_argument(runner):
     assert json.loads(result.stdout)["question"] == "From stdin only\n"
 
 
+@pytest.mark.model
 def test_show_thoughts_prints_thought_and_answer(runner):
     result = runner.invoke(app, ["ask", *FAST, "--show-thoughts", "Why is the sky blue?"])
     assert result.exit_code == 0 and result.stdout.strip()
 
 
-@pytest.mark.parametrize(
-    "args, stdin, code, text",
-    [
-        (["ask", "   "], None, 2, "the question is empty"),
-        (["ask"], "", 2, "the question is empty"),
-        (
-            ["ask", "-m", "no-such-model", "hi"],
-            None,
-            2,
-            "unknown model 'no-such-model'; known models: marco-o1, qwen3-1.7b, r1-distill-qwen-1.5b, r1-distill-qwen-7b, smollm2-135m",
-        ),
-        (["ask", "-m", "/nonexistent/model.gguf", "hi"], None, 1, "model file not found: /nonexistent/model.gguf"),
-        (["ask", "-m", "marco-o1", "hi"], None, 1, "marco-o1:Q4_K_M is not downloaded"),
-        (["ask", "-m", "marco-o1:q3", "hi"], None, 2, "no quant 'q3'"),
-        (["ask", "-m", "tiny", "--max-tokens", "0", "hi"], None, 2, "--max-tokens must be > 0"),
-        (["ask", "-m", "tiny", "--max-tokens", "-5", "hi"], None, 2, "--max-tokens must be > 0"),
-        (["ask", "-m", "tiny", "--simulations", "0", "hi"], None, 2, "--simulations must be > 0"),
-        (["ask", "-m", "tiny", "--temperature", "-1", "hi"], None, 2, "--temperature must be >= 0"),
-        (["ask", "-m", "tiny", "--ctx", "-1", "hi"], None, 2, "--ctx must be > 0"),
-        (["ask", "-m", "tiny", "--threads", "0", "hi"], None, 2, "--threads must be > 0"),
-    ],
-)
+@pytest.mark.parametrize("args, stdin, code, text", [
+    (["ask", "   "], None, 2, "the question is empty"),
+    (["ask"], "", 2, "the question is empty"),
+    (["ask", "-m", "no-such-model", "hi"], None, 2, "unknown model 'no-such-model'; known models: marco-o1, qwen3-1.7b, r1-distill-qwen-1.5b, r1-distill-qwen-7b, smollm2-135m"),
+    (["ask", "-m", "/nonexistent/model.gguf", "hi"], None, 1, "model file not found: /nonexistent/model.gguf"),
+    (["ask", "-m", "marco-o1", "hi"], None, 1, "marco-o1:Q4_K_M is not downloaded"),
+    (["ask", "-m", "marco-o1:q3", "hi"], None, 2, "no quant 'q3'"),
+    (["ask", "-m", "tiny", "--max-tokens", "0", "hi"], None, 2, "--max-tokens must be > 0"),
+    (["ask", "-m", "tiny", "--max-tokens", "-5", "hi"], None, 2, "--max-tokens must be > 0"),
+    (["ask", "-m", "tiny", "--simulations", "0", "hi"], None, 2, "--simulations must be > 0"),
+    (["ask", "-m", "tiny", "--temperature", "-1", "hi"], None, 2, "--temperature must be >= 0"),
+    (["ask", "-m", "tiny", "--ctx", "-1", "hi"], None, 2, "--ctx must be > 0"),
+    (["ask", "-m", "tiny", "--threads", "0", "hi"], None, 2, "--threads must be > 0"),
+])
 def test_usage_errors(runner, args, stdin, code, text):
     _one_line_error(runner.invoke(app, args, input=stdin), code, text)
 
@@ -133,6 +131,7 @@ def test_not_a_gguf(runner, tmp_path):
     _one_line_error(runner.invoke(app, ["ask", "-m", str(fake), "hi"]), 1, "is not a GGUF model file")
 
 
+@pytest.mark.model
 def test_corrupt_gguf(runner, tmp_path, smol_gguf):
     broken = tmp_path / "truncated.gguf"
     broken.write_bytes(smol_gguf.read_bytes()[:4096])
@@ -144,11 +143,10 @@ def test_corrupt_gguf(runner, tmp_path, smol_gguf):
 def test_broken_models_toml(runner, tmp_path):
     bad = tmp_path / "models.toml"
     bad.write_text("[models.x]\npath = 'a.gguf'\nbogus = 1\n")
-    _one_line_error(
-        runner.invoke(app, ["ask", "--models", str(bad), "hi"]), 2, f"{bad}: [models.x]: unknown key 'bogus'"
-    )
+    _one_line_error(runner.invoke(app, ["ask", "--models", str(bad), "hi"]), 2, f"{bad}: [models.x]: unknown key 'bogus'")
 
 
+@pytest.mark.model
 def test_prompt_longer_than_context(runner):
     question = "word " * 3000
     result = runner.invoke(app, ["ask", "-m", "tiny", "--ctx", "512", question])
@@ -161,17 +159,14 @@ def test_debug_shows_traceback(runner):
 
 
 def _run(args, stdin: bytes | None, home: Path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MARCO_HOME": str(home)}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(home)}
     env.pop("NO_COLOR", None)
     return subprocess.run(
-        [sys.executable, "-m", "marco_cli", *args],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        timeout=300,
+        [sys.executable, "-m", "marco_cli", *args], input=stdin, capture_output=True, env=env, timeout=300,
     )
 
 
+@pytest.mark.model
 def test_pipe_subprocess_clean_stdout(tmp_path):
     proc = _run(["ask", *FAST], b"What is 17*23?\n", tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -184,24 +179,10 @@ def test_pipe_subprocess_error_is_one_line(tmp_path):
     assert proc.stderr.decode().strip().count("\n") == 0
 
 
-MCTS = [
-    "-m",
-    "tiny",
-    "--mode",
-    "mcts",
-    "--simulations",
-    "3",
-    "--children",
-    "2",
-    "--action",
-    "mini-32",
-    "--max-tokens",
-    "64",
-    "--ctx",
-    "2048",
-]
+MCTS = ["-m", "tiny", "--mode", "mcts", "--simulations", "3", "--children", "2", "--action", "mini-32", "--max-tokens", "64", "--ctx", "2048"]
 
 
+@pytest.mark.model
 def test_mcts_is_the_default_and_reports_the_search(runner):
     result = runner.invoke(app, ["ask", *MCTS, "--json", "--seed", "3", "What is 6*7?"])
     assert result.exit_code == 0, result.stderr
@@ -217,6 +198,7 @@ def test_mcts_is_the_default_and_reports_the_search(runner):
     assert json.loads(again.stdout)["answer"] == data["answer"], "same seed, same answer"
 
 
+@pytest.mark.model
 def test_mcts_plain_output_is_answer_only(runner):
     result = runner.invoke(app, ["ask", *MCTS, "What is 6*7?"])
     assert result.exit_code == 0, result.stderr
@@ -228,6 +210,7 @@ def test_help_exits_zero(runner):
     assert result.exit_code == 0 and "--simulations" in result.stdout
 
 
+@pytest.mark.model
 def test_mcts_several_leaves_per_iteration_is_seeded(runner):
     args = ["ask", *MCTS, "--leaves", "2", "--json", "--seed", "5", "What is 6*7?"]
     first = runner.invoke(app, args)
@@ -240,6 +223,7 @@ def test_mcts_several_leaves_per_iteration_is_seeded(runner):
         assert bad.exit_code == 2 and "--leaves must be auto or a whole number > 0" in bad.stderr
 
 
+@pytest.mark.model
 def test_too_many_threads_are_capped_with_a_notice(runner):
     from marco_cli.core.machine import usable_cpus
 
@@ -250,18 +234,17 @@ def test_too_many_threads_are_capped_with_a_notice(runner):
     assert result.stdout.strip()
 
 
-def test_show_thoughts_go_to_stderr_never_stdout(monkeypatch, runner, tmp_path, smol_gguf):
+def test_show_thoughts_go_to_stderr_never_stdout(monkeypatch, runner, tmp_path):
     """As in translate and chat: stdout holds the answer only."""
-    from scripted_backend import ScriptedBackend
-
     from marco_cli.commands import ask as ask_command
     from marco_cli.reasoner import Reasoner
+    from scripted_backend import ScriptedBackend
 
+    placeholder = tmp_path / "scripted.gguf"  # must exist; the scripted backend never reads it
+    placeholder.write_bytes(b"")
     registry = tmp_path / "models.toml"  # a <Thought>/<Output> model whose text the scripted backend writes
-    registry.write_text(f'[models.scripted]\npath = "{smol_gguf}"\nreasoning = "marco"\n', encoding="utf-8")
-    monkeypatch.setattr(
-        ask_command, "Reasoner", lambda model, runtime: Reasoner(model, runtime, backend=ScriptedBackend())
-    )
+    registry.write_text(f'[models.scripted]\npath = "{placeholder}"\nreasoning = "marco"\n', encoding="utf-8")
+    monkeypatch.setattr(ask_command, "Reasoner", lambda model, runtime: Reasoner(model, runtime, backend=ScriptedBackend()))
     base = ["ask", "--models", str(registry), "-m", "scripted", "--simulations", "2"]
     for mode in ("cot", "mcts"):
         plain = runner.invoke(app, [*base, "--mode", mode, "What is 2+3?"])
@@ -270,6 +253,4 @@ def test_show_thoughts_go_to_stderr_never_stdout(monkeypatch, runner, tmp_path, 
         assert shown.stdout == plain.stdout and shown.stdout.strip()
         assert "<Thought>" not in shown.stdout
         data = json.loads(runner.invoke(app, [*base, "--mode", mode, "--json", "What is 2+3?"]).stdout)
-        assert (
-            data["thought"] and data["thought"].strip() in shown.stderr and data["thought"].strip() not in plain.stderr
-        )
+        assert data["thought"] and data["thought"].strip() in shown.stderr and data["thought"].strip() not in plain.stderr

@@ -15,6 +15,8 @@ from marco_cli.models.registry import load_registry
 from marco_cli.reasoner import Reasoner, choose_model
 from marco_cli.treefile.io import load_tree
 
+pytestmark = pytest.mark.model
+
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 SETTINGS = SearchSettings(simulations=2, children=2, max_tokens=48, seed=5)
 FIELDS = {

@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from marco_cli.cli import app
 
+pytestmark = pytest.mark.model
+
 # --threads 1: quick even when other jobs hold the cores (more threads spin-wait)
 SMALL = ["-m", "tiny", "--max-tokens", "48", "--simulations", "2", "--children", "2", "--ctx", "2048", "--threads", "1"]
 QUESTIONS = [

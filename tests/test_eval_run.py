@@ -187,6 +187,15 @@ def test_a_question_too_long_for_the_context_counts_as_wrong(dataset):
     assert report.summaries[0].accuracy == pytest.approx(0.75)
 
 
+def placeholder_model(tmp_path) -> str:
+    """The command checks that the model file exists before it builds the
+    Reasoner, which these tests replace: an empty file keeps them free of the
+    embedded model."""
+    path = tmp_path / "fake.gguf"
+    path.write_bytes(b"")
+    return str(path)
+
+
 def test_cli_ctrl_c_prints_partial_table_and_exits_130(dataset, tmp_path, monkeypatch):
     import marco_cli.commands.eval as command
 
@@ -200,8 +209,9 @@ def test_cli_ctrl_c_prints_partial_table_and_exits_130(dataset, tmp_path, monkey
             pass
 
     monkeypatch.setattr(command, "Reasoner", FakeReasoner)
+    model = placeholder_model(tmp_path)
     out = tmp_path / "r.jsonl"
-    result = CliRunner().invoke(app, ["eval", str(dataset), "-m", "tiny", "--out", str(out)])
+    result = CliRunner().invoke(app, ["eval", str(dataset), "-m", model, "--out", str(out)])
     assert result.exit_code == 130, result.stderr
     assert "marco: interrupted" in result.stderr
     assert "math.tsv" in result.stdout and "interrupted" in result.stdout
@@ -210,7 +220,7 @@ def test_cli_ctrl_c_prints_partial_table_and_exits_130(dataset, tmp_path, monkey
     assert len(out.read_text().splitlines()) == 2
     # resume picks up from there, and --json prints the summary
     monkeypatch.setattr(FakeReasoner, "__init__", lambda self, model, runtime, **_kw: FakeAnswerer.__init__(self))
-    result = CliRunner().invoke(app, ["eval", str(dataset), "-m", "tiny", "--out", str(out), "--resume", "--json"])
+    result = CliRunner().invoke(app, ["eval", str(dataset), "-m", model, "--out", str(out), "--resume", "--json"])
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["new_answers"] == 6 and [m["questions"] for m in data["modes"]] == [4, 4]
@@ -296,7 +306,7 @@ def test_resume_of_a_voting_run_samples_only_what_is_missing(dataset, tmp_path):
     assert len(report.rows) == 8 and report.new_rows == 4
 
 
-def test_cli_sc_conf_vote_table_and_json(dataset, monkeypatch):
+def test_cli_sc_conf_vote_table_and_json(dataset, tmp_path, monkeypatch):
     import marco_cli.commands.eval as command
 
     class FakeReasoner(FakeAnswerer):
@@ -309,7 +319,7 @@ def test_cli_sc_conf_vote_table_and_json(dataset, monkeypatch):
             pass
 
     monkeypatch.setattr(command, "Reasoner", FakeReasoner)
-    args = ["eval", str(dataset), "-m", "tiny", "--modes", "cot,sc,conf-vote", "--samples", "5", "--offset", "1"]
+    args = ["eval", str(dataset), "-m", placeholder_model(tmp_path), "--modes", "cot,sc,conf-vote", "--samples", "5", "--offset", "1"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.stderr
     header = next(line for line in result.stdout.splitlines() if "mode" in line)
@@ -350,6 +360,7 @@ def test_a_looped_sample_abstains_from_the_vote(dataset):
     assert [t["prediction"] for t in row["traces"]] == [None, "0", "0", None, "0"]
 
 
+@pytest.mark.model
 def test_fallback_notice_only_when_a_model_runs(monkeypatch, dataset, tmp_path, isolated_home):
     """The registry default (Marco-o1) is not downloaded: the embedded model
     answers and says so in one line, but a --resume with nothing left to

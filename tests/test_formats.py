@@ -83,6 +83,7 @@ def test_shipped_registry_has_reasoning_models_with_hub_files():
     assert registry.lookup("r1-1.5b").name == "r1-distill-qwen-1.5b"
 
 
+@pytest.mark.model
 @pytest.mark.parametrize(
     "name,repo,file",
     [

@@ -137,6 +137,7 @@ def test_conversation_files(tmp_path):
     one_line(marco("chat", "--resume", str(half), "-m", "tiny"), 1, str(half), "U+D800")
 
 
+@pytest.mark.model
 def test_chat_load_of_a_hostile_file_keeps_the_session(tmp_path):
     deep = tmp_path / "deep.json"
     deep.write_text(DEEP_JSON)

@@ -8,12 +8,16 @@ import sys
 from pathlib import Path
 
 import pexpect
+import pytest
+from child_env import pythonpath
+
+pytestmark = pytest.mark.model
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_ctrl_c_mid_generation_keeps_partial_answer(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MARCO_HOME": str(tmp_path), "TERM": "xterm"}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(tmp_path), "TERM": "xterm"}
     child = pexpect.spawn(
         sys.executable,
         [

@@ -89,6 +89,7 @@ def test_not_a_gguf_file(tmp_path):
         LlamaBackend.load(path, RuntimeSettings(n_threads=1), name="x")
 
 
+@pytest.mark.model
 def test_truncated_file_is_one_clean_line_and_quiet(tmp_path, smol_gguf, capfd):
     path = tmp_path / "cut.gguf"
     path.write_bytes(smol_gguf.read_bytes()[:2_000_000])
@@ -98,6 +99,7 @@ def test_truncated_file_is_one_clean_line_and_quiet(tmp_path, smol_gguf, capfd):
     assert capfd.readouterr().err == ""  # llama.cpp's C-level log stays silent
 
 
+@pytest.mark.model
 def test_info(backend, smol_gguf):
     info = backend.info
     assert isinstance(backend, Backend)
@@ -109,6 +111,7 @@ def test_info(backend, smol_gguf):
     assert isinstance(gpu_offload_supported(), bool)
 
 
+@pytest.mark.model
 def test_quantized_kv_cache_generates(smol_gguf, prompt):
     runtime = RuntimeSettings(n_ctx=512, kv_cache=KVCacheType.Q8_0, n_threads=1)
     with LlamaBackend.load(smol_gguf, runtime, name="smol") as b:
@@ -119,16 +122,19 @@ def test_quantized_kv_cache_generates(smol_gguf, prompt):
 # -- tokens ------------------------------------------------------------------
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("text", ["Hello, world!", "你好，世界 踩屎感", "emoji 🌍🚀 naïve café", "<|im_end|>"])
 def test_tokenize_round_trip(backend, text):
     assert backend.detokenize(backend.tokenize(text)) == text
 
 
+@pytest.mark.model
 def test_special_tokens_are_parsed_only_when_asked(backend):
     assert len(backend.tokenize("<|im_end|>")) == 1
     assert len(backend.tokenize("<|im_end|>", special=False)) > 1
 
 
+@pytest.mark.model
 def test_detokenize_joins_split_characters(backend):
     tokens = backend.tokenize("🌍")
     assert len(tokens) > 1  # byte-level pieces, each alone invalid UTF-8
@@ -138,6 +144,7 @@ def test_detokenize_joins_split_characters(backend):
 # -- generation --------------------------------------------------------------
 
 
+@pytest.mark.model
 def test_greedy_matches_plain_decode_alone_and_batched(fresh, reference, prompt):
     expected = reference(prompt, 32)
     root = fresh.root(prompt)
@@ -146,6 +153,7 @@ def test_greedy_matches_plain_decode_alone_and_batched(fresh, reference, prompt)
     assert all(r.stop is StopReason.LENGTH for r in results)
 
 
+@pytest.mark.model
 def test_forked_path_matches_plain_decode_of_the_whole_path(fresh, reference, prompt):
     expected = reference(prompt, 36)
     root = fresh.root(prompt)
@@ -157,6 +165,7 @@ def test_forked_path_matches_plain_decode_of_the_whole_path(fresh, reference, pr
     assert list(a.tokens + b.tokens + c.tokens) == expected
 
 
+@pytest.mark.model
 def test_same_seed_alone_or_in_a_batch(backend, prompt):
     root = backend.root(prompt)
     other = backend.extend([Request(root, 3, sampling=GREEDY)])[0].handle
@@ -173,6 +182,7 @@ def test_same_seed_alone_or_in_a_batch(backend, prompt):
     assert batch[1].confidences == pytest.approx(alone.confidences)
 
 
+@pytest.mark.model
 def test_confidences_and_exact_length(backend, prompt):
     root = backend.root(prompt)
     results = backend.extend([Request(root, 32, sampling=Sampling(seed=s)) for s in range(3)])
@@ -183,6 +193,7 @@ def test_confidences_and_exact_length(backend, prompt):
         assert r.text == backend.detokenize(r.tokens)
 
 
+@pytest.mark.model
 def test_eos_ends_without_the_eos_token(backend):
     res = backend.extend([Request(backend.root(chat(backend, "What is the capital of France?")), 64, sampling=GREEDY)])[
         0
@@ -195,6 +206,7 @@ def _first_prefix(backend, tokens, pred) -> int:
     return next(n for n in range(1, len(tokens) + 1) if pred(backend.detokenize(tokens[:n])))
 
 
+@pytest.mark.model
 def test_stop_needs_content(fresh, reference, prompt):
     expected = reference(prompt, 48)
     text = fresh.detokenize(expected)
@@ -211,6 +223,7 @@ def test_stop_needs_content(fresh, reference, prompt):
         assert content.stop is StopReason.LENGTH and len(content.tokens) == 48
 
 
+@pytest.mark.model
 def test_stop_keep_false_trims_tokens_and_state(fresh, reference, prompt):
     expected = reference(prompt, 64)
     text = fresh.detokenize(expected)
@@ -231,6 +244,7 @@ def test_stop_keep_false_trims_tokens_and_state(fresh, reference, prompt):
     assert list(nxt.tokens) == expected[n : n + 8]
 
 
+@pytest.mark.model
 def test_forced_tokens(fresh, reference, prompt):
     forced = tuple(fresh.tokenize("Wait! Maybe I made some mistakes!"))
     expected = reference(prompt + list(forced), 10)
@@ -244,6 +258,7 @@ def test_forced_tokens(fresh, reference, prompt):
     assert list(after.tokens) == expected
 
 
+@pytest.mark.model
 def test_on_token_pieces_concatenate_to_the_text(backend):
     root = backend.root(chat(backend, "Write three emojis and a Chinese greeting."))
     pieces: dict[int, list[str]] = {0: [], 1: []}
@@ -255,6 +270,7 @@ def test_on_token_pieces_concatenate_to_the_text(backend):
         assert "".join(pieces[i]) == r.text
 
 
+@pytest.mark.model
 def test_keep_false_and_release_free_sequences(backend, prompt):
     root = backend.root(prompt)
     live = backend.engine.kv.live
@@ -268,6 +284,7 @@ def test_keep_false_and_release_free_sequences(backend, prompt):
         backend.extend([Request(kept.handle, 4)])
 
 
+@pytest.mark.model
 def test_pending_token_decoded_once_for_all_children(backend, prompt):
     root = backend.root(prompt)
     before = backend.stats.evaluated_tokens, backend.stats.generated_tokens
@@ -277,6 +294,7 @@ def test_pending_token_decoded_once_for_all_children(backend, prompt):
     assert evaluated == 1 + generated - 3  # the shared pending token; each last token stays pending
 
 
+@pytest.mark.model
 def test_root_reuses_a_cached_prefix(fresh, prompt):
     first = fresh.root(prompt)
     before = fresh.stats.prompt_tokens
@@ -303,6 +321,7 @@ def small(smol_gguf) -> LlamaBackend:
     b.close()
 
 
+@pytest.mark.model
 def test_prompt_longer_than_the_context(small):
     tokens = small.tokenize("word " * 300)
     with pytest.raises(ContextOverflowError) as err:
@@ -311,6 +330,7 @@ def test_prompt_longer_than_the_context(small):
     assert "--ctx" in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.model
 def test_context_stop(small):
     prompt = small.tokenize(
         "<|im_start|>user\n" + "Tell me a long story. " * 36 + "<|im_end|>\n<|im_start|>assistant\n"
@@ -336,6 +356,7 @@ def _chain(b: LlamaBackend, prompt: list[int]) -> list[tuple[int, ...]]:
     return out
 
 
+@pytest.mark.model
 def test_eviction_by_sequence_limit_gives_the_same_greedy_tokens(smol_gguf, fresh, prompt):
     expected = _chain(fresh, prompt)
     with LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=2048, n_threads=1), name="s", max_sequences=2) as tiny:
@@ -343,6 +364,7 @@ def test_eviction_by_sequence_limit_gives_the_same_greedy_tokens(smol_gguf, fres
         assert tiny.stats.peak_live_sequences <= 2
 
 
+@pytest.mark.model
 def test_eviction_by_full_cache_rebuilds_the_same_states(smol_gguf, prompt):
     # 256 cells hold the prompt and about 9 of the 18 branches: the older
     # ones must make room and be rebuilt when they are visited again.
@@ -380,6 +402,7 @@ class _Alternating:
         return run()
 
 
+@pytest.mark.model
 def test_switching_thread_counts_mid_run_changes_no_token(smol_gguf):
     # The governor may change the count between any two decodes of several
     # tokens; a seeded search must still give the same tree. The long prompt
@@ -402,6 +425,7 @@ def test_switching_thread_counts_mid_run_changes_no_token(smol_gguf):
     assert outs[0] == outs[1]
 
 
+@pytest.mark.model
 def test_default_threads_are_governed(smol_gguf):
     from marco_cli.backends.threads import candidates
     from marco_cli.core.machine import physical_cores
@@ -416,6 +440,7 @@ def test_default_threads_are_governed(smol_gguf):
         assert b.engine.kv.threads.choices == [1]
 
 
+@pytest.mark.model
 def test_ctx_above_the_training_context_is_capped_unless_forced(smol_gguf):
     import llama_cpp
 

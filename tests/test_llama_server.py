@@ -25,6 +25,8 @@ from marco_cli.models.registry import load_registry, parse_registry, resolve
 from marco_cli.reasoner import Reasoner
 from marco_cli.treefile.check import load_tree
 
+pytestmark = pytest.mark.model
+
 QUESTION = "What is 17 + 25?"
 LONG_QUESTION = "Explain step by step how a rainbow forms."  # a long chain of thought (150 tokens)
 # A search small enough for a shared 2-core box; --threads is the local engine's.

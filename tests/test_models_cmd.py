@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
 
 
+@pytest.mark.model
 def test_models_table_plain_when_piped():
     result = CliRunner().invoke(app, ["models"])
     assert result.exit_code == 0, result.stderr
@@ -20,6 +22,7 @@ def test_models_table_plain_when_piped():
     assert "GPU offload:" in result.stdout
 
 
+@pytest.mark.model
 def test_models_json_shows_downloads_and_partials(isolated_home):
     target = isolated_home / "models" / "marco-o1"
     target.mkdir(parents=True)

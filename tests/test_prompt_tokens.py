@@ -23,6 +23,7 @@ def reasoner():
     r.close()
 
 
+@pytest.mark.model
 def test_markers_in_a_question_stay_text(reasoner):
     backend = reasoner.backend
     im_start = backend.tokenize("<|im_start|>", special=True)
@@ -39,6 +40,7 @@ def test_markers_in_a_question_stay_text(reasoner):
     assert reasoner.prompt_text(INJECTION).count("<|im_start|>") == plain.count(im_start[0]) + 2
 
 
+@pytest.mark.model
 def test_history_and_system_are_text_too(reasoner):
     im_start = reasoner.backend.tokenize("<|im_start|>", special=True)[0]
     history = (Message("user", "hi<|im_start|>"), Message("assistant", "<|im_start|>hello"))

@@ -26,6 +26,7 @@ def leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
 
 
+@pytest.mark.model
 def test_full_pull_lands_verified_under_the_final_name(hub, registry_file, gguf_sha, isolated_home):
     events: list[PullProgress] = []
     path = pull(model(registry_file), progress=events.append)
@@ -40,6 +41,7 @@ def test_full_pull_lands_verified_under_the_final_name(hub, registry_file, gguf_
     assert [r.headers.get("Range") for r in hub.gets()] == [None]
 
 
+@pytest.mark.model
 def test_second_pull_is_a_no_op_without_network(hub, registry_file):
     first = pull(model(registry_file))
     hub.requests.clear()
@@ -49,6 +51,7 @@ def test_second_pull_is_a_no_op_without_network(hub, registry_file):
     assert hub.requests == []
 
 
+@pytest.mark.model
 def test_dropped_connection_resumes_with_a_range_request(hub, registry_file, gguf_sha):
     hub.drop_after = 25 * 1024 * 1024  # cut the first body short, mid-chunk
     path = pull(model(registry_file))
@@ -58,6 +61,7 @@ def test_dropped_connection_resumes_with_a_range_request(hub, registry_file, ggu
     assert sha_of(path) == gguf_sha
 
 
+@pytest.mark.model
 def test_interrupted_pull_keeps_its_partial_and_the_next_pull_resumes(hub, registry_file, gguf_sha):
     chunks: list[int] = []
 
@@ -84,6 +88,7 @@ def test_interrupted_pull_keeps_its_partial_and_the_next_pull_resumes(hub, regis
     assert not list(dest.parent.glob("*.incomplete"))
 
 
+@pytest.mark.model
 def test_refused_resume_keeps_the_partial_for_the_next_pull(hub, registry_file, gguf_sha):
     hub.drop_after = 25 * 1024 * 1024
     hub.refuse_ranges = True  # http_get's own retry meets an "expired" signed link
@@ -100,6 +105,7 @@ def test_refused_resume_keeps_the_partial_for_the_next_pull(hub, registry_file, 
     assert hub.gets()[-1].headers.get("Range") == f"bytes={kept}-"
 
 
+@pytest.mark.model
 def test_corrupt_download_is_deleted_and_reported(hub, registry_file):
     hub.corrupt = True
     with pytest.raises(DownloadError) as err:
@@ -110,6 +116,7 @@ def test_corrupt_download_is_deleted_and_reported(hub, registry_file):
     assert leftovers(model(registry_file).path.parent) == [f".{FILE}.lock"]
 
 
+@pytest.mark.model
 def test_registry_pin_that_disagrees_with_the_hub_stops_before_downloading(hub, tmp_path):
     registry_file = write_registry(tmp_path / "pinned.toml", sha256="0" * 64)
     with pytest.raises(DownloadError, match="pins sha256 000000000000"):
@@ -117,6 +124,7 @@ def test_registry_pin_that_disagrees_with_the_hub_stops_before_downloading(hub, 
     assert hub.gets() == []
 
 
+@pytest.mark.model
 def test_registry_pins_are_checked_and_accepted(hub, tmp_path, gguf_sha, gguf_bytes):
     registry_file = write_registry(tmp_path / "pinned.toml", sha256=gguf_sha, size=len(gguf_bytes))
     assert sha_of(pull(model(registry_file))) == gguf_sha
@@ -140,6 +148,7 @@ def test_unreachable_hub_is_one_line_naming_the_url(online, registry_file, monke
     assert "\n" not in message
 
 
+@pytest.mark.model
 @pytest.mark.parametrize(
     ("setup", "expected"),
     [
@@ -159,6 +168,7 @@ def test_hub_refusals_become_one_line_errors(hub, registry_file, setup, expected
     assert expected in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.model
 def test_token_from_hf_token_is_sent(hub, registry_file, monkeypatch, gguf_sha):
     hub.token = "secret"
     monkeypatch.setenv("HF_TOKEN", "secret")
@@ -167,6 +177,7 @@ def test_token_from_hf_token_is_sent(hub, registry_file, monkeypatch, gguf_sha):
     assert all("Authorization" not in r.headers for r in hub.requests if r.server == "cdn")
 
 
+@pytest.mark.model
 def test_not_enough_space_fails_before_downloading(hub, registry_file, monkeypatch):
     monkeypatch.setattr(download, "_free_bytes", lambda directory: 1000)
     with pytest.raises(DownloadError, match="not enough disk space"):
@@ -174,6 +185,7 @@ def test_not_enough_space_fails_before_downloading(hub, registry_file, monkeypat
     assert hub.gets() == []
 
 
+@pytest.mark.model
 def test_disk_full_mid_download_leaves_nothing_under_the_final_name(hub, registry_file):
     """A real ENOSPC: the partial file is a link to /dev/full."""
     if not Path("/dev/full").exists():
@@ -188,6 +200,7 @@ def test_disk_full_mid_download_leaves_nothing_under_the_final_name(hub, registr
     assert not dest.exists()
 
 
+@pytest.mark.model
 def test_one_pull_per_file_at_a_time(hub, registry_file):
     from filelock import FileLock
 
@@ -203,6 +216,7 @@ def test_embedded_model_is_not_downloadable(registry_file):
         pull(model(registry_file, "smollm2-135m"))
 
 
+@pytest.mark.model
 def test_downloaded_files_and_remove(hub, registry_file):
     registry = load_registry(registry_file)
     assert download.downloaded_files(registry) == []

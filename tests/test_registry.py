@@ -27,6 +27,7 @@ path = "/tmp/small.gguf"
 """ % ("a" * 64)
 
 
+@pytest.mark.model
 def test_shipped_registry_has_marco_and_embedded_model():
     reg = load_registry()
     assert reg.source == SHIPPED_REGISTRY

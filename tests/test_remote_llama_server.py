@@ -26,6 +26,8 @@ from marco_cli.core.settings import GenerationSettings, Mode, SearchSettings  # 
 from marco_cli.models.registry import RemoteTarget, parse_registry, resolve  # noqa: E402  # noqa: E402
 from marco_cli.reasoner import Reasoner  # noqa: E402  # noqa: E402
 
+pytestmark = pytest.mark.model
+
 N_CTX = 2048
 START_SECONDS = 120
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from child_env import pythonpath
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -22,6 +23,8 @@ from marco_cli.cli import app
 from marco_cli.treefile.io import load_tree
 from marco_cli.ui.mirror import SearchMirror
 from marco_cli.ui.replay import play, replay_events
+
+pytestmark = pytest.mark.model
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "Explain why the sky is blue."
@@ -44,7 +47,7 @@ TREE_LINE = re.compile(r"── (?:\x1b\[[0-9;]*m)*(?:» )?(?:▶ )?n=\d+ q=")
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MARCO_HOME": str(home), "TERM": "xterm"}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(home), "TERM": "xterm"}
     env.pop("NO_COLOR", None)
     return env
 

@@ -9,6 +9,8 @@ from marco_cli.backends.base import StopReason
 from marco_cli.core.settings import REFLECTION_PHRASE, Action, RuntimeSettings, SearchSettings
 from marco_cli.search import StoppedBy, run_search, tree_to_dict
 
+pytestmark = pytest.mark.model
+
 # Skips only until the llama.cpp backend is merged next to the search.
 LlamaBackend = pytest.importorskip("marco_cli.backends.llama").LlamaBackend
 

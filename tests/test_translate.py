@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from child_env import pythonpath
 from typer.testing import CliRunner
 
 import marco_cli.search
@@ -33,19 +34,16 @@ def _invoke(args, stdin=None):
 
 def _marco(args, stdin_path: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     """A real process with real pipes, as a shell pipeline would run it."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MARCO_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(tmp_path / "home")}
     env.pop("NO_COLOR", None)
     with stdin_path.open("rb") as stdin:
         return subprocess.run(
             [sys.executable, "-m", "marco_cli", "translate", *FAST, *args],
-            stdin=stdin,
-            capture_output=True,
-            env=env,
-            timeout=300,
-            cwd=tmp_path,
+            stdin=stdin, capture_output=True, env=env, timeout=300, cwd=tmp_path,
         )
 
 
+@pytest.mark.model
 def test_pipe_keeps_line_count_order_and_blank_lines(tmp_path):
     src = tmp_path / "src.txt"
     src.write_text(SOURCE, encoding="utf-8")
@@ -60,6 +58,7 @@ def test_pipe_keeps_line_count_order_and_blank_lines(tmp_path):
     assert proc.stderr == b""
 
 
+@pytest.mark.model
 def test_progress_bar_on_a_terminal_stderr_leaves_stdout_clean(tmp_path):
     """stderr on a terminal, stdout to a file: the bar is drawn on stderr and
     the translations still go to the file (Rich's Progress would redirect
@@ -67,7 +66,7 @@ def test_progress_bar_on_a_terminal_stderr_leaves_stdout_clean(tmp_path):
     pexpect = pytest.importorskip("pexpect")
     src, out = tmp_path / "src.txt", tmp_path / "out.txt"
     src.write_text("one\n\ntwo\nthree\n", encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MARCO_HOME": str(tmp_path / "home"), "TERM": "xterm"}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(tmp_path / "home"), "TERM": "xterm"}
     command = f"{sys.executable} -m marco_cli translate {' '.join(FAST)} --to fr < {src} > {out}"
     child = pexpect.spawn("bash", ["-c", command], env=env, cwd=str(tmp_path), encoding="utf-8", timeout=300)
     child.expect(pexpect.EOF)
@@ -94,20 +93,14 @@ def test_progress_bar_on_a_terminal_stderr_leaves_stdout_clean(tmp_path):
 
 def test_no_text_on_a_terminal_is_a_usage_error(tmp_path):
     pexpect = pytest.importorskip("pexpect")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MARCO_HOME": str(tmp_path / "home")}
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "marco_cli", "translate", "--to", "en"],
-        env=env,
-        cwd=str(tmp_path),
-        encoding="utf-8",
-        timeout=60,
-    )
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(tmp_path / "home")}
+    child = pexpect.spawn(sys.executable, ["-m", "marco_cli", "translate", "--to", "en"], env=env, cwd=str(tmp_path), encoding="utf-8", timeout=60)
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 2 and "no text given" in child.before
 
 
+@pytest.mark.model
 def test_json_lines_in_input_order():
     result = _invoke(["--to", "en", "--json"], SOURCE)
     assert result.exit_code == 0, result.stderr
@@ -120,6 +113,7 @@ def test_json_lines_in_input_order():
         assert "\n" not in row["translation"]
 
 
+@pytest.mark.model
 def test_long_line_is_reported_with_its_number_and_the_rest_translated(tmp_path):
     src = tmp_path / "src.txt"
     src.write_text("short line\n" + "很长的句子，" * 300 + "\nanother short line\n", encoding="utf-8")
@@ -132,6 +126,7 @@ def test_long_line_is_reported_with_its_number_and_the_rest_translated(tmp_path)
     assert err[-1] == "marco: error: 1 of 3 lines could not be translated"
 
 
+@pytest.mark.model
 def test_glossary_warning_matches_the_output(tmp_path):
     glossary = tmp_path / "g.toml"
     glossary.write_text('[terms]\n"踩屎感" = "cushioned comfort"\n"blue" = "sad"\n', encoding="utf-8")
@@ -153,6 +148,7 @@ def test_bad_glossary_stops_before_translating(tmp_path):
     assert result.stderr.strip() == f"marco: error: {glossary}: [terms].'踩屎感': expected a string, got int 1"
 
 
+@pytest.mark.model
 def test_paragraph_blocks(tmp_path):
     result = _invoke(["--to", "fr", "--paragraph"], "Good morning.\nHow are you?\n\n\n\nSee you later.\n")
     assert result.exit_code == 0, result.stderr
@@ -160,12 +156,14 @@ def test_paragraph_blocks(tmp_path):
     assert len(blocks) == 2 and all(b.strip() for b in blocks)
 
 
+@pytest.mark.model
 def test_one_shot_argument_and_language_names():
     result = _invoke(["--to", "German", "--from", "English", "I am feeling blue 😢"])
     assert result.exit_code == 0, result.stderr
     assert result.stdout.count("\n") == 1 and result.stdout.strip()
 
 
+@pytest.mark.model
 def test_unknown_language_and_empty_input():
     result = _invoke(["--to", "elvish", "hi"])
     assert result.exit_code == 2
@@ -174,11 +172,10 @@ def test_unknown_language_and_empty_input():
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
 
 
+@pytest.mark.model
 @pytest.mark.skipif(not hasattr(marco_cli.search, "run_search"), reason="MCTS search not merged yet")
 def test_mcts_mode():
-    result = _invoke(
-        ["--to", "en", "--mode", "mcts", "--simulations", "2", "--children", "2", "--json"], "这个鞋拥有踩屎感\n\nhi\n"
-    )
+    result = _invoke(["--to", "en", "--mode", "mcts", "--simulations", "2", "--children", "2", "--json"], "这个鞋拥有踩屎感\n\nhi\n")
     assert result.exit_code == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["line"] for r in rows] == [1, 2, 3] and rows[0]["translation"] and not rows[1]["translation"]

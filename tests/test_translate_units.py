@@ -222,9 +222,15 @@ class ScriptedBackend:
 
 
 @pytest.fixture
-def scripted(monkeypatch):
+def scripted(monkeypatch, tmp_path):
     backend = ScriptedBackend()
-    # The scripted backend speaks Marco-o1's format; the model entry says so.
+    # The command checks that the model file exists before it builds the
+    # Reasoner, which then never reads it: a placeholder keeps these tests
+    # free of the embedded model. The scripted backend speaks Marco-o1's
+    # format; the model entry says so.
+    placeholder = tmp_path / "scripted.gguf"
+    placeholder.write_bytes(b"")
+    monkeypatch.setenv("MARCO_MODEL", str(placeholder))
     monkeypatch.setattr(
         "marco_cli.commands.translate.Reasoner",
         lambda model, runtime: Reasoner(as_marco(model), runtime, backend=backend),
@@ -236,8 +242,8 @@ def as_marco(model):
     return replace(model, entry=replace(model.entry, reasoning=Reasoning.MARCO))
 
 
-def _invoke(args, stdin=None):
-    return CliRunner().invoke(app, ["translate", "-m", "tiny", *args], input=stdin)
+def _invoke(args, stdin=None, model=None):
+    return CliRunner().invoke(app, ["translate", *(["-m", model] if model else []), *args], input=stdin)
 
 
 def test_lines_in_lines_out(scripted):
@@ -396,6 +402,7 @@ def test_messages_go_above_the_progress_bar_on_a_terminal(scripted, monkeypatch)
     assert "marco: line 2: llama_decode failed" in result.stderr
 
 
+@pytest.mark.model
 def test_a_model_without_a_thought_format(monkeypatch):
     """The embedded model's own entry (reasoning = "none"): no thought in JSON,
     one line saying so for --show-thoughts, and no marker words in the output."""
@@ -403,10 +410,10 @@ def test_a_model_without_a_thought_format(monkeypatch):
     monkeypatch.setattr(
         "marco_cli.commands.translate.Reasoner", lambda model, runtime: Reasoner(model, runtime, backend=backend)
     )
-    result = _invoke(["--to", "en", "--json"], "a\nb\n")
+    result = _invoke(["--to", "en", "--json"], "a\nb\n", model="tiny")
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(r["translation"], r["thought"]) for r in rows] == [("T(a)", None), ("T(b)", None)]
-    result = _invoke(["--to", "en", "--show-thoughts"], "a\nb\n")
+    result = _invoke(["--to", "en", "--show-thoughts"], "a\nb\n", model="tiny")
     assert result.stdout == "T(a)\nT(b)\n"
     assert result.stderr.splitlines() == [
         "marco: smollm2-135m:Q4_1 has no thought format; the answer is what follows its last 'Answer:' line"

@@ -10,6 +10,10 @@ import sys
 from pathlib import Path
 
 import pexpect
+import pytest
+from child_env import pythonpath
+
+pytestmark = pytest.mark.model
 
 ROOT = Path(__file__).resolve().parent.parent
 COT = ["-m", "tiny", "--mode", "cot", "--max-tokens", "16", "--ctx", "1024"]
@@ -18,7 +22,7 @@ TINTED_WORD = re.compile(r"\x1b\[[0-9;]*(?:3[0-7]|9[0-7])m *\w")  # a foreground
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MARCO_HOME": str(home), "TERM": "xterm"}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(home), "TERM": "xterm"}
     env.pop("NO_COLOR", None)
     return env
 

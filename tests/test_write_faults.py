@@ -105,6 +105,7 @@ def test_saving_keeps_the_mode_and_writes_through_a_symlink(tmp_path):
     assert dangling.is_symlink() and (tmp_path / "new-target.json").read_text() == "x\n"
 
 
+@pytest.mark.model
 def test_chat_save_of_a_private_file_stays_private(tmp_path):
     saved = tmp_path / "chat.json"
     first = CliRunner().invoke(app, ["chat", *TINY, "--save", str(saved)], input="hi\n")
@@ -133,6 +134,7 @@ def test_export_dpo_on_a_full_disk_keeps_the_old_file(full_disk, tmp_path):
     assert sorted(p.name for p in mnt.iterdir()) == ["filler", "pairs.jsonl"]
 
 
+@pytest.mark.model
 def test_eval_out_on_a_full_disk_leaves_no_empty_file(full_disk, tmp_path):
     mnt, fill = full_disk
     dataset = tmp_path / "d.tsv"
@@ -160,6 +162,7 @@ def test_results_file_keeps_whole_rows_when_the_disk_fills(full_disk):
 # -- item 11: stdout ------------------------------------------------------------------
 
 
+@pytest.mark.model
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_stdout_on_a_full_device_is_one_line(tmp_path):
     with open("/dev/full", "w") as full:
@@ -168,6 +171,7 @@ def test_stdout_on_a_full_device_is_one_line(tmp_path):
         one_line(marco("translate", *TINY, "--to", "en", "hola", stdout=full), 1, "stdout", "no space left")
 
 
+@pytest.mark.model
 def test_closed_stdout_is_one_line():
     def closed(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
