@@ -25,7 +25,12 @@ READY = re.compile(r"on (http://127\.0\.0\.1:(\d+)/v1)")
 
 def marco_env(home: Path, **extra: str) -> dict[str, str]:
     env = dict(
-        os.environ, MARCO_HOME=str(home), PYTHONPATH=pythonpath(ROOT), NO_COLOR="1", MARCO_THREADS="1", HF_HUB_OFFLINE="1"
+        os.environ,
+        MARCO_HOME=str(home),
+        PYTHONPATH=pythonpath(ROOT),
+        NO_COLOR="1",
+        MARCO_THREADS="1",
+        HF_HUB_OFFLINE="1",
     )
     for var in ("MARCO_MODEL", "MARCO_MODELS", "MARCO_MODELS_DIR", "MARCO_BACKEND", "MARCO_DEBUG", "MARCO_API_KEY"):
         env.pop(var, None)

@@ -65,7 +65,9 @@ def test_a_model_without_a_thought_format(runner):
     result = runner.invoke(app, ["ask", *FAST, "--show-thoughts", "--mode", "cot", "What is 6 * 7?"])
     assert result.exit_code == 0, result.stderr
     said = [line for line in result.stderr.splitlines() if "no thought format" in line]
-    assert said == ["marco: smollm2-135m:Q4_1 has no thought format; the answer is what follows its last 'Answer:' line"]
+    assert said == [
+        "marco: smollm2-135m:Q4_1 has no thought format; the answer is what follows its last 'Answer:' line"
+    ]
     for word in ("Answer:", "Output:", "<Output>", "<Thought>"):
         assert word not in result.stdout
 
@@ -102,20 +104,28 @@ def test_show_thoughts_prints_thought_and_answer(runner):
     assert result.exit_code == 0 and result.stdout.strip()
 
 
-@pytest.mark.parametrize("args, stdin, code, text", [
-    (["ask", "   "], None, 2, "the question is empty"),
-    (["ask"], "", 2, "the question is empty"),
-    (["ask", "-m", "no-such-model", "hi"], None, 2, "unknown model 'no-such-model'; known models: marco-o1, qwen3-1.7b, r1-distill-qwen-1.5b, r1-distill-qwen-7b, smollm2-135m"),
-    (["ask", "-m", "/nonexistent/model.gguf", "hi"], None, 1, "model file not found: /nonexistent/model.gguf"),
-    (["ask", "-m", "marco-o1", "hi"], None, 1, "marco-o1:Q4_K_M is not downloaded"),
-    (["ask", "-m", "marco-o1:q3", "hi"], None, 2, "no quant 'q3'"),
-    (["ask", "-m", "tiny", "--max-tokens", "0", "hi"], None, 2, "--max-tokens must be > 0"),
-    (["ask", "-m", "tiny", "--max-tokens", "-5", "hi"], None, 2, "--max-tokens must be > 0"),
-    (["ask", "-m", "tiny", "--simulations", "0", "hi"], None, 2, "--simulations must be > 0"),
-    (["ask", "-m", "tiny", "--temperature", "-1", "hi"], None, 2, "--temperature must be >= 0"),
-    (["ask", "-m", "tiny", "--ctx", "-1", "hi"], None, 2, "--ctx must be > 0"),
-    (["ask", "-m", "tiny", "--threads", "0", "hi"], None, 2, "--threads must be > 0"),
-])
+@pytest.mark.parametrize(
+    "args, stdin, code, text",
+    [
+        (["ask", "   "], None, 2, "the question is empty"),
+        (["ask"], "", 2, "the question is empty"),
+        (
+            ["ask", "-m", "no-such-model", "hi"],
+            None,
+            2,
+            "unknown model 'no-such-model'; known models: marco-o1, qwen3-1.7b, r1-distill-qwen-1.5b, r1-distill-qwen-7b, smollm2-135m",
+        ),
+        (["ask", "-m", "/nonexistent/model.gguf", "hi"], None, 1, "model file not found: /nonexistent/model.gguf"),
+        (["ask", "-m", "marco-o1", "hi"], None, 1, "marco-o1:Q4_K_M is not downloaded"),
+        (["ask", "-m", "marco-o1:q3", "hi"], None, 2, "no quant 'q3'"),
+        (["ask", "-m", "tiny", "--max-tokens", "0", "hi"], None, 2, "--max-tokens must be > 0"),
+        (["ask", "-m", "tiny", "--max-tokens", "-5", "hi"], None, 2, "--max-tokens must be > 0"),
+        (["ask", "-m", "tiny", "--simulations", "0", "hi"], None, 2, "--simulations must be > 0"),
+        (["ask", "-m", "tiny", "--temperature", "-1", "hi"], None, 2, "--temperature must be >= 0"),
+        (["ask", "-m", "tiny", "--ctx", "-1", "hi"], None, 2, "--ctx must be > 0"),
+        (["ask", "-m", "tiny", "--threads", "0", "hi"], None, 2, "--threads must be > 0"),
+    ],
+)
 def test_usage_errors(runner, args, stdin, code, text):
     _one_line_error(runner.invoke(app, args, input=stdin), code, text)
 
@@ -143,7 +153,9 @@ def test_corrupt_gguf(runner, tmp_path, smol_gguf):
 def test_broken_models_toml(runner, tmp_path):
     bad = tmp_path / "models.toml"
     bad.write_text("[models.x]\npath = 'a.gguf'\nbogus = 1\n")
-    _one_line_error(runner.invoke(app, ["ask", "--models", str(bad), "hi"]), 2, f"{bad}: [models.x]: unknown key 'bogus'")
+    _one_line_error(
+        runner.invoke(app, ["ask", "--models", str(bad), "hi"]), 2, f"{bad}: [models.x]: unknown key 'bogus'"
+    )
 
 
 @pytest.mark.model
@@ -162,7 +174,11 @@ def _run(args, stdin: bytes | None, home: Path):
     env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(home)}
     env.pop("NO_COLOR", None)
     return subprocess.run(
-        [sys.executable, "-m", "marco_cli", *args], input=stdin, capture_output=True, env=env, timeout=300,
+        [sys.executable, "-m", "marco_cli", *args],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=300,
     )
 
 
@@ -179,7 +195,22 @@ def test_pipe_subprocess_error_is_one_line(tmp_path):
     assert proc.stderr.decode().strip().count("\n") == 0
 
 
-MCTS = ["-m", "tiny", "--mode", "mcts", "--simulations", "3", "--children", "2", "--action", "mini-32", "--max-tokens", "64", "--ctx", "2048"]
+MCTS = [
+    "-m",
+    "tiny",
+    "--mode",
+    "mcts",
+    "--simulations",
+    "3",
+    "--children",
+    "2",
+    "--action",
+    "mini-32",
+    "--max-tokens",
+    "64",
+    "--ctx",
+    "2048",
+]
 
 
 @pytest.mark.model
@@ -236,15 +267,18 @@ def test_too_many_threads_are_capped_with_a_notice(runner):
 
 def test_show_thoughts_go_to_stderr_never_stdout(monkeypatch, runner, tmp_path):
     """As in translate and chat: stdout holds the answer only."""
+    from scripted_backend import ScriptedBackend
+
     from marco_cli.commands import ask as ask_command
     from marco_cli.reasoner import Reasoner
-    from scripted_backend import ScriptedBackend
 
     placeholder = tmp_path / "scripted.gguf"  # must exist; the scripted backend never reads it
     placeholder.write_bytes(b"")
     registry = tmp_path / "models.toml"  # a <Thought>/<Output> model whose text the scripted backend writes
     registry.write_text(f'[models.scripted]\npath = "{placeholder}"\nreasoning = "marco"\n', encoding="utf-8")
-    monkeypatch.setattr(ask_command, "Reasoner", lambda model, runtime: Reasoner(model, runtime, backend=ScriptedBackend()))
+    monkeypatch.setattr(
+        ask_command, "Reasoner", lambda model, runtime: Reasoner(model, runtime, backend=ScriptedBackend())
+    )
     base = ["ask", "--models", str(registry), "-m", "scripted", "--simulations", "2"]
     for mode in ("cot", "mcts"):
         plain = runner.invoke(app, [*base, "--mode", mode, "What is 2+3?"])
@@ -253,4 +287,6 @@ def test_show_thoughts_go_to_stderr_never_stdout(monkeypatch, runner, tmp_path):
         assert shown.stdout == plain.stdout and shown.stdout.strip()
         assert "<Thought>" not in shown.stdout
         data = json.loads(runner.invoke(app, [*base, "--mode", mode, "--json", "What is 2+3?"]).stdout)
-        assert data["thought"] and data["thought"].strip() in shown.stderr and data["thought"].strip() not in plain.stderr
+        assert (
+            data["thought"] and data["thought"].strip() in shown.stderr and data["thought"].strip() not in plain.stderr
+        )

@@ -319,7 +319,18 @@ def test_cli_sc_conf_vote_table_and_json(dataset, tmp_path, monkeypatch):
             pass
 
     monkeypatch.setattr(command, "Reasoner", FakeReasoner)
-    args = ["eval", str(dataset), "-m", placeholder_model(tmp_path), "--modes", "cot,sc,conf-vote", "--samples", "5", "--offset", "1"]
+    args = [
+        "eval",
+        str(dataset),
+        "-m",
+        placeholder_model(tmp_path),
+        "--modes",
+        "cot,sc,conf-vote",
+        "--samples",
+        "5",
+        "--offset",
+        "1",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.stderr
     header = next(line for line in result.stdout.splitlines() if "mode" in line)

@@ -25,9 +25,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def marco(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "marco_cli", *args], capture_output=True, text=True,
-                          timeout=300, input=input, stdin=None if input is not None else subprocess.DEVNULL,
-                          cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "marco_cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        cwd=ROOT,
+    )
 
 
 def one_line(proc, code: int, *texts: str) -> str:
@@ -53,8 +59,13 @@ def test_rm_and_pull_never_touch_a_file_outside_the_models_folder(tmp_path, isol
     target = os.path.relpath(victim, folder) if relative else str(victim)
     registry = hostile_registry(tmp_path / "models.toml", target)
     for args in (("rm", "evil:Q4", "--yes"), ("pull", "evil")):
-        one_line(marco(*args, "--models", str(registry)), 2,
-                 str(registry), "[models.evil.quants.Q4].file", "inside the model's folder")
+        one_line(
+            marco(*args, "--models", str(registry)),
+            2,
+            str(registry),
+            "[models.evil.quants.Q4].file",
+            "inside the model's folder",
+        )
     assert victim.read_text() == "my notes\n" and victim.parent.is_dir()
 
 
@@ -72,8 +83,12 @@ def test_rm_leaves_a_file_marco_did_not_download(tmp_path, isolated_home, regist
     copied = isolated_home / "models" / "tiny-hub" / FILE
     copied.parent.mkdir(parents=True)
     copied.write_bytes(b"GGUF copied in by hand")
-    one_line(marco("rm", "tiny-hub", "--yes", "--models", str(registry_file)), 2,
-             "not downloaded by marco", "delete it yourself")
+    one_line(
+        marco("rm", "tiny-hub", "--yes", "--models", str(registry_file)),
+        2,
+        "not downloaded by marco",
+        "delete it yourself",
+    )
     assert copied.exists()
 
 
@@ -81,9 +96,14 @@ def test_rm_leaves_a_file_marco_did_not_download(tmp_path, isolated_home, regist
 def test_rm_waits_for_no_pull_it_refuses_while_one_runs(hub, registry_file, isolated_home, gguf_sha):
     hub.pause = 0.5  # a slow link (about a minute for the file): the pull is still running when rm comes
     env = {**os.environ, "PYTHONPATH": pythonpath(ROOT)}
-    puller = subprocess.Popen([sys.executable, "-m", "marco_cli", "pull", "tiny-hub", "--models", str(registry_file)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                              stdin=subprocess.DEVNULL)
+    puller = subprocess.Popen(
+        [sys.executable, "-m", "marco_cli", "pull", "tiny-hub", "--models", str(registry_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
     dest = isolated_home / "models" / "tiny-hub" / FILE
     try:
         for _ in range(3000):  # bounded: until some bytes reached the partial file
@@ -91,8 +111,12 @@ def test_rm_waits_for_no_pull_it_refuses_while_one_runs(hub, registry_file, isol
                 break
             time.sleep(0.01)
         assert puller.poll() is None, puller.communicate()
-        one_line(marco("rm", "tiny-hub", "--yes", "--models", str(registry_file)), 1,
-                 "a `marco pull` is downloading tiny-hub:Q4_1", "nothing was removed")
+        one_line(
+            marco("rm", "tiny-hub", "--yes", "--models", str(registry_file)),
+            1,
+            "a `marco pull` is downloading tiny-hub:Q4_1",
+            "nothing was removed",
+        )
         assert partials(dest)
     finally:
         hub.pause = 0.0

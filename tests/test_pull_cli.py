@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 from child_env import pythonpath
-from fakehub import FILE, REPO, closed_port_endpoint
-from fakehub import gguf_bytes, gguf_sha, hub, online, registry_file  # noqa: F401  (fixtures)
+from fakehub import FILE, REPO, closed_port_endpoint, gguf_bytes, gguf_sha, hub, online, registry_file  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.models.download import Phase, PullProgress
-from marco_cli.reasoner import choose_model
 from marco_cli.models.registry import load_registry
+from marco_cli.reasoner import choose_model
 from marco_cli.ui.pull_progress import PlainPullDisplay
 
 URL_TAIL = f"/{REPO}/resolve/main/{FILE}"
@@ -170,8 +169,14 @@ def test_ctrl_c_in_a_terminal_then_pull_again_resumes(hub, registry_file, isolat
     pexpect = pytest.importorskip("pexpect")
     hub.pause = 0.02  # about 2 s for the whole file: time to interrupt it
     env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "TERM": "xterm"}
-    child = pexpect.spawn(sys.executable, ["-m", "marco_cli", "pull", "tiny-hub", "--models", str(registry_file)],
-                          env=env, timeout=60, encoding="utf-8", dimensions=(30, 120))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "marco_cli", "pull", "tiny-hub", "--models", str(registry_file)],
+        env=env,
+        timeout=60,
+        encoding="utf-8",
+        dimensions=(30, 120),
+    )
     child.expect("pulling tiny-hub:Q4_1")
     partial_dir = downloaded(isolated_home).parent
     for _ in range(600):  # bounded: wait until some bytes reached the partial file

@@ -15,10 +15,9 @@ import time
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 from child_env import pythonpath
-
-import openai
 
 pytestmark = pytest.mark.model
 
@@ -31,8 +30,14 @@ def marco(*args: str, home: Path, stderr) -> subprocess.Popen:
     env = dict(os.environ, MARCO_HOME=str(home), PYTHONPATH=pythonpath(ROOT), NO_COLOR="1")
     for var in ("MARCO_MODEL", "MARCO_MODELS", "MARCO_BACKEND", "MARCO_DEBUG"):
         env.pop(var, None)
-    return subprocess.Popen([sys.executable, "-m", "marco_cli", *args], cwd=ROOT, env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
+    return subprocess.Popen(
+        [sys.executable, "-m", "marco_cli", *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +45,25 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("serve_home")
     log = home / "stderr.log"
     with log.open("wb") as err:
-        proc = marco("serve", "-m", "tiny", "--port", "0", "--threads", "1", "--ctx", "2048",
-                     "--max-tokens", "16", "--simulations", "2", "--children", "2", home=home, stderr=err)
+        proc = marco(
+            "serve",
+            "-m",
+            "tiny",
+            "--port",
+            "0",
+            "--threads",
+            "1",
+            "--ctx",
+            "2048",
+            "--max-tokens",
+            "16",
+            "--simulations",
+            "2",
+            "--children",
+            "2",
+            home=home,
+            stderr=err,
+        )
     try:
         deadline = time.monotonic() + START_SECONDS
         while not (match := READY.search(log.read_text())):
@@ -62,9 +84,16 @@ def client(server):
 
 def test_models_and_a_plain_answer(client):
     assert [m.id for m in client.models.list()] == [
-        "smollm2-135m", "smollm2-135m+mcts", "smollm2-135m+mcts-quick", "smollm2-135m+mcts-mini64", "smollm2-135m+mcts-mini32"]
+        "smollm2-135m",
+        "smollm2-135m+mcts",
+        "smollm2-135m+mcts-quick",
+        "smollm2-135m+mcts-mini64",
+        "smollm2-135m+mcts-mini32",
+    ]
     reply = client.chat.completions.create(
-        model="smollm2-135m", messages=[{"role": "user", "content": "What is 2+2?"}], max_tokens=12,
+        model="smollm2-135m",
+        messages=[{"role": "user", "content": "What is 2+2?"}],
+        max_tokens=12,
     )
     message = reply.choices[0].message
     assert message.content and message.role == "assistant"
@@ -87,7 +116,9 @@ def test_streaming_gives_the_same_answer(client):
 
 def test_a_search_with_options_in_the_body(client):
     reply = client.chat.completions.create(
-        model="smollm2-135m+mcts", messages=[{"role": "user", "content": "What is 2+2?"}], max_tokens=24,
+        model="smollm2-135m+mcts",
+        messages=[{"role": "user", "content": "What is 2+2?"}],
+        max_tokens=24,
         extra_body={"marco": {"simulations": 2, "children": 2, "step_max_tokens": 12}},
     )
     search = reply.usage.model_extra["marco"]["search"]
@@ -97,7 +128,8 @@ def test_a_search_with_options_in_the_body(client):
 
 def test_presets_steer_the_search_without_a_body(client):
     reply = client.chat.completions.create(
-        model="tiny+mcts-quick", messages=[{"role": "user", "content": "What is 2+2?"}], max_tokens=16)
+        model="tiny+mcts-quick", messages=[{"role": "user", "content": "What is 2+2?"}], max_tokens=16
+    )
     assert reply.model == "smollm2-135m+mcts-quick"
     usage = reply.usage
     search = usage.model_extra["marco"]["search"]
@@ -125,8 +157,14 @@ def test_streamed_and_plain_replies_split_the_same_way(client, question):
 def test_litellm_plain_and_streaming(server, monkeypatch):
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
     import litellm
-    base = dict(model="openai/tiny", api_base=server[0], api_key="unused", max_tokens=12,
-                messages=[{"role": "user", "content": "Name a colour."}])
+
+    base = dict(
+        model="openai/tiny",
+        api_base=server[0],
+        api_key="unused",
+        max_tokens=12,
+        messages=[{"role": "user", "content": "Name a colour."}],
+    )
     plain = litellm.completion(**base)
     message = plain.choices[0].message
     assert message.content and message.reasoning_content is not None and plain.model == "smollm2-135m"
@@ -143,29 +181,43 @@ def test_litellm_plain_and_streaming(server, monkeypatch):
 
 def test_a_page_elsewhere_cannot_use_the_default_server(server):
     url = server[0]
-    probe = httpx.post(f"{url}/chat/completions", timeout=30, content=b'{"model": "tiny", "messages": []}',
-                       headers={"Origin": "http://attacker.test", "Host": "attacker.test", "Content-Type": "text/plain"})
+    probe = httpx.post(
+        f"{url}/chat/completions",
+        timeout=30,
+        content=b'{"model": "tiny", "messages": []}',
+        headers={"Origin": "http://attacker.test", "Host": "attacker.test", "Content-Type": "text/plain"},
+    )
     assert probe.status_code == 403 and probe.json()["error"]["code"] == "host_not_allowed"
-    cross = httpx.post(f"{url}/chat/completions", timeout=30, json={"model": "tiny", "messages": []},
-                       headers={"Origin": "http://attacker.test"})
+    cross = httpx.post(
+        f"{url}/chat/completions",
+        timeout=30,
+        json={"model": "tiny", "messages": []},
+        headers={"Origin": "http://attacker.test"},
+    )
     assert cross.status_code == 403
-    deep = httpx.post(f"{url}/chat/completions", content=b"[" * 100_000, timeout=30,
-                      headers={"content-type": "application/json"})
+    deep = httpx.post(
+        f"{url}/chat/completions", content=b"[" * 100_000, timeout=30, headers={"content-type": "application/json"}
+    )
     assert deep.status_code == 400 and deep.json()["error"]["code"] == "invalid_json"
 
 
 def test_bad_requests_are_4xx_json_and_the_server_keeps_answering(server, client):
     url = server[0]
-    bad = httpx.post(f"{url}/chat/completions", content=b'{"model": "tiny", "messages": [', timeout=30,
-                     headers={"content-type": "application/json"})
+    bad = httpx.post(
+        f"{url}/chat/completions",
+        content=b'{"model": "tiny", "messages": [',
+        timeout=30,
+        headers={"content-type": "application/json"},
+    )
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
     with pytest.raises(openai.NotFoundError) as info:
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
     assert "smollm2-135m+mcts" in str(info.value)
     with pytest.raises(openai.UnprocessableEntityError):
-        client.chat.completions.create(model="tiny+mcts", messages=[{"role": "user", "content": "hi"}],
-                                       extra_body={"marco": {"simulatons": 2}})
-    assert [m.id for m in client.models.list()][0] == "smollm2-135m"
+        client.chat.completions.create(
+            model="tiny+mcts", messages=[{"role": "user", "content": "hi"}], extra_body={"marco": {"simulatons": 2}}
+        )
+    assert next(m.id for m in client.models.list()) == "smollm2-135m"
 
 
 def test_a_taken_port_is_a_one_line_error(tmp_path):

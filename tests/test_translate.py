@@ -39,7 +39,11 @@ def _marco(args, stdin_path: Path, tmp_path: Path) -> subprocess.CompletedProces
     with stdin_path.open("rb") as stdin:
         return subprocess.run(
             [sys.executable, "-m", "marco_cli", "translate", *FAST, *args],
-            stdin=stdin, capture_output=True, env=env, timeout=300, cwd=tmp_path,
+            stdin=stdin,
+            capture_output=True,
+            env=env,
+            timeout=300,
+            cwd=tmp_path,
         )
 
 
@@ -94,7 +98,14 @@ def test_progress_bar_on_a_terminal_stderr_leaves_stdout_clean(tmp_path):
 def test_no_text_on_a_terminal_is_a_usage_error(tmp_path):
     pexpect = pytest.importorskip("pexpect")
     env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(tmp_path / "home")}
-    child = pexpect.spawn(sys.executable, ["-m", "marco_cli", "translate", "--to", "en"], env=env, cwd=str(tmp_path), encoding="utf-8", timeout=60)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "marco_cli", "translate", "--to", "en"],
+        env=env,
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=60,
+    )
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 2 and "no text given" in child.before
@@ -175,7 +186,9 @@ def test_unknown_language_and_empty_input():
 @pytest.mark.model
 @pytest.mark.skipif(not hasattr(marco_cli.search, "run_search"), reason="MCTS search not merged yet")
 def test_mcts_mode():
-    result = _invoke(["--to", "en", "--mode", "mcts", "--simulations", "2", "--children", "2", "--json"], "这个鞋拥有踩屎感\n\nhi\n")
+    result = _invoke(
+        ["--to", "en", "--mode", "mcts", "--simulations", "2", "--children", "2", "--json"], "这个鞋拥有踩屎感\n\nhi\n"
+    )
     assert result.exit_code == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["line"] for r in rows] == [1, 2, 3] and rows[0]["translation"] and not rows[1]["translation"]
