@@ -1,7 +1,7 @@
 """Tree engine vs the obvious implementation vs plain single-stream decode.
 
 One process, side by side, the same seeded expansion sequence for every
-backend (PERFORMANCE.md, "The test tree"): a ~120-token prompt, depth <= 6,
+backend (docs/engine.md, "The test tree"): a ~120-token prompt, depth <= 6,
 3 children per expansion, 32-token mini-steps, expansions in a seeded random
 frontier order (most consecutive expansions jump to another branch).
 

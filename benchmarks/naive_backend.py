@@ -3,7 +3,7 @@
 Every expansion rebuilds a text prompt (prompt + path text), resets the
 model and calls ``Llama.create_completion(logprobs=5)``; the confidence comes
 from the returned top log-probabilities. This is what the reference Marco-o1
-code style does (ALGORITHM.md section 5): full re-evaluation per node and
+code style does (docs/algorithm.md section 5): full re-evaluation per node and
 full-vocabulary log-probabilities per token.
 """
 

@@ -3,7 +3,7 @@
 The only module (with ``llama_tree``) that imports ``llama_cpp``, and only
 lazily, so the search and its tests run without it. It talks to llama.cpp's
 low-level API directly: one model, one context with a unified KV cache and
-flash attention, one KV sequence per live search node (PERFORMANCE.md).
+flash attention, one KV sequence per live search node (docs/engine.md).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # imported lazily at load time: it needs llama_cpp
     from .llama_tree import TreeEngine
 
 GGUF_MAGIC = b"GGUF"
-_END_TEXTS = ("<|im_end|>", "<|endoftext|>")  # ChatML end markers (ALGORITHM.md section 1)
+_END_TEXTS = ("<|im_end|>", "<|endoftext|>")  # ChatML end markers (docs/algorithm.md section 1)
 
 
 def _llama_cpp() -> Any:

@@ -3,7 +3,7 @@
 One llama.cpp context holds the whole search tree in a unified KV cache; each
 live node owns one KV *sequence id* whose cells are the node's token path
 minus its last token. That last token stays *pending* (not decoded) so that
-one decode of it serves every child at once (PERFORMANCE.md, point 2):
+one decode of it serves every child at once (docs/engine.md, point 2):
 children are forked with ``llama_memory_seq_cp`` (cells are shared, not
 copied) and the pending token is decoded once with all child ids on it.
 

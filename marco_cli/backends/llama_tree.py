@@ -2,7 +2,7 @@
 
 ``extend`` runs its requests in lock-step: each step is ONE ``llama_batch``
 with one entry (one output row) per still-running request, so siblings and
-requests from different parents are decoded together (PERFORMANCE.md, point
+requests from different parents are decoded together (docs/engine.md, point
 4). Before the first step every parent's pending token is decoded once, with
 all of its children's sequence ids on that single entry, followed by any
 forced tokens. Sampling and confidences come from the raw logits rows
@@ -80,7 +80,7 @@ class TreeEngine:
         governor = ThreadGovernor.automatic() if n_threads is None else ThreadGovernor.fixed(n_threads)
         params.n_threads = params.n_threads_batch = governor.threads
         # One cache for all branches; flash attention keeps a decode from
-        # attending over other branches' cells (PERFORMANCE.md, point 3).
+        # attending over other branches' cells (docs/engine.md, point 3).
         params.kv_unified = True
         params.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_ENABLED
         if kv_q8:

@@ -18,7 +18,7 @@ from .remote_target import RemoteTarget
 from .remote_wire import NoLogprobs, parse_choice
 
 PROBE_TEXT = "Hello"
-_END_TEXTS = ("<|im_end|>", "<|endoftext|>")  # ChatML end markers (ALGORITHM.md section 1)
+_END_TEXTS = ("<|im_end|>", "<|endoftext|>")  # ChatML end markers (docs/algorithm.md section 1)
 _MISSING = (404, 405, 501)  # "no such endpoint"
 MARKER = re.compile(r"<[^<>\s]{1,64}>|\[[^\[\]\s]{1,64}\]")
 """What a control token looks like in text, in every chat format marco knows."""

@@ -3,7 +3,7 @@
 Both work on the raw (temperature-1) logits that llama.cpp returns, so the
 search never needs llama.cpp's full-vocabulary log-probabilities: the
 softmax normaliser over the whole vocabulary cancels in the paper's formula
-(PERFORMANCE.md, "Confidence from raw logits").
+(docs/engine.md, "Confidence from raw logits").
 
 Randomness is passed in: every request owns a ``numpy.random.Generator``
 seeded from its ``Sampling.seed`` and draws exactly one number per sampled

@@ -36,7 +36,7 @@ from .spec import (
 )
 
 REFLECTION_PHRASE = "Wait! Maybe I made some mistakes! I need to rethink from scratch."
-"""Marco-o1 v1's reflection text, verbatim (ALGORITHM.md section 2)."""
+"""Marco-o1 v1's reflection text, verbatim (docs/algorithm.md section 2)."""
 
 
 class Mode(str, Enum):
@@ -343,7 +343,7 @@ _SEARCH = Group.SEARCH
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """MCTS knobs (ALGORITHM.md section 2; the ones marked *ours* there)."""
+    """MCTS knobs (docs/algorithm.md section 2; the ones marked *ours* there)."""
 
     action: Action = setting(
         "action",

@@ -1,4 +1,4 @@
-"""Preference pairs from search trees (Marco-o1 v2, arXiv 2503.01461; ALGORITHM.md s. 3).
+"""Preference pairs from search trees (Marco-o1 v2, arXiv 2503.01461; docs/algorithm.md s. 3).
 
 Every finished rollout of a search is a complete path from the prompt to an
 answer. Two paths of the same question part at their deepest common

@@ -2,7 +2,7 @@
 
 Marco-o1 is a Qwen2-7B-Instruct fine-tune and speaks ChatML; its own chat
 template injects a fixed system prompt when the conversation has none
-(ALGORITHM.md section 1). We render the model's template from its GGUF
+(docs/algorithm.md section 1). We render the model's template from its GGUF
 metadata when there is one, so every model gets its own format, and fall
 back to plain ChatML with the registry's system prompt otherwise.
 """

@@ -144,7 +144,7 @@ def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
 
 
 def _parse_marco(text: str) -> Parsed:
-    """ALGORITHM.md section 1:
+    """docs/algorithm.md section 1:
 
     - ``<Output>`` present: the answer is what follows it, up to ``</Output>``
       when that exists (missing close tag: everything after the open tag).

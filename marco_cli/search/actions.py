@@ -1,4 +1,4 @@
-"""Turning MCTS actions into backend ``Request``s (ALGORITHM.md section 2).
+"""Turning MCTS actions into backend ``Request``s (docs/algorithm.md section 2).
 
 - ``step``: until the step delimiter (a blank line by default; a delimiter
   right after ``<Thought>`` does not count), the thought's end, the answer's

@@ -1,4 +1,4 @@
-"""Choosing the answer once the search stops (ALGORITHM.md section 2, "Final answer").
+"""Choosing the answer once the search stops (docs/algorithm.md section 2, "Final answer").
 
 - ``Pick.MOST_VISITED``: follow the most-visited child from the root (ties by
   mean value, then creation order) to a leaf, then finish that path greedily

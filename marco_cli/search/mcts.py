@@ -7,7 +7,7 @@ One iteration runs four named phases:
 - select: UCT from the root (``uct.py``), several leaves with virtual loss
   when ``leaves_per_iteration > 1``;
 - expand: K sampled actions per leaf, all leaves' requests in ONE
-  ``backend.extend`` call so siblings share a batch (PERFORMANCE.md);
+  ``backend.extend`` call so siblings share a batch (docs/engine.md);
   identical siblings are merged;
 - rollout: every new child continues to a terminal state, again in one
   batch; its eq. 2 value ``v = mean c_i`` over the whole path is its reward;

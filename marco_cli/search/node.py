@@ -4,7 +4,7 @@ tests) reads.
 
 A node is one action: the tokens one continuation appended to its parent's
 state. The state itself is the concatenation of token ids from the root, never
-re-tokenised text (ALGORITHM.md section 2).
+re-tokenised text (docs/algorithm.md section 2).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Selection: UCT (Kocsis & Szepesvari 2006) as ALGORITHM.md section 2 fixes it.
+"""Selection: UCT (Kocsis & Szepesvari 2006) as docs/algorithm.md section 2 fixes it.
 
     score(child) = Q/N + c * sqrt(ln N_parent / N_child)
 

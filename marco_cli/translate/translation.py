@@ -1,4 +1,4 @@
-"""Translation use case (ALGORITHM.md section 4), without terminal I/O.
+"""Translation use case (docs/algorithm.md section 4), without terminal I/O.
 
 Marco-o1's showcase is colloquial translation: "这个鞋拥有踩屎感" becomes
 "This shoe has a comfortable sole", because the thought reasons about the
