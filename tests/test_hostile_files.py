@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from child_env import ROOT
+from child_env import run_marco as marco
 from rich.console import Console
 from test_treefile import SETTINGS, searched
 from typer.testing import CliRunner
@@ -27,7 +27,6 @@ from marco_cli.translate.glossary import load_glossary
 from marco_cli.treefile.io import load_tree, options_dict, save_tree
 from marco_cli.ui.replay import MAX_PAUSE, pause, play
 
-ROOT = Path(__file__).resolve().parent.parent
 DEEP_JSON = "[" * 100_000
 DEEP_TOML = "x = " + "[" * 100_000
 
@@ -45,17 +44,6 @@ def tree_file(tmp_path_factory) -> Path:
         recorder=recorder,
     )
     return path
-
-
-def marco(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "marco_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-        cwd=cwd or ROOT,
-    )
 
 
 def one_line(proc, code: int, *texts: str) -> str:
