@@ -5,7 +5,6 @@ started here and stopped at the end. Tiny runs only (2 cores shared)."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from llama_server import free_port
 from typer.testing import CliRunner
 
 for _module in ("sse_starlette", "starlette_context", "pydantic_settings", "uvicorn", "fastapi"):
@@ -23,19 +23,13 @@ from marco_cli.backends.remote_probe import Dialect  # noqa: E402
 from marco_cli.cli import app  # noqa: E402
 from marco_cli.core.errors import BackendError  # noqa: E402
 from marco_cli.core.settings import GenerationSettings, Mode, SearchSettings  # noqa: E402
-from marco_cli.models.registry import RemoteTarget, parse_registry, resolve  # noqa: E402  # noqa: E402
-from marco_cli.reasoner import Reasoner  # noqa: E402  # noqa: E402
+from marco_cli.models.registry import RemoteTarget, parse_registry, resolve  # noqa: E402
+from marco_cli.reasoner import Reasoner  # noqa: E402
 
 pytestmark = pytest.mark.model
 
 N_CTX = 2048
 START_SECONDS = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
