@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
-from llama_server import free_port
+from llama_server import free_port, stop, wait_serving
 from typer.testing import CliRunner
 
 for _module in ("sse_starlette", "starlette_context", "pydantic_settings", "uvicorn", "fastapi"):
@@ -61,26 +59,10 @@ def llama_server(smol_gguf, tmp_path_factory):
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not start within {START_SECONDS} s")
-            time.sleep(0.3)
+        wait_serving(proc, f"{url}/v1/models", log, START_SECONDS)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop(proc)
 
 
 def remote_tiny(url: str):
