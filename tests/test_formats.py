@@ -197,6 +197,21 @@ def test_terminal_stream_for_think_and_none(capsys):
         assert dimmed in buf.getvalue() and "Answer:" not in answer and "think" not in buf.getvalue()
 
 
+def test_a_draft_without_marker_is_not_shown_twice_on_a_terminal(capsys):
+    """No Answer: line: the whole draft is the answer, and the terminal already
+    shows it dimmed, so stdout gets only the line end; with stderr elsewhere
+    (no thought console) stdout gets the answer."""
+    for console, out in ((Console(file=io.StringIO(), color_system=None), "\n"), (None, "The sky is blue.\n")):
+        stream = AnswerStream(answer_to_stdout=True, thought_console=console, reasoning=NONE)
+        for ch in "The sky is blue.":
+            stream.feed(ch)
+        stream.close()
+        assert capsys.readouterr().out == out
+        assert stream.wrote_answer
+        if console is not None:
+            assert "The sky is blue." in console.file.getvalue()
+
+
 # -- search with an R1-style model ---------------------------------------------------------
 
 
