@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .backends.base import Backend, Request, Sampling, Stop, StopReason
+from .backends.base import Backend, Continuation, Request, Sampling, Stop, StopReason
 from .backends.utf8 import whole_character_text
 from .core.errors import ContextOverflowError, ExitCode, MarcoError, ModelNotFoundError, UsageError
 from .core.settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
@@ -359,22 +359,7 @@ class Reasoner:
             raise Interrupted(
                 self._answer(question, text, len(tokens), len(pieces), started, interrupted=True, opened=opened)
             ) from None
-        text = cont.text
-        truncated = cont.stop in (StopReason.LENGTH, StopReason.CONTEXT)
-        if truncated:  # cut by a cap: maybe inside a character
-            text = whole_character_text(cont.tokens, backend.detokenize)
-        return self._answer(
-            question,
-            opened + text,
-            len(tokens),
-            cont.n_sampled,
-            started,
-            tokens=cont.tokens,
-            confidences=cont.confidences,
-            opened=opened,
-            truncated=truncated,
-            stop=cont.stop,
-        )
+        return self._generated(question, cont, len(tokens), started, opened)
 
     def sample(self, question: str, k: int, generation: GenerationSettings) -> list[Answer]:
         """``k`` sampled chains of thought for one question, decoded together in
@@ -409,23 +394,26 @@ class Reasoner:
         finally:
             backend.release(root)
         seconds = time.perf_counter() - started
-        return [
-            replace(
-                self._answer(
-                    question,
-                    opened + c.text,
-                    len(tokens),
-                    c.n_sampled,
-                    started,
-                    opened=opened,
-                    tokens=c.tokens,
-                    confidences=c.confidences,
-                    stop=c.stop,
-                ),
-                seconds=seconds,
-            )
-            for c in conts
-        ]
+        return [replace(self._generated(question, c, len(tokens), started, opened), seconds=seconds) for c in conts]
+
+    def _generated(self, question: str, cont: Continuation, n_prompt: int, started: float, opened: str) -> Answer:
+        """The answer one finished chain of thought gives (``ask`` and ``sample``)."""
+        text = cont.text
+        truncated = cont.stop in (StopReason.LENGTH, StopReason.CONTEXT)
+        if truncated:  # cut by a cap: maybe inside a character
+            text = whole_character_text(cont.tokens, self.backend.detokenize)
+        return self._answer(
+            question,
+            opened + text,
+            n_prompt,
+            cont.n_sampled,
+            started,
+            tokens=cont.tokens,
+            confidences=cont.confidences,
+            opened=opened,
+            truncated=truncated,
+            stop=cont.stop,
+        )
 
     def _ask_mcts(
         self,
