@@ -40,4 +40,3 @@ def physical_cores() -> int:
             return len(cpus)
         cores.add((package, core))
     return max(1, len(cores))
-
