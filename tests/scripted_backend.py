@@ -164,14 +164,7 @@ class ScriptedBackend:
             return NEWLINE
         if text.endswith("\n\n") and u < 0.2:
             return BLANK  # a blank line with no content before it: not a step end
-        thought = text[text.index("<Thought>") :]
-        words = sum(thought.count(w) for w in WORDS)
-        paragraph = thought.rsplit("\n\n", 1)[-1]
-        if words >= self.thought_words and u < 0.3:
-            return THOUGHT_END
-        if sum(paragraph.count(w) for w in WORDS) >= 2 and u < 0.35:
-            return BLANK
-        return FIRST_WORD + int(rng.integers(len(WORDS)))
+        return self._thinking(text[text.index("<Thought>") :], THOUGHT_END, u, rng)
 
     def _think_policy(self, generated: tuple[int, ...], rng: np.random.Generator) -> int:
         text = ("<think>" if self.opened else "") + self.detokenize(generated)
@@ -189,11 +182,15 @@ class ScriptedBackend:
             return THINK
         if text.endswith("<think>"):
             return NEWLINE
-        thought = text[text.index("<think>") :]
+        return self._thinking(text[text.index("<think>") :], THINK_END, u, rng)
+
+    def _thinking(self, thought: str, end: int, u: float, rng: np.random.Generator) -> int:
+        """Inside a thought (either style): its ``end`` once it has enough words,
+        a blank line after a paragraph of two words or more, else a word."""
         words = sum(thought.count(w) for w in WORDS)
         paragraph = thought.rsplit("\n\n", 1)[-1]
         if words >= self.thought_words and u < 0.3:
-            return THINK_END
+            return end
         if sum(paragraph.count(w) for w in WORDS) >= 2 and u < 0.35:
             return BLANK
         return FIRST_WORD + int(rng.integers(len(WORDS)))
