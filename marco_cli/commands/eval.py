@@ -99,15 +99,7 @@ def eval_command(
             show_default=False,
         ),
     ] = None,
-    max_pairs: Annotated[
-        int | None,
-        typer.Option(
-            "--max-pairs-per-question",
-            metavar="N",
-            help="Keep at most N pairs per question (largest value gaps first).",
-            show_default=False,
-        ),
-    ] = None,
+    max_pairs: o.MaxPairsOpt = None,
     *,
     flags: o.Flags,
 ) -> None:
@@ -119,8 +111,7 @@ def eval_command(
         if out is not None and Path(resumed) != out:
             raise UsageError(f"--resume {resumed} and --out {out} name two files; the run continues in one")
         out = Path(resumed)
-    if max_pairs is not None and max_pairs < 1:
-        raise UsageError(f"--max-pairs-per-question must be at least 1, got {max_pairs}")
+    o.check_max_pairs(max_pairs)
     parsed = parse_modes(modes)
     search = flags.search()  # sc, conf-vote and the searches sample (default_temperature: 0.8)
     # cot is greedy when it answers once (the baseline); it samples only for test@k

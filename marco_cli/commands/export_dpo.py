@@ -11,11 +11,12 @@ from typing import Annotated
 import typer
 
 from ..core.atomic import write_text_atomic
-from ..core.errors import OutputError, UsageError
+from ..core.errors import OutputError
 from ..evaluation.datasets import load_dataset
 from ..evaluation.dpo import Pair, make_pairs, rank_pairs
 from ..evaluation.dpo_io import load_record
 from ..ui.console import notice
+from . import _options as o
 
 
 def export_dpo(
@@ -42,19 +43,10 @@ def export_dpo(
             show_default=False,
         ),
     ] = None,
-    max_pairs: Annotated[
-        int | None,
-        typer.Option(
-            "--max-pairs-per-question",
-            metavar="N",
-            help="Keep at most N pairs per question (largest value gaps first).",
-            show_default=False,
-        ),
-    ] = None,
+    max_pairs: o.MaxPairsOpt = None,
 ) -> None:
     """Turn search trees into chosen/rejected pairs that share their deepest common ancestor."""
-    if max_pairs is not None and max_pairs < 1:
-        raise UsageError(f"--max-pairs-per-question must be at least 1, got {max_pairs}")
+    o.check_max_pairs(max_pairs)
     references = {p.question: p.reference for p in load_dataset(dataset)} if dataset else {}
     by_question: dict[str, list[Pair]] = {}
     for path in trees:
