@@ -9,28 +9,21 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..core.errors import UsageError
 from ..evaluation.datasets import Problem, load_dataset
-from ..evaluation.dpo_io import DpoCollector
-from ..evaluation.evaluate import (
-    EvalInterrupted,
-    EvalObserver,
-    EvalPlan,
-    EvalReport,
-    check_previous,
-    parse_modes,
-    run_eval,
-)
 from ..evaluation.results import JsonlWriter, Key, read_rows
 from ..evaluation.voting import ConfScore
 from ..reasoner import Reasoner
 from ..ui.console import err_console, is_tty, notice, out_console
 from ..ui.eval_view import EvalProgress, print_table, results_table
 from . import _options as o
+
+if TYPE_CHECKING:
+    from ..evaluation.evaluate import EvalPlan, EvalReport
 
 
 @o.settings_flags(without=("action",))  # the modes name the action (mcts-step, mcts-mini64, ...)
@@ -106,6 +99,8 @@ def eval_command(
     """Measure CoT against MCTS on a math benchmark: accuracy, test@k, cost.
 
     A table per mode on stdout; with --json, the same as one object."""
+    from ..evaluation.evaluate import EvalInterrupted, EvalPlan, parse_modes  # numpy loads here, not for --help
+
     resumed = o.check_resume(resume, str(out) if out is not None else None, writer_flag="--out")
     if resumed is not None:
         if out is not None and Path(resumed) != out:
@@ -145,6 +140,9 @@ def _run(
     dpo_out: Path | None,
     max_pairs: int | None,
 ) -> EvalReport:
+    from ..evaluation.dpo_io import DpoCollector
+    from ..evaluation.evaluate import EvalObserver, check_previous, run_eval
+
     done: dict[Key, dict[str, Any]] = {}
     keep: int | None = None
     if resume and out is not None and out.exists():

@@ -6,17 +6,18 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..core.atomic import write_text_atomic
 from ..core.errors import OutputError
 from ..evaluation.datasets import load_dataset
-from ..evaluation.dpo import Pair, make_pairs, rank_pairs
-from ..evaluation.dpo_io import load_record
 from ..ui.console import notice
 from . import _options as o
+
+if TYPE_CHECKING:
+    from ..evaluation.dpo import Pair
 
 
 def export_dpo(
@@ -46,6 +47,9 @@ def export_dpo(
     max_pairs: o.MaxPairsOpt = None,
 ) -> None:
     """Turn search trees into chosen/rejected pairs that share their deepest common ancestor."""
+    from ..evaluation.dpo import make_pairs, rank_pairs  # the search (and numpy) load here, not for --help
+    from ..evaluation.dpo_io import load_record
+
     o.check_max_pairs(max_pairs)
     references = {p.question: p.reference for p in load_dataset(dataset)} if dataset else {}
     by_question: dict[str, list[Pair]] = {}
