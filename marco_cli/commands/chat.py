@@ -113,8 +113,7 @@ def _close(session: ChatSession, lines: TerminalLines | StreamLines, save: str |
     try:
         session.save(save)
     except MarcoError as exc:
-        sys.stderr.write(f"marco: error: {exc}\n")
-        sys.stderr.flush()
+        notice(f"error: {exc}")  # the file name is quoted with its control characters shown
         return False
     return True
 
