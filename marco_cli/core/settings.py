@@ -10,7 +10,7 @@ made, so the rest of the code can trust them; a bad value raises
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -480,10 +480,6 @@ class SearchSettings:
 
 SPEC = Spec([MODE], [ModelSettings, RuntimeSettings, GenerationSettings, SearchSettings])
 """Every setting, in help order (groups in ``Group`` order, fields in class order)."""
-
-
-def field_names(cls: type) -> set[str]:
-    return {f.name for f in fields(cls)}
 
 
 def marco_home() -> Path:
