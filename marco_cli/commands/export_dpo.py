@@ -49,6 +49,7 @@ def export_dpo(
     """Turn search trees into chosen/rejected pairs that share their deepest common ancestor."""
     from ..evaluation.dpo import make_pairs, rank_pairs  # the search (and numpy) load here, not for --help
     from ..evaluation.dpo_io import load_record
+    from ..ui.summary import counted
 
     o.check_max_pairs(max_pairs)
     references = {p.question: p.reference for p in load_dataset(dataset)} if dataset else {}
@@ -64,7 +65,7 @@ def export_dpo(
         for pair in rank_pairs(pairs, max_pairs)
     ]
     _write(lines, output)
-    notice(f"{len(lines)} pairs from {len(trees)} tree{'s' if len(trees) != 1 else ''}")
+    notice(f"{counted(len(lines), 'pair')} from {counted(len(trees), 'tree')}")
 
 
 def _write(lines: list[str], output: Path | None) -> None:
