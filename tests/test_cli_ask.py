@@ -241,6 +241,20 @@ def test_help_exits_zero(runner):
     assert result.exit_code == 0 and "--simulations" in result.stdout
 
 
+def test_help_loads_no_engine_search_or_server():
+    """`marco --help` and flag parsing import no model runtime, numpy, search or
+    web stack: each command loads those when it runs."""
+    heavy = ["llama_cpp", "huggingface_hub", "fastapi", "uvicorn", "numpy", "marco_cli.search"]
+    code = (
+        "import sys\nfrom marco_cli.cli import main\nsys.argv = ['marco', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
 @pytest.mark.model
 def test_mcts_several_leaves_per_iteration_is_seeded(runner):
     args = ["ask", *MCTS, "--leaves", "2", "--json", "--seed", "5", "What is 6*7?"]
