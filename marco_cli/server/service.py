@@ -26,7 +26,7 @@ from ..reasoner import Answer, Interrupted, Reasoner, search_summary
 from . import presets
 from .limits import ServerLimits
 from .schema import ChatCall, RequestError, parse_request, to_call
-from .stopping import Halt, RequestStopped, StoppableBackend, Ticket
+from .stopping import Halt, RequestStopped, StoppableBackend, Ticket, shutting_down
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
@@ -235,10 +235,6 @@ class ChatService:
                 f"(marco pull {self.stand_in.model.name} gets it)"
             )
         return headers
-
-
-def shutting_down() -> RequestError:
-    return RequestError(503, "the server is shutting down", kind="server_error", code="shutting_down")
 
 
 def new_id() -> str:
