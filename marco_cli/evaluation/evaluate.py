@@ -14,7 +14,7 @@ import hashlib
 import json
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -129,7 +129,7 @@ class EvalPlan:
         changes: dict[str, Any] = {"seed": seed}
         if mode.votes:  # sampled like the search's expansions
             changes.update(temperature=self.search.temperature, top_p=self.search.top_p)
-        generation = GenerationSettings(**{**asdict(self.generation), **changes})
+        generation = replace(self.generation, **changes)
         search = self.search.with_(seed=seed, action=mode.action or self.search.action)
         return generation, search
 
