@@ -5,7 +5,7 @@ The file is written as ``FILE.<tag>.incomplete`` next to its final name (same
 directory, so the last step is an atomic rename) and only renamed once its
 size and sha256 check out: a crash, Ctrl-C, a dropped connection or a full
 disk never leaves a half file under the final name, and the next pull resumes
-where this one stopped. The files kept beside it are described in model_files.py.
+where this one stopped. The files kept beside it are described in files.py.
 
 No printing here: progress goes to a callback as ``PullProgress`` events.
 """
