@@ -87,8 +87,9 @@ def pull(
     emit(PullProgress(Phase.CHECKING, source=hub.resolve_url(repo, quant.file, revision)))
     remote = hub.describe(repo, quant.file, revision)
     size, sha = _expected(model, quant, remote.size, remote.sha256, remote.url)
-    if not force and dest.is_file() and (digest := _existing_digest(dest, size, sha, emit)):
-        # There already (copied in, or pulled before stamps existed) and it checks out.
+    # A file already there (copied in, or pulled before stamps existed) that checks
+    # out. Against a sha256 the registry pins, _already_verified has hashed it already.
+    if not force and not quant.sha256 and dest.is_file() and (digest := _existing_digest(dest, size, sha, emit)):
         write_stamp(dest, digest, remote.url, remote.commit)
         emit(PullProgress(Phase.PRESENT, dest.stat().st_size, size, source=str(dest)))
         return dest
