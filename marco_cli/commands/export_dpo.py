@@ -16,6 +16,7 @@ from ..evaluation.datasets import load_dataset
 from ..evaluation.dpo import Pair, make_pairs, rank_pairs
 from ..evaluation.dpo_io import load_record
 from ..ui.console import notice
+from ..ui.summary import counted
 
 
 def export_dpo(
@@ -68,7 +69,7 @@ def export_dpo(
         for pair in rank_pairs(pairs, max_pairs)
     ]
     _write(lines, output)
-    notice(f"{len(lines)} pairs from {len(trees)} tree{'s' if len(trees) != 1 else ''}")
+    notice(f"{counted(len(lines), 'pair')} from {counted(len(trees), 'tree')}")
 
 
 def _write(lines: list[str], output: Path | None) -> None:
