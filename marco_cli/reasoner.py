@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .backends.base import Backend, Request, Sampling, Stop, StopReason
+from .backends.base import Backend, Continuation, Request, Sampling, Stop, StopReason
 from .backends.utf8 import whole_character_text
 from .core.errors import ContextOverflowError, ExitCode, MarcoError, ModelNotFoundError, UsageError
 from .core.settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
@@ -280,10 +280,19 @@ class Reasoner:
     ) -> list[int]:
         """Only the chat template's own markers become special tokens: what the
         user (or a file, or an earlier answer) wrote is tokenised as plain text."""
+        return self._tokens(self._prompt_parts(question, system, history))
+
+    def _tokens(self, parts: list[PromptPart]) -> list[int]:
         tokens: list[int] = []
-        for part in self._prompt_parts(question, system, history):
+        for part in parts:
             tokens += self.backend.tokenize(part.text, special=part.markup)
         return tokens
+
+    def _prompt(self, question: str, system: str | None, history: tuple[Message, ...] = ()) -> tuple[list[int], str]:
+        """The prompt's tokens, and the thought tag its chat template opened
+        (R1's "<think>\\n"; "" if none), from one rendering of the template."""
+        parts = self._prompt_parts(question, system, history)
+        return self._tokens(parts), self.reasoning.opened_by("".join(p.text for p in parts))
 
     def _stops(self) -> tuple[Stop, ...]:
         extra = tuple(Stop(s, StopReason.EOS, keep=False) for s in self.model.entry.stop)
@@ -307,12 +316,10 @@ class Reasoner:
         question = check_question(question)
         generation = generation or GenerationSettings()
         started = time.perf_counter()
-        prompt = self.prompt_text(question, system=generation.system, history=history)
-        tokens = self.prompt_tokens(question, system=generation.system, history=history)  # user text stays plain
         # A template that opens the thought (R1's "<think>\n") leaves the tag
         # out of what the model generates; put it back in front, so the text
         # says where the thought starts (streamed first, kept in Answer.text).
-        opened = self.reasoning.opened_by(prompt)
+        tokens, opened = self._prompt(question, generation.system, history)
         if mode is Mode.MCTS:
             return self._ask_mcts(question, tokens, search or SearchSettings(), observer, started, should_stop, opened)
         if opened and on_text is not None:
@@ -352,22 +359,7 @@ class Reasoner:
             raise Interrupted(
                 self._answer(question, text, len(tokens), len(pieces), started, interrupted=True, opened=opened)
             ) from None
-        text = cont.text
-        truncated = cont.stop in (StopReason.LENGTH, StopReason.CONTEXT)
-        if truncated:  # cut by a cap: maybe inside a character
-            text = whole_character_text(cont.tokens, backend.detokenize)
-        return self._answer(
-            question,
-            opened + text,
-            len(tokens),
-            cont.n_sampled,
-            started,
-            tokens=cont.tokens,
-            confidences=cont.confidences,
-            opened=opened,
-            truncated=truncated,
-            stop=cont.stop,
-        )
+        return self._generated(question, cont, len(tokens), started, opened)
 
     def sample(self, question: str, k: int, generation: GenerationSettings) -> list[Answer]:
         """``k`` sampled chains of thought for one question, decoded together in
@@ -379,9 +371,7 @@ class Reasoner:
             raise UsageError(f"--samples must be at least 1, got {k}")
         question = check_question(question)
         started = time.perf_counter()
-        prompt = self.prompt_text(question, system=generation.system)
-        tokens = self.prompt_tokens(question, system=generation.system)  # user text stays plain
-        opened = self.reasoning.opened_by(prompt)  # as in ask(): the template's own thought tag
+        tokens, opened = self._prompt(question, generation.system)  # as in ask()
         backend = self.backend
         root = backend.root(tokens)
         requests = [
@@ -404,23 +394,26 @@ class Reasoner:
         finally:
             backend.release(root)
         seconds = time.perf_counter() - started
-        return [
-            replace(
-                self._answer(
-                    question,
-                    opened + c.text,
-                    len(tokens),
-                    c.n_sampled,
-                    started,
-                    opened=opened,
-                    tokens=c.tokens,
-                    confidences=c.confidences,
-                    stop=c.stop,
-                ),
-                seconds=seconds,
-            )
-            for c in conts
-        ]
+        return [replace(self._generated(question, c, len(tokens), started, opened), seconds=seconds) for c in conts]
+
+    def _generated(self, question: str, cont: Continuation, n_prompt: int, started: float, opened: str) -> Answer:
+        """The answer one finished chain of thought gives (``ask`` and ``sample``)."""
+        text = cont.text
+        truncated = cont.stop in (StopReason.LENGTH, StopReason.CONTEXT)
+        if truncated:  # cut by a cap: maybe inside a character
+            text = whole_character_text(cont.tokens, self.backend.detokenize)
+        return self._answer(
+            question,
+            opened + text,
+            n_prompt,
+            cont.n_sampled,
+            started,
+            tokens=cont.tokens,
+            confidences=cont.confidences,
+            opened=opened,
+            truncated=truncated,
+            stop=cont.stop,
+        )
 
     def _ask_mcts(
         self,

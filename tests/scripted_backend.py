@@ -164,7 +164,7 @@ class ScriptedBackend:
             return NEWLINE
         if text.endswith("\n\n") and u < 0.2:
             return BLANK  # a blank line with no content before it: not a step end
-        return self._thinking(text[text.index("<Thought>") :], u, rng, THOUGHT_END)
+        return self._thinking(text[text.index("<Thought>") :], THOUGHT_END, u, rng)
 
     def _think_policy(self, generated: tuple[int, ...], rng: np.random.Generator) -> int:
         text = ("<think>" if self.opened else "") + self.detokenize(generated)
@@ -182,10 +182,11 @@ class ScriptedBackend:
             return THINK
         if text.endswith("<think>"):
             return NEWLINE
-        return self._thinking(text[text.index("<think>") :], u, rng, THINK_END)
+        return self._thinking(text[text.index("<think>") :], THINK_END, u, rng)
 
-    def _thinking(self, thought: str, u: float, rng: np.random.Generator, end: int) -> int:
-        """Inside a thought (either format): a word, a paragraph break, or END."""
+    def _thinking(self, thought: str, end: int, u: float, rng: np.random.Generator) -> int:
+        """Inside a thought (either style): its ``end`` once it has enough words,
+        a blank line after a paragraph of two words or more, else a word."""
         words = sum(thought.count(w) for w in WORDS)
         paragraph = thought.rsplit("\n\n", 1)[-1]
         if words >= self.thought_words and u < 0.3:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -234,6 +235,19 @@ def test_mcts_plain_output_is_answer_only(runner):
 def test_help_exits_zero(runner):
     result = runner.invoke(app, ["ask", "--help"])
     assert result.exit_code == 0 and "--simulations" in result.stdout
+
+
+def test_help_loads_no_engine_search_or_server():
+    """`marco --help` and flag parsing import no model runtime, numpy, search or
+    web stack: each command loads those when it runs."""
+    heavy = ["llama_cpp", "huggingface_hub", "fastapi", "uvicorn", "numpy", "marco_cli.search"]
+    code = (
+        "import sys\nfrom marco_cli.cli import main\nsys.argv = ['marco', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=marco_env(), check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
 
 
 @pytest.mark.model

@@ -15,10 +15,11 @@ from rich.console import Console
 from scripted_backend import ScriptedBackend
 from typer.testing import CliRunner
 
+from marco_cli.backends.base import StopReason
 from marco_cli.backends.utf8 import whole_character_prefix, whole_character_text
 from marco_cli.cli import app
 from marco_cli.core.errors import ConfigError
-from marco_cli.core.settings import REFLECTION_PHRASE, Mode, SearchSettings, ValueSpan
+from marco_cli.core.settings import REFLECTION_PHRASE, Mode, Pick, SearchSettings, ValueSpan
 from marco_cli.evaluation.answers import extract_answer
 from marco_cli.formats.reasoning import MARCO, NONE, THINK, Reasoning
 from marco_cli.formats.split import CONTENT, DRAFT, REASONING, splitter_for
@@ -26,6 +27,7 @@ from marco_cli.models.registry import ModelEntry, ResolvedModel, load_registry, 
 from marco_cli.reasoner import Reasoner
 from marco_cli.search import run_search
 from marco_cli.search.scoring import output_span
+from marco_cli.search.vote import answer_key
 from marco_cli.ui.stream import AnswerStream
 
 # -- registry ------------------------------------------------------------------------
@@ -197,6 +199,21 @@ def test_terminal_stream_for_think_and_none(capsys):
         assert dimmed in buf.getvalue() and "Answer:" not in answer and "think" not in buf.getvalue()
 
 
+def test_a_draft_without_marker_is_not_shown_twice_on_a_terminal(capsys):
+    """No Answer: line: the whole draft is the answer, and the terminal already
+    shows it dimmed, so stdout gets only the line end; with stderr elsewhere
+    (no thought console) stdout gets the answer."""
+    for console, out in ((Console(file=io.StringIO(), color_system=None), "\n"), (None, "The sky is blue.\n")):
+        stream = AnswerStream(answer_to_stdout=True, thought_console=console, reasoning=NONE)
+        for ch in "The sky is blue.":
+            stream.feed(ch)
+        stream.close()
+        assert capsys.readouterr().out == out
+        assert stream.wrote_answer
+        if console is not None:
+            assert "The sky is blue." in console.file.getvalue()
+
+
 # -- search with an R1-style model ---------------------------------------------------------
 
 
@@ -296,3 +313,15 @@ def test_whole_character_prefix(cut, kept):
     tokens = list(range(cut))
     assert whole_character_prefix(tokens, fake.detokenize) == kept
     assert "\ufffd" not in whole_character_text(tokens, fake.detokenize)
+
+
+def test_every_pick_keys_its_answer_by_the_models_format():
+    """The picks' answers are keyed as the vote keys rollouts: after ``</think>``,
+    not the whole text read as Marco-o1's."""
+    backend = ScriptedBackend(style="think")
+    settings = SearchSettings(simulations=8, seed=1, pick=Pick.VOTE)
+    result = run_search(backend, backend.tokenize("q"), settings, reasoning=THINK)
+    assert result.vote is not None and result.vote.answer_key is not None
+    assert result.pick(Pick.VOTE).answer_key == result.vote.answer_key
+    for choice in result.picks:
+        assert choice.answer_key == answer_key(choice.text, StopReason.EOS, THINK)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marco_cli.formats.prompts import Message, build_messages, parse_output, render_chat, render_chatml
+from marco_cli.formats.prompts import Message, build_messages, render_chat, render_chatml
 from marco_cli.formats.reasoning import MARCO, NONE, NONE_INSTRUCTION, THINK
 
 SMOL_TEMPLATE = (
@@ -14,23 +14,23 @@ SMOL_TEMPLATE = (
 
 
 def test_parse_full_tags():
-    p = parse_output("<Thought>\nstep 1\n</Thought>\n<Output>\n42\n</Output>")
+    p = MARCO.parse("<Thought>\nstep 1\n</Thought>\n<Output>\n42\n</Output>")
     assert (p.thought, p.answer, p.has_tags) == ("step 1", "42", True)
 
 
 def test_parse_leading_whitespace_and_missing_close():
-    p = parse_output("  \n<Thought>a</Thought><Output>The Answer Is B")
+    p = MARCO.parse("  \n<Thought>a</Thought><Output>The Answer Is B")
     assert p.thought == "a" and p.answer == "The Answer Is B"
 
 
 def test_parse_no_tags_keeps_text_and_case():
-    p = parse_output("  Hello WORLD  ")
+    p = MARCO.parse("  Hello WORLD  ")
     assert (p.thought, p.answer, p.has_tags) == ("", "Hello WORLD", False)
 
 
 def test_parse_thought_only():
-    assert parse_output("<Thought>only thinking").answer == "only thinking"
-    p = parse_output("<Thought>t</Thought>\nfinal")
+    assert MARCO.parse("<Thought>only thinking").answer == "only thinking"
+    p = MARCO.parse("<Thought>t</Thought>\nfinal")
     assert p.thought == "t" and p.answer == "final"
 
 

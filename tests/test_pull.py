@@ -130,6 +130,18 @@ def test_registry_pins_are_checked_and_accepted(hub, tmp_path, gguf_sha, gguf_by
     assert sha_of(pull(model(registry_file))) == gguf_sha
 
 
+@pytest.mark.model
+def test_a_wrong_file_under_a_pinned_sha256_is_hashed_once_then_replaced(hub, tmp_path, gguf_sha, gguf_bytes):
+    registry_file = write_registry(tmp_path / "pinned.toml", sha256=gguf_sha, size=len(gguf_bytes))
+    dest = model(registry_file).path
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"x" * len(gguf_bytes))  # the right size, the wrong content
+    events: list[PullProgress] = []
+    assert sha_of(pull(model(registry_file), progress=events.append)) == gguf_sha
+    hashes_of_dest = [e for e in events if e.phase is Phase.VERIFYING and e.done == 0 and e.source == str(dest)]
+    assert len(hashes_of_dest) == 1
+
+
 def test_offline_mode_names_what_was_not_fetched(registry_file, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from marco_cli.formats.prompts import parse_output
+from marco_cli.formats.reasoning import MARCO
 from marco_cli.formats.split import CONTENT, REASONING, ThoughtSplitter, split
 
 TEXTS = [
@@ -50,8 +50,8 @@ def test_any_chunking_joins_to_the_whole_text_split(text, thought_first):
 
 
 @pytest.mark.parametrize("text", [t for t in TEXTS if t.lstrip().startswith("<") and "<b>" not in t])
-def test_tagged_text_splits_like_parse_output(text):
-    parsed = parse_output(text)
+def test_tagged_text_splits_like_parse(text):
+    parsed = MARCO.parse(text)
     for thought_first in (False, True):
         assert split(text, thought_first=thought_first) == (parsed.thought, parsed.answer)
 
@@ -60,7 +60,7 @@ def test_a_skipped_thought_tag_leaks_nothing_into_the_answer():
     text = "To add 2 and 2, count on.\n\nSo 2 + 2 is 4.\n<Output>4</Output>."
     parts, joined = streamed(text, list(range(1, len(text))), thought_first=True)  # one character at a time
     assert joined == ("To add 2 and 2, count on.\n\nSo 2 + 2 is 4.", "4")
-    assert joined == (parse_output(text).thought, parse_output(text).answer)
+    assert joined == (MARCO.parse(text).thought, MARCO.parse(text).answer)
     assert all("<" not in t and ">" not in t for c, t in parts if c == CONTENT)
 
 

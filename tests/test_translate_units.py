@@ -390,6 +390,14 @@ def test_an_echoed_prompt_is_stripped(scripted):
         == "Translation: I am blue"
     )
     assert strip_echo("I am blue", "Translate into French: x", "I am blue") == "I am blue"
+    # Chinese to English: the source behind a label and nothing more is no translation
+    assert (
+        strip_echo("翻译为英文：今天天气很好.", "翻译到英文：今天天气很好", "今天天气很好", other_language=True) == ""
+    )
+    assert (
+        strip_echo("翻译为英文：今天天气很好.", "翻译到英文：今天天气很好", "今天天气很好")
+        == "翻译为英文：今天天气很好."
+    )
 
 
 def test_messages_go_above_the_progress_bar_on_a_terminal(scripted, monkeypatch):

@@ -358,3 +358,16 @@ def test_mirror_counts_tokens_in_flight_until_the_phase_ends():
     assert (m.tokens, m.in_flight, m.version) == (0, 16, version)  # the tree drawing stays cached
     m.apply(NodeCreated(1, 0, 1, "step", 20, 0.9, False, False, None))
     assert (m.tokens, m.in_flight) == (20, 0)
+
+
+@pytest.mark.parametrize("width", [100, 160])
+def test_chat_tree_command_uses_the_terminal_width(width):
+    from marco_cli.ui.slash import render_search
+
+    backend = ScriptedBackend(thought_words=60)
+    result = run_search(backend, backend.tokenize(PROMPT), SearchSettings(simulations=3, action=Action.MINI_64))
+    console = Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None)
+    console.print(render_search(result))
+    out = console.file.getvalue()
+    assert _longest_node_text(out) >= width - 26 - 12  # minus the figures and a few tree guides
+    assert max(len(line) for line in out.splitlines()) <= width

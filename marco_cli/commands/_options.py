@@ -86,6 +86,16 @@ ModelsFileOpt = Annotated[
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print the results as JSON on stdout instead of text.", rich_help_panel=_VIEW)
 ]
+# DPO pairs: made by `eval --dpo-out` and by `export-dpo`, capped alike
+MaxPairsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-pairs-per-question",
+        metavar="N",
+        help="Keep at most N pairs per question (largest value gaps first).",
+        show_default=False,
+    ),
+]
 RESUME_SELF = "\0"  # `--resume` with no FILE: continue the file named by --save / --out
 BARE_VALUES = {"--resume": RESUME_SELF}
 """Options whose value may be left out, and what they then get (click has no
@@ -256,3 +266,8 @@ def check_resume(resume: str | None, writer: str | None, *, writer_flag: str) ->
             raise UsageError(f"--resume needs {writer_flag} (the file to continue) or a FILE of its own")
         return writer
     return resume
+
+
+def check_max_pairs(max_pairs: int | None) -> None:
+    if max_pairs is not None and max_pairs < 1:
+        raise UsageError(f"--max-pairs-per-question must be at least 1, got {max_pairs}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,8 +17,10 @@ from ..ui.heatmap import confidence_json, confidence_view
 from ..ui.safe_text import for_terminal
 from ..ui.stream import AnswerStream, print_thought
 from . import _options as o
-from ._display import SearchDisplay
 from ._io import read_input
+
+if TYPE_CHECKING:
+    from ._display import SearchDisplay
 
 
 @o.settings_flags(mode=Mode.COT)
@@ -40,6 +42,8 @@ def ask(
 
     The answer goes to stdout, everything else to stderr; with --json, one
     object: the answer, the thought, token counts and the search summary."""
+    from ._display import SearchDisplay  # the search (and numpy) load for a question, not for --help
+
     mode = flags.mode
     runtime, generation, search = flags.runtime(), flags.generation(), flags.search()
     if save_tree is not None and mode is not Mode.MCTS:

@@ -16,8 +16,6 @@ from ..core.spec import Surface
 from ..models.registry import load_registry
 from ..ui.console import is_tty, notice
 from ..ui.line_input import StreamLines, TerminalLines
-from ..ui.repl import Repl
-from ..ui.slash import COMMANDS
 from . import _options as o
 
 HISTORY_FILE = "chat_history"
@@ -77,6 +75,9 @@ def _run(
 ) -> int:
     """Run the loop; whatever ends it (Ctrl-D, /exit, an error, Ctrl-C in a
     pipe), the history is written and the conversation saved to ``--save``."""
+    from ..ui.repl import Repl  # the search (and numpy) load for a chat, not for --help
+    from ..ui.slash import COMMANDS
+
     interactive = is_tty(sys.stdin)
     if interactive:
         lines: TerminalLines | StreamLines = TerminalLines(
@@ -112,8 +113,7 @@ def _close(session: ChatSession, lines: TerminalLines | StreamLines, save: str |
     try:
         session.save(save)
     except MarcoError as exc:
-        sys.stderr.write(f"marco: error: {exc}\n")
-        sys.stderr.flush()
+        notice(f"error: {exc}")  # the file name is quoted with its control characters shown
         return False
     return True
 

@@ -9,28 +9,21 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..core.errors import UsageError
 from ..evaluation.datasets import Problem, load_dataset
-from ..evaluation.dpo_io import DpoCollector
-from ..evaluation.evaluate import (
-    EvalInterrupted,
-    EvalObserver,
-    EvalPlan,
-    EvalReport,
-    check_previous,
-    parse_modes,
-    run_eval,
-)
 from ..evaluation.results import JsonlWriter, Key, read_rows
 from ..evaluation.voting import ConfScore
 from ..reasoner import Reasoner
 from ..ui.console import err_console, is_tty, notice, out_console
 from ..ui.eval_view import EvalProgress, print_table, results_table
 from . import _options as o
+
+if TYPE_CHECKING:
+    from ..evaluation.evaluate import EvalPlan, EvalReport
 
 
 @o.settings_flags(without=("action",))  # the modes name the action (mcts-step, mcts-mini64, ...)
@@ -99,28 +92,21 @@ def eval_command(
             show_default=False,
         ),
     ] = None,
-    max_pairs: Annotated[
-        int | None,
-        typer.Option(
-            "--max-pairs-per-question",
-            metavar="N",
-            help="Keep at most N pairs per question (largest value gaps first).",
-            show_default=False,
-        ),
-    ] = None,
+    max_pairs: o.MaxPairsOpt = None,
     *,
     flags: o.Flags,
 ) -> None:
     """Measure CoT against MCTS on a math benchmark: accuracy, test@k, cost.
 
     A table per mode on stdout; with --json, the same as one object."""
+    from ..evaluation.evaluate import EvalInterrupted, EvalPlan, parse_modes  # numpy loads here, not for --help
+
     resumed = o.check_resume(resume, str(out) if out is not None else None, writer_flag="--out")
     if resumed is not None:
         if out is not None and Path(resumed) != out:
             raise UsageError(f"--resume {resumed} and --out {out} name two files; the run continues in one")
         out = Path(resumed)
-    if max_pairs is not None and max_pairs < 1:
-        raise UsageError(f"--max-pairs-per-question must be at least 1, got {max_pairs}")
+    o.check_max_pairs(max_pairs)
     parsed = parse_modes(modes)
     search = flags.search()  # sc, conf-vote and the searches sample (default_temperature: 0.8)
     # cot is greedy when it answers once (the baseline); it samples only for test@k
@@ -154,6 +140,9 @@ def _run(
     dpo_out: Path | None,
     max_pairs: int | None,
 ) -> EvalReport:
+    from ..evaluation.dpo_io import DpoCollector
+    from ..evaluation.evaluate import EvalObserver, check_previous, run_eval
+
     done: dict[Key, dict[str, Any]] = {}
     keep: int | None = None
     if resume and out is not None and out.exists():

@@ -6,16 +6,18 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..core.atomic import write_text_atomic
-from ..core.errors import OutputError, UsageError
+from ..core.errors import OutputError
 from ..evaluation.datasets import load_dataset
-from ..evaluation.dpo import Pair, make_pairs, rank_pairs
-from ..evaluation.dpo_io import load_record
 from ..ui.console import notice
+from . import _options as o
+
+if TYPE_CHECKING:
+    from ..evaluation.dpo import Pair
 
 
 def export_dpo(
@@ -42,19 +44,14 @@ def export_dpo(
             show_default=False,
         ),
     ] = None,
-    max_pairs: Annotated[
-        int | None,
-        typer.Option(
-            "--max-pairs-per-question",
-            metavar="N",
-            help="Keep at most N pairs per question (largest value gaps first).",
-            show_default=False,
-        ),
-    ] = None,
+    max_pairs: o.MaxPairsOpt = None,
 ) -> None:
     """Turn search trees into chosen/rejected pairs that share their deepest common ancestor."""
-    if max_pairs is not None and max_pairs < 1:
-        raise UsageError(f"--max-pairs-per-question must be at least 1, got {max_pairs}")
+    from ..evaluation.dpo import make_pairs, rank_pairs  # the search (and numpy) load here, not for --help
+    from ..evaluation.dpo_io import load_record
+    from ..ui.summary import counted
+
+    o.check_max_pairs(max_pairs)
     references = {p.question: p.reference for p in load_dataset(dataset)} if dataset else {}
     by_question: dict[str, list[Pair]] = {}
     for path in trees:
@@ -68,7 +65,7 @@ def export_dpo(
         for pair in rank_pairs(pairs, max_pairs)
     ]
     _write(lines, output)
-    notice(f"{len(lines)} pairs from {len(trees)} tree{'s' if len(trees) != 1 else ''}")
+    notice(f"{counted(len(lines), 'pair')} from {counted(len(trees), 'tree')}")
 
 
 def _write(lines: list[str], output: Path | None) -> None:

@@ -9,10 +9,7 @@ from typing import Annotated
 import typer
 
 from ..core.errors import UsageError
-from ..treefile.io import load_tree
 from ..ui.console import out_console
-from ..ui.replay import play, render_saved
-from ..ui.tree_view import snippet_width_for
 
 
 def replay(
@@ -29,6 +26,10 @@ def replay(
 ) -> None:
     """Draw a saved search tree: the final tree and its summary, or the search
     unfolding again with --animate."""
+    from ..treefile.io import load_tree  # the search (and numpy) load here, not for --help
+    from ..ui.replay import play, render_saved
+    from ..ui.tree_view import snippet_width_for
+
     if not (math.isfinite(speed) and speed > 0):
         raise UsageError(f"--speed must be > 0, got {speed}")
     saved = load_tree(file)

@@ -40,15 +40,3 @@ def physical_cores() -> int:
             return len(cpus)
         cores.add((package, core))
     return max(1, len(cores))
-
-
-def busy_cpus() -> int | None:
-    """Tasks running right now other than this one (``/proc/loadavg``'s
-    fourth field counts runnable tasks, the reader included), or None where
-    the system does not say. An instant sample, unlike the load averages."""
-    try:
-        fields = Path("/proc/loadavg").read_text().split()
-        running = int(fields[3].split("/")[0])
-    except (OSError, IndexError, ValueError):
-        return None
-    return max(0, running - 1)

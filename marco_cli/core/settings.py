@@ -10,7 +10,7 @@ made, so the rest of the code can trust them; a bad value raises
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -482,28 +482,24 @@ SPEC = Spec([MODE], [ModelSettings, RuntimeSettings, GenerationSettings, SearchS
 """Every setting, in help order (groups in ``Group`` order, fields in class order)."""
 
 
-def field_names(cls: type) -> set[str]:
-    return {f.name for f in fields(cls)}
-
-
 def marco_home() -> Path:
     """Where marco keeps its files (models, history, config): ``MARCO_HOME``, else
     ``$XDG_DATA_HOME/marco`` or ``~/.local/share/marco``."""
-    env = os.environ.get("MARCO_HOME")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
-    return base / "marco"
+    return _marco_dir("XDG_DATA_HOME", Path(".local", "share"))
 
 
 def config_dir() -> Path:
-    """User configuration (a ``models.toml`` here overrides the shipped one)."""
+    """User configuration (a ``models.toml`` here overrides the shipped one):
+    ``MARCO_HOME``, else ``$XDG_CONFIG_HOME/marco`` or ``~/.config/marco``."""
+    return _marco_dir("XDG_CONFIG_HOME", Path(".config"))
+
+
+def _marco_dir(xdg_var: str, under_home: Path) -> Path:
     env = os.environ.get("MARCO_HOME")
     if env:
         return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".config"
+    xdg = os.environ.get(xdg_var)
+    base = Path(xdg).expanduser() if xdg else Path.home() / under_home
     return base / "marco"
 
 

@@ -315,12 +315,6 @@ class Spec:
                 return s
         raise KeyError(name)
 
-    def get(self, name: str) -> Setting | None:
-        try:
-            return self[name]
-        except KeyError:
-            return None
-
     def on(self, surface: Surface) -> list[Setting]:
         return [s for s in self.settings if surface in s.surfaces]
 
@@ -330,10 +324,6 @@ class Spec:
 
     def field_in(self, name: str, cls: type) -> str | None:
         return next((f for c, f in self.fields_of(name) if c is cls), None)
-
-    def setting_of(self, cls: type, field_name: str) -> Setting | None:
-        f = {f.name: f for f in fields(cls)}.get(field_name)
-        return spec_of(f) if f is not None else None
 
     def apply(self, obj: T, values: dict[str, Any]) -> T:
         """``obj`` with the settings in ``values`` (by setting name) that it

@@ -15,6 +15,9 @@ rest of marco can hold, print and write back without a surprise:
 
 Errors are ``UntrustedDataError`` (a ``ValueError``) saying what and where;
 each reader adds its file name and turns it into its own typed error.
+``read_text`` and ``load_config_toml`` do that part for the text files
+(``models.toml``, glossaries, datasets), so each of those readers states
+only its own schema.
 """
 
 from __future__ import annotations
@@ -22,12 +25,16 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10
     import tomli as tomllib
+
+from .errors import ConfigError
 
 MAX_NESTING = 500
 MAX_INT_DIGITS = 19
@@ -61,6 +68,33 @@ def load_toml(text: str) -> dict[str, Any]:
         raise UntrustedDataError(_TOO_DEEP) from None
     check(table)
     return table
+
+
+def read_text(path: Path, what: str, error: Callable[[str], Exception]) -> str:
+    """A text file's content, or ``error(message)`` naming the file when it is
+    missing, unreadable or not UTF-8. A leading BOM (spreadsheet and editor
+    exports) is dropped."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: the {what} is not UTF-8 text (byte offset {exc.start})") from None
+
+
+def load_config_toml(text: str, source: Path) -> dict[str, Any]:
+    """``load_toml`` for a configuration file: every problem a ``ConfigError``
+    naming ``source``."""
+    try:
+        return load_toml(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except UntrustedDataError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def check(value: Any) -> None:

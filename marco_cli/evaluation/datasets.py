@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import UsageError
-from ..core.untrusted import UntrustedDataError, load_json
+from ..core.untrusted import UntrustedDataError, load_json, read_text
 from .answers import reference_answer
 
 GSM8K_MARK = "####"
@@ -34,17 +34,7 @@ class Problem:
 
 
 def load_dataset(path: Path) -> list[Problem]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f"dataset not found: {path}") from None
-    except OSError as exc:
-        raise DatasetError(f"cannot read dataset {path}: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")  # a BOM from spreadsheet exports is harmless
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: not UTF-8 (byte offset {exc.start})") from None
-    lines = text.splitlines()
+    lines = read_text(path, "dataset", DatasetError).splitlines()
     parse = _parse_jsonl if _is_jsonl(path, lines) else _parse_tsv
     problems = [parse(path, n, line) for n, line in enumerate(lines, 1) if line.strip()]
     if not problems:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -129,7 +129,7 @@ class EvalPlan:
         changes: dict[str, Any] = {"seed": seed}
         if mode.votes:  # sampled like the search's expansions
             changes.update(temperature=self.search.temperature, top_p=self.search.top_p)
-        generation = GenerationSettings(**{**asdict(self.generation), **changes})
+        generation = replace(self.generation, **changes)
         search = self.search.with_(seed=seed, action=mode.action or self.search.action)
         return generation, search
 
@@ -258,33 +258,42 @@ def _sample(answerer: Answerer, problem: Problem, plan: EvalPlan) -> list[Answer
         return exc
 
 
+def _row(problem: Problem, mode: EvalMode, sample: int, seed: int) -> dict[str, Any]:
+    """The fields every row starts with: which answer it is, and to what."""
+    return {
+        "question_id": problem.id,
+        "mode": mode.name,
+        "sample": sample,
+        "seed": seed,
+        "question": problem.question,
+        "reference": problem.reference,
+    }
+
+
+def _overflowed(row: dict[str, Any], exc: ContextOverflowError, mode: EvalMode, plan: EvalPlan) -> dict[str, Any]:
+    """One question longer than the context is a wrong answer, not the end of a long run."""
+    row.update(
+        prediction=None,
+        correct=False,
+        answer="",
+        text="",
+        tokens=0,
+        seconds=0.0,
+        error=str(exc),
+        model=plan.model,
+        settings=plan.fingerprint(mode),
+    )
+    return row
+
+
 def _vote_row(
     problem: Problem, mode: EvalMode, samples: list[Answer] | ContextOverflowError, plan: EvalPlan
 ) -> tuple[dict[str, Any], Answer | None]:
     """One row of sc or conf-vote: the voted answer, the cost of all k samples,
     and every trace's prediction and confidences (to re-score offline)."""
-    seed = sample_seed(plan.seed, problem.id, 0)
-    row: dict[str, Any] = {
-        "question_id": problem.id,
-        "mode": mode.name,
-        "sample": 0,
-        "seed": seed,
-        "question": problem.question,
-        "reference": problem.reference,
-    }
+    row = _row(problem, mode, 0, sample_seed(plan.seed, problem.id, 0))
     if isinstance(samples, ContextOverflowError):
-        row.update(
-            prediction=None,
-            correct=False,
-            answer="",
-            text="",
-            tokens=0,
-            seconds=0.0,
-            error=str(samples),
-            model=plan.model,
-            settings=plan.fingerprint(mode),
-        )
-        return row, None
+        return _overflowed(row, samples, mode, plan), None
     # a trace the loop guard ended abstains, as a looped rollout does in the search's vote
     traces = [Trace.from_confidences(None if a.looped else extract_answer(a.text), a.confidences) for a in samples]
     score = plan.conf_score if mode.weighted else None
@@ -323,30 +332,11 @@ def _answer_one(
 ) -> tuple[dict[str, Any], Answer | None]:
     seed = sample_seed(plan.seed, problem.id, sample)
     generation, search = plan.settings(mode, seed)
-    row: dict[str, Any] = {
-        "question_id": problem.id,
-        "mode": mode.name,
-        "sample": sample,
-        "seed": seed,
-        "question": problem.question,
-        "reference": problem.reference,
-    }
+    row = _row(problem, mode, sample, seed)
     try:
         answer = answerer.ask(problem.question, mode=mode.mode, generation=generation, search=search)
     except ContextOverflowError as exc:
-        # One question longer than the context is a wrong answer, not the end of a long run.
-        row.update(
-            prediction=None,
-            correct=False,
-            answer="",
-            text="",
-            tokens=0,
-            seconds=0.0,
-            error=str(exc),
-            model=plan.model,
-            settings=plan.fingerprint(mode),
-        )
-        return row, None
+        return _overflowed(row, exc, mode, plan), None
     # The model's format says where its answer is (a fake answerer speaks Marco-o1's).
     prediction = extract_answer(answer.text, getattr(answerer, "reasoning", None))
     row.update(

@@ -18,10 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # jinja2 is imported only when a model brings a template
     from jinja2 import Template
 
-from .reasoning import MARCO, NONE_INSTRUCTION, Parsed, ReasoningFormat
-
-THOUGHT_OPEN, THOUGHT_CLOSE = MARCO.thought_open, MARCO.thought_close
-OUTPUT_OPEN, OUTPUT_CLOSE = MARCO.answer_open, MARCO.answer_close
+from .reasoning import MARCO, NONE_INSTRUCTION, ReasoningFormat
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
@@ -174,9 +171,3 @@ def _split(skeleton: str, contents: list[str], transform: Callable[[str], str] |
     if at < len(skeleton):
         parts.append(PromptPart(skeleton[at:], True))
     return parts
-
-
-def parse_output(text: str, reasoning: ReasoningFormat = MARCO) -> Parsed:
-    """Split a generation into thought and answer by the model's format
-    (``reasoning.py`` has the rules). The user's text is never changed."""
-    return reasoning.parse(text)

@@ -5,7 +5,7 @@ The file is written as ``FILE.<tag>.incomplete`` next to its final name (same
 directory, so the last step is an atomic rename) and only renamed once its
 size and sha256 check out: a crash, Ctrl-C, a dropped connection or a full
 disk never leaves a half file under the final name, and the next pull resumes
-where this one stopped. The files kept beside it are described in model_files.py.
+where this one stopped. The files kept beside it are described in files.py.
 
 No printing here: progress goes to a callback as ``PullProgress`` events.
 """
@@ -16,8 +16,7 @@ import errno
 import hashlib
 import os
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -29,8 +28,8 @@ from .files import (  # re-exported: the API `marco models` and `marco rm` use
     confined,
     downloaded_files,
     files_to_remove,
+    held_lock,
     hub_quant,
-    lock_path,
     partial_path,
     partials,
     remove,
@@ -88,12 +87,15 @@ def pull(
     emit(PullProgress(Phase.CHECKING, source=hub.resolve_url(repo, quant.file, revision)))
     remote = hub.describe(repo, quant.file, revision)
     size, sha = _expected(model, quant, remote.size, remote.sha256, remote.url)
-    if not force and dest.is_file() and (digest := _existing_digest(dest, size, sha, emit)):
-        # There already (copied in, or pulled before stamps existed) and it checks out.
+    # A file already there (copied in, or pulled before stamps existed) that checks
+    # out. Against a sha256 the registry pins, _already_verified has hashed it already.
+    if not force and not quant.sha256 and dest.is_file() and (digest := _existing_digest(dest, size, sha, emit)):
         write_stamp(dest, digest, remote.url, remote.commit)
         emit(PullProgress(Phase.PRESENT, dest.stat().st_size, size, source=str(dest)))
         return dest
-    with _exclusive(dest):
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    busy = DownloadError(f"another `marco pull` is already downloading {dest.name} into {dest.parent}")
+    with held_lock(dest, busy):  # one pull per file at a time
         _download(remote, dest, size, sha, emit)
     return dest
 
@@ -123,23 +125,6 @@ def _download(remote: RemoteFile, dest: Path, size: int | None, sha: str | None,
     os.replace(partial, dest)
     write_stamp(dest, digest, remote.url, remote.commit)
     emit(PullProgress(Phase.DONE, dest.stat().st_size, size, resumed, str(dest)))
-
-
-@contextmanager
-def _exclusive(dest: Path) -> Iterator[None]:
-    """One pull per file at a time: two appending to one partial would corrupt it."""
-    from filelock import FileLock, Timeout  # a dependency of huggingface_hub
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(lock_path(dest), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise DownloadError(f"another `marco pull` is already downloading {dest.name} into {dest.parent}") from None
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def _expected(

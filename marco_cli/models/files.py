@@ -25,6 +25,8 @@ from __future__ import annotations
 import glob
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +73,23 @@ def partial_path(dest: Path, tag: str | None, size: int | None) -> Path:
 
 def lock_path(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.lock")
+
+
+@contextmanager
+def held_lock(dest: Path, busy: DownloadError) -> Iterator[None]:
+    """``dest``'s lock, taken without waiting: ``busy`` when another pull or rm
+    holds it (two pulls appending to one partial would corrupt it)."""
+    from filelock import FileLock, Timeout  # a dependency of huggingface_hub
+
+    lock = FileLock(lock_path(dest), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise busy from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def stamp_path(dest: Path) -> Path:
@@ -142,27 +161,18 @@ def files_to_remove(model: ResolvedModel) -> list[Path]:
 def remove(model: ResolvedModel) -> list[Path]:
     """Delete a pulled model's files; ``ModelNotFoundError`` when there is nothing,
     ``DownloadError`` while a ``marco pull`` of it is running."""
-    from filelock import FileLock, Timeout  # a dependency of huggingface_hub
-
     victims = files_to_remove(model)
     if not victims:
         raise ModelNotFoundError(f"{model.label} is not downloaded (nothing at {model.path})")
-    lock_file = lock_path(model.path)
-    lock = FileLock(lock_file, timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise DownloadError(
-            f"a `marco pull` is downloading {model.label} right now; nothing was removed",
-            hint="stop that pull first (Ctrl-C), then remove it",
-        ) from None
-    try:
+    busy = DownloadError(
+        f"a `marco pull` is downloading {model.label} right now; nothing was removed",
+        hint="stop that pull first (Ctrl-C), then remove it",
+    )
+    with held_lock(model.path, busy):
         victims = files_to_remove(model)  # again, now that no pull can change them
         for path in victims:
             path.unlink(missing_ok=True)
-        lock_file.unlink(missing_ok=True)
-    finally:
-        lock.release()
+        lock_path(model.path).unlink(missing_ok=True)
     try:
         model.path.parent.rmdir()  # only when it is now empty
     except OSError:

@@ -10,21 +10,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10
-    import tomli as tomllib
 
 # The remote backend owns the shape of its target; the registry only fills it in.
 from ..backends.remote_target import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RemoteTarget
 from ..core.errors import ConfigError, UnknownModelError, UsageError
 from ..core.settings import config_dir, models_dir
-from ..core.untrusted import UntrustedDataError, load_toml
+from ..core.untrusted import load_config_toml, read_text
 from ..formats.reasoning import Reasoning, ReasoningFormat, reasoning_format
 
 SHIPPED_REGISTRY = Path(__file__).parent.parent / "models.toml"
@@ -353,12 +347,7 @@ def _remote_keys(path: Path, where: str, table: dict[str, Any]) -> dict[str, Any
 
 
 def parse_registry(text: str, source: Path) -> Registry:
-    try:
-        data = load_toml(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    except UntrustedDataError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+    data = load_config_toml(text, source)
     _check_keys(source, "top level", data, _TOP_KEYS)
     models_table = _typed(source, "top level", data, "models", dict, {})
     if not models_table:
@@ -394,17 +383,7 @@ def registry_path(override: str | os.PathLike[str] | None = None) -> Path:
 
 def load_registry(override: str | os.PathLike[str] | None = None) -> Registry:
     path = registry_path(override)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: model registry not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the model registry: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: the model registry is not UTF-8 text") from None
-    return parse_registry(text, path)
+    return parse_registry(read_text(path, "model registry", ConfigError), path)
 
 
 def package_file(package: str, file: str) -> Path:

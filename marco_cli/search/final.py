@@ -173,7 +173,7 @@ def choose_answer(search: MCTS, stopped_by: StoppedBy) -> tuple[Answer, tuple[Pi
             PickChoice(
                 pick=pick,
                 text=text,
-                answer_key=answer_key(text, chosen.stop or StopReason.LENGTH) if text else None,
+                answer_key=answer_key(text, chosen.stop or StopReason.LENGTH, search.reasoning) if text else None,
                 value=chosen.value,
                 node_id=chosen.leaf.id if chosen.leaf is not None else None,
                 complete=chosen.complete,

@@ -35,8 +35,8 @@ from ..formats.split import CONTENT, DRAFT, REASONING, splitter_for
 from .access import AccessGuard, AccessPolicy
 from .body import read_json
 from .schema import ChatCall, RequestError
-from .service import ChatService, Reply, chunk, completion, finish_reason, message_parts, new_id, shutting_down, usage
-from .stopping import Halt, Ticket
+from .service import ChatService, Reply, chunk, completion, finish_reason, message_parts, new_id, usage
+from .stopping import Halt, Ticket, client_gone, shutting_down
 
 KEEPALIVE_SECONDS = 10.0  # an SSE comment while a search runs, so proxies keep the line open
 # A format-less model's draft is its reasoning: streamed as reasoning_content,
@@ -56,7 +56,7 @@ def as_request_error(exc: BaseException) -> RequestError:
     if isinstance(exc, asyncio.CancelledError):  # the server stopped waiting for this request
         return shutting_down()
     if isinstance(exc, ClientDisconnect):  # left while sending its body: nobody reads this
-        return RequestError(499, "the client closed the request", code="client_closed_request")
+        return client_gone()
     return RequestError(500, f"internal error: {type(exc).__name__}: {exc}", kind="server_error")
 
 

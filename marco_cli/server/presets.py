@@ -19,12 +19,12 @@ class Preset:
     mode: Mode
     about: str
     changes: tuple[tuple[str, Any], ...] = ()
+    caps: tuple[tuple[str, int], ...] = ()  # at most these, never more than the server's own search
     listed: bool = True  # shown in /v1/models (aliases are not)
 
     def search(self, base: SearchSettings) -> SearchSettings:
         changes = dict(self.changes)
-        if self.suffix == "mcts-quick":  # never more than the server's own search
-            changes = {"simulations": min(4, base.simulations), "children": min(2, base.children)}
+        changes.update((name, min(cap, getattr(base, name))) for name, cap in self.caps)
         return replace(base, **changes) if changes else base
 
 
@@ -32,7 +32,12 @@ PRESETS: tuple[Preset, ...] = (
     Preset("", Mode.COT, "one chain of thought"),
     Preset("cot", Mode.COT, "one chain of thought", listed=False),
     Preset("mcts", Mode.MCTS, "tree search with the server's settings"),
-    Preset("mcts-quick", Mode.MCTS, "a short tree search: 4 simulations of 2 children"),
+    Preset(
+        "mcts-quick",
+        Mode.MCTS,
+        "a short tree search: 4 simulations of 2 children",
+        caps=(("simulations", 4), ("children", 2)),
+    ),
     Preset("mcts-mini64", Mode.MCTS, "tree search over 64-token mini-steps", (("action", Action.MINI_64),)),
     Preset("mcts-mini32", Mode.MCTS, "tree search over 32-token mini-steps", (("action", Action.MINI_32),)),
 )

@@ -16,9 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from ..core.settings import SPEC, GenerationSettings, Mode, SearchSettings
 from ..core.spec import SettingError, Surface
 from ..formats.prompts import Message
-
-if TYPE_CHECKING:
-    from .limits import ServerLimits
+from .limits import MAX_DELIMITER_CHARS, ServerLimits, over_limit
 
 
 class RequestError(Exception):
@@ -154,7 +152,6 @@ def conversation(messages: list[ChatMessage]) -> tuple[str | None, tuple[Message
 
 def check_limits(req: ChatRequest, limits: ServerLimits) -> None:
     """Refuse what is above the server's limits, naming the field and the limit."""
-    from .limits import MAX_DELIMITER_CHARS, over_limit
 
     def refuse(param: str, value: float, limit: float, name: str) -> None:
         if value > limit:

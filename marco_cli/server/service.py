@@ -26,7 +26,7 @@ from ..reasoner import Answer, Interrupted, Reasoner, search_summary
 from . import presets
 from .limits import ServerLimits
 from .schema import ChatCall, RequestError, parse_request, to_call
-from .stopping import Halt, RequestStopped, StoppableBackend, Ticket
+from .stopping import Halt, RequestStopped, StoppableBackend, Ticket, shutting_down
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
@@ -41,8 +41,12 @@ class StandIn:
 
     @property
     def names(self) -> set[str]:
-        entry = self.model.entry
-        return {self.model.name.lower(), self.model.label.lower(), *(a.lower() for a in entry.aliases)}
+        return model_names(self.model)
+
+
+def model_names(model: ResolvedModel) -> set[str]:
+    """What a client may call a model: its name, label or an alias (any case)."""
+    return {model.name.lower(), model.label.lower(), *(a.lower() for a in model.entry.aliases)}
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ class ChatService:
         model = reasoner.model
         self.name = model.name
         self.model_ids = [presets.model_id(model.name, p) for p in presets.PRESETS if p.listed]
-        self._names = {model.name.lower(), model.label.lower(), *(a.lower() for a in model.entry.aliases)}
+        self._names = model_names(model)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="marco-serve")
         self._waiting = 0  # submitted and not finished
         self.running = False
@@ -117,9 +121,6 @@ class ChatService:
             )
         preset = found[1]
         return presets.model_id(self.name, preset), preset, stand_in
-
-    def mode_of(self, model_id: str) -> Mode:
-        return self.resolve(model_id)[1].mode
 
     def call(self, data: Any) -> ChatCall:
         request = parse_request(data)
@@ -235,10 +236,6 @@ class ChatService:
                 f"(marco pull {self.stand_in.model.name} gets it)"
             )
         return headers
-
-
-def shutting_down() -> RequestError:
-    return RequestError(503, "the server is shutting down", kind="server_error", code="shutting_down")
 
 
 def new_id() -> str:

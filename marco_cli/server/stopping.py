@@ -65,9 +65,9 @@ class Ticket:
     def error(self) -> RequestError:
         """What a client hears about a request stopped without an answer."""
         if self.reason is Halt.SHUTDOWN:
-            return RequestError(503, "the server is shutting down", kind="server_error", code="shutting_down")
+            return shutting_down()
         if self.reason is Halt.GONE:
-            return RequestError(499, "the client closed the request", code="client_closed_request")
+            return client_gone()
         return RequestError(
             504,
             f"the request ran past this server's limit of {self.seconds:g} s "
@@ -75,6 +75,14 @@ class Ticket:
             kind="server_error",
             code="time_limit",
         )
+
+
+def shutting_down() -> RequestError:
+    return RequestError(503, "the server is shutting down", kind="server_error", code="shutting_down")
+
+
+def client_gone() -> RequestError:
+    return RequestError(499, "the client closed the request", code="client_closed_request")
 
 
 class StoppableBackend:

@@ -17,17 +17,11 @@ file and the key, so a typo cannot silently disable a term.
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10
-    import tomli as tomllib
-
 from ..core.errors import ConfigError
-from ..core.untrusted import UntrustedDataError, load_toml
+from ..core.untrusted import load_config_toml, read_text
 
 _TOP_KEYS = {"terms"}
 
@@ -83,12 +77,7 @@ def term_pattern(term: str) -> re.Pattern[str]:
 
 
 def parse_glossary(text: str, path: Path) -> Glossary:
-    try:
-        data = load_toml(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except UntrustedDataError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    data = load_config_toml(text, path)
     for key in data:
         if key not in _TOP_KEYS:
             raise ConfigError(f"{path}: top level: unknown key '{key}' (a glossary has only a [terms] table)")
@@ -115,14 +104,4 @@ def parse_glossary(text: str, path: Path) -> Glossary:
 
 def load_glossary(path: str | Path) -> Glossary:
     path = Path(path).expanduser()
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: glossary not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the glossary: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: the glossary is not UTF-8 text") from None
-    return parse_glossary(text, path)
+    return parse_glossary(read_text(path, "glossary", ConfigError), path)

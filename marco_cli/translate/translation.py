@@ -179,13 +179,15 @@ _ECHO_TRIM = " \t\n:：-—.。,，"
 _LABEL = re.compile(r"^[^\n:：]{0,24}[:：]")  # "翻译为英文：", "Translation:" before an echoed text
 
 
-def strip_echo(answer: str, prompt: str, source: str | None = None) -> str:
+def strip_echo(answer: str, prompt: str, source: str | None = None, *, other_language: bool = False) -> str:
     """``answer`` without a leading copy of the prompt (small models often
     start by repeating ``翻译到英文：<text>``). Each line of the prompt (the
     glossary line, the instruction with the text) may be echoed, in order, and
     so may the source text itself after a short label of the model's own
     wording (``翻译为英文：<text> <translation>``); spacing differences do not
-    matter."""
+    matter. With ``other_language`` (the source is known not to be in the
+    target language) a labelled copy of the source with nothing after it is
+    no translation at all: the result is empty."""
     rest = answer.lstrip()
     for line in (ln.strip() for ln in prompt.split("\n")):
         cut = _echo_end(rest, line) if line else None
@@ -197,7 +199,7 @@ def strip_echo(answer: str, prompt: str, source: str | None = None) -> str:
         # answer (English to English), and "Translation: <source>" alone too.
         head = rest[label.end() :].lstrip()
         cut = _echo_end(head, source.strip())
-        if cut is not None and head[cut:].strip(_ECHO_TRIM):
+        if cut is not None and (other_language or head[cut:].strip(_ECHO_TRIM)):
             rest = head[cut:].lstrip(_ECHO_TRIM)
     return rest
 
@@ -305,7 +307,13 @@ class Translator:
             # the model rambles or loops, and its text is no translation.
             error = f"the translation did not end within {cap} tokens (the cap for this {self.what})"
             return Translation(unit, thought=answer.thought, error=error, answer=answer)
-        text = tidy(strip_echo(answer.answer, prompt, unit.source), paragraph=opts.paragraph)
+        other = (
+            opts.source.code != opts.target.code
+            if opts.source
+            else (looks_chinese(unit.source) and opts.target.code != "zh")
+        )
+        echo_free = strip_echo(answer.answer, prompt, unit.source, other_language=other)
+        text = tidy(echo_free, paragraph=opts.paragraph)
         if not text:
             return Translation(unit, thought=answer.thought, error="the model gave no translation", answer=answer)
         missed = tuple(t for t in terms if not t.used_in(text))

@@ -1,6 +1,6 @@
 """Saved search trees: ``--save-tree FILE.json`` writes one, ``marco replay``
 and ``marco eval`` read one. The schema (version 1) is documented in
-``docs/tree-schema.md``; ``treefile_check.py`` validates it on load.
+``docs/tree-schema.md``; ``check.py`` validates it on load.
 
 A file is written atomically (temp file in the same directory, fsync, then
 rename): a reader never sees half a file, and a failed write keeps the old

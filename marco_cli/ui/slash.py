@@ -11,14 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 
 from ..chat.session import ChatSession, Loading
 from ..chat.settings import KEYS
 from ..core.errors import UsageError
 from ..core.settings import Mode
 from .summary import render_summary
-from .tree_view import render_tree
+from .tree_view import render_tree, snippet_width_at
 
 if TYPE_CHECKING:
     from ..search import SearchResult
@@ -196,6 +196,17 @@ def _shorten(text: str, width: int) -> str:
 
 def render_search(result: SearchResult) -> RenderableType:
     """The last search again: the whole tree, the chosen path emphasised
-    (``»``), and its summary panel."""
-    tree = render_tree(result.root, best_path=[node.id for node in result.path])
-    return Group(tree, render_summary(result))
+    (``»``), and its summary panel, its node texts as wide as the terminal."""
+    return _SearchView(result)
+
+
+class _SearchView:
+    """Laid out when printed, so the tree fills whatever width it is printed at."""
+
+    def __init__(self, result: SearchResult) -> None:
+        self.result = result
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        best = [node.id for node in self.result.path]
+        yield render_tree(self.result.root, best_path=best, snippet_width=snippet_width_at(options.max_width))
+        yield render_summary(self.result)

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..formats.reasoning import MARCO, ReasoningFormat
-from ..formats.split import CONTENT, splitter_for
+from ..formats.split import CONTENT, DRAFT, splitter_for
 from .console import err_console
 from .safe_text import for_terminal
 
@@ -70,6 +70,12 @@ class AnswerStream:
                     self.thought_console.print(Text(text, style="dim"), end="")
                 continue
             if not self.answer_to_stdout:
+                continue
+            if self.thought_console is not None and text.strip() == self._splitter.sent[DRAFT].strip():
+                # A format-less model wrote no answer marker: its whole draft is the
+                # answer, and this terminal shows it already; do not repeat it.
+                self.thought_console.print()
+                self.wrote_answer = True
                 continue
             if not self.wrote_answer and self.thought_console is not None and self.showed_thought:
                 self.thought_console.print()  # end the dimmed thought's line

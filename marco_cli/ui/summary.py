@@ -62,10 +62,11 @@ def _vote_row(result: SearchResult) -> str | None:
     if vote is None or vote.answer_key is None:
         return None
     key = _quote(vote.answer_key)
-    return f"{key} · {vote.share:.0%} of the value of {_n(vote.voters, 'rollout')} ({_n(vote.answers, 'answer')})"
+    return f"{key} · {vote.share:.0%} of the value of {counted(vote.voters, 'rollout')} ({counted(vote.answers, 'answer')})"
 
 
-def _n(count: int, word: str) -> str:
+def counted(count: int, word: str) -> str:
+    """``1 rollout``, ``2 rollouts``."""
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 

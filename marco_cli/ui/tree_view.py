@@ -49,10 +49,15 @@ _OFF_PATH_GUIDE = Style(dim=True)
 FIGURES_WIDTH = 26  # "» ▶ n=12 q=0.73 c=0.81 " before a node's text
 
 
+def snippet_width_at(columns: int) -> int:
+    """Node text width that fills lines of ``columns`` characters."""
+    return max(16, columns - FIGURES_WIDTH)
+
+
 def snippet_width_for(console: Console) -> int:
     """Node text width that fills the console's lines: the live tree, the
-    final folded tree and ``marco replay`` all use it."""
-    return max(16, console.width - FIGURES_WIDTH)
+    final folded tree, ``marco replay`` and chat's ``/tree`` all use it."""
+    return snippet_width_at(console.width)
 
 
 def snippet(text: str, width: int) -> str:
