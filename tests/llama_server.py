@@ -144,24 +144,11 @@ class LlamaServer:
         ]
         with log.open("ab") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(
-                    f"llama-server exited with {self.proc.returncode}: {self.log.read_text(errors='replace')[-3000:]}"
-                )
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"llama-server did not load the model within {START_SECONDS} s: {self.log}")
-            time.sleep(0.2)
+        try:
+            wait_serving(self.proc, f"{self.url}/health", log, START_SECONDS)
+        except BaseException:
+            self.stop()
+            raise
 
     def metric(self, name: str) -> float:
         """A counter from ``/metrics`` (Prometheus text), 0 when absent."""
@@ -177,10 +164,33 @@ class LlamaServer:
         self.proc.wait(30)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop(self.proc)
+
+
+def wait_serving(proc: subprocess.Popen, url: str, log: Path, seconds: float) -> None:
+    """Until URL answers 200 (SECONDS: a hang guard for the model load, not a
+    speed check); a failure with the end of LOG if the server exits first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(
+                f"the server for {url} exited with {proc.returncode}: {log.read_text(errors='replace')[-3000:]}"
+            )
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{url} did not answer within {seconds} s: {log}")
+        time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

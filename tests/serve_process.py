@@ -6,36 +6,24 @@ operator's notes: fallback, stopped requests)."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import child_env
 import httpx
-from child_env import pythonpath
+from child_env import MARCO, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 START_SECONDS = 180  # a hang guard for a loaded machine, not a speed check
 READY = re.compile(r"on (http://127\.0\.0\.1:(\d+)/v1)")
 
 
 def marco_env(home: Path, **extra: str) -> dict[str, str]:
-    env = dict(
-        os.environ,
-        MARCO_HOME=str(home),
-        PYTHONPATH=pythonpath(ROOT),
-        NO_COLOR="1",
-        MARCO_THREADS="1",
-        HF_HUB_OFFLINE="1",
-    )
-    for var in ("MARCO_MODEL", "MARCO_MODELS", "MARCO_MODELS_DIR", "MARCO_BACKEND", "MARCO_DEBUG", "MARCO_API_KEY"):
-        env.pop(var, None)
-    env.update(extra)
-    return env
+    """A server's environment: plain stderr, one engine thread, no hub."""
+    return child_env.marco_env(home, **{"NO_COLOR": "1", "MARCO_THREADS": "1", "HF_HUB_OFFLINE": "1", **extra})
 
 
 @dataclass
@@ -86,7 +74,7 @@ def start(home: Path, *args: str, env: dict[str, str] | None = None, argv: list[
     """``marco serve --port 0 ARGS`` (or ``argv`` as given) with stderr in HOME/stderr-N.log."""
     home.mkdir(parents=True, exist_ok=True)
     log = home / f"stderr-{len(list(home.glob('stderr-*.log')))}.log"
-    command = argv or [sys.executable, "-m", "marco_cli", "serve", "--port", "0", *args]
+    command = argv or [*MARCO, "serve", "--port", "0", *args]
     with log.open("wb") as err:
         proc = subprocess.Popen(
             command,

@@ -10,18 +10,15 @@ blank line each, and everything else is on stderr.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import pexpect
 import pytest
-from child_env import pythonpath
+from child_env import spawn_marco
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
 
-ROOT = Path(__file__).resolve().parent.parent
 # One thread: on a busy 2-core machine llama.cpp's spinning threads oversubscribe
 # the cores and run several times slower than one thread does.
 FAST = ["-m", "tiny", "--max-tokens", "16", "--ctx", "1024", "--threads", "1"]
@@ -165,30 +162,22 @@ def test_mcts_turn_and_tree(tmp_path):
 def test_ctrl_c_cancels_a_turn_not_the_session(tmp_path):
     """A real pseudo-terminal: prompt, streamed answer, Ctrl-C mid-answer ->
     (cancelled) and the prompt again; the next question is answered; /exit."""
-    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(tmp_path), "TERM": "xterm"}
-    env.pop("NO_COLOR", None)
-    child = pexpect.spawn(
-        sys.executable,
-        [
-            "-m",
-            "marco_cli",
-            "chat",
-            "-m",
-            "tiny",
-            "--max-tokens",
-            "4000",
-            "--temperature",
-            "1.0",
-            "--seed",
-            "1",
-            "--ctx",
-            "4096",
-            "--threads",
-            "1",
-        ],
-        env=env,
+    child = spawn_marco(
+        "chat",
+        "-m",
+        "tiny",
+        "--max-tokens",
+        "4000",
+        "--temperature",
+        "1.0",
+        "--seed",
+        "1",
+        "--ctx",
+        "4096",
+        "--threads",
+        "1",
+        home=tmp_path,
         timeout=180,
-        encoding="utf-8",
         dimensions=(40, 120),
     )
     shown = ""

@@ -4,18 +4,16 @@ the foundation issue: one line on stderr, the right exit code, no traceback."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from child_env import pythonpath
+from child_env import MARCO, marco_env
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
 
-ROOT = Path(__file__).resolve().parent.parent
 FAST = ["-m", "tiny", "--mode", "cot", "--max-tokens", "24", "--ctx", "1024"]
 
 
@@ -171,13 +169,11 @@ def test_debug_shows_traceback(runner):
 
 
 def _run(args, stdin: bytes | None, home: Path):
-    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(home)}
-    env.pop("NO_COLOR", None)
     return subprocess.run(
-        [sys.executable, "-m", "marco_cli", *args],
+        [*MARCO, *args],
         input=stdin,
         capture_output=True,
-        env=env,
+        env=marco_env(home),
         timeout=300,
     )
 
@@ -250,8 +246,7 @@ def test_help_loads_no_engine_search_or_server():
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         f"print([m for m in {heavy!r} if m in sys.modules])"
     )
-    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT)}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=marco_env(), check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
 
 

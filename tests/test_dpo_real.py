@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_dpo import FIELDS
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
@@ -19,16 +20,6 @@ pytestmark = pytest.mark.model
 
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 SETTINGS = SearchSettings(simulations=2, children=2, max_tokens=48, seed=5)
-FIELDS = {
-    "prompt",
-    "chosen",
-    "rejected",
-    "question_id",
-    "shared_prefix_tokens",
-    "chosen_value",
-    "rejected_value",
-    "source",
-}
 
 
 @pytest.fixture(scope="module")

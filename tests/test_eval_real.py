@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import eval_table
 import pytest
 from typer.testing import CliRunner
 
@@ -59,20 +60,8 @@ def test_table_shape(runs):
     assert first.exit_code == 0, first.stderr
     lines = first.stdout.splitlines()
     assert lines[0].startswith("tiny.tsv · smollm2-135m")
-    header = next(line for line in lines if "mode" in line)
-    assert [c.strip() for c in header.split("┃")[1:-1]] == [
-        "mode",
-        "n",
-        "k",
-        "acc %",
-        "95% CI",
-        "test@k %",
-        "tokens/q",
-        "s/q",
-        "acc/1k tok",
-        "Δ vs cot",
-    ]
-    body = [[c.strip() for c in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
+    assert eval_table.header(first.stdout) == eval_table.COLUMNS
+    body = eval_table.body(first.stdout)
     assert [row[0] for row in body] == ["cot", "mcts-step"]
     assert all(row[1] == "2" and row[2] == "1" for row in body)
     assert body[0][9] == "" and body[1][9].endswith(" pp")

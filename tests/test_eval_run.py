@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import eval_table
 import pytest
 from typer.testing import CliRunner
 
@@ -333,20 +334,8 @@ def test_cli_sc_conf_vote_table_and_json(dataset, tmp_path, monkeypatch):
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.stderr
-    header = next(line for line in result.stdout.splitlines() if "mode" in line)
-    assert [c.strip() for c in header.split("┃")[1:-1]] == [
-        "mode",
-        "n",
-        "k",
-        "acc %",
-        "95% CI",
-        "test@k %",
-        "tokens/q",
-        "s/q",
-        "acc/1k tok",
-        "Δ vs cot",
-    ]
-    body = [[c.strip() for c in line.split("│")[1:-1]] for line in result.stdout.splitlines() if line.startswith("│")]
+    assert eval_table.header(result.stdout) == eval_table.COLUMNS
+    body = eval_table.body(result.stdout)
     assert [(r[0], r[1], r[2]) for r in body] == [("cot", "3", "1"), ("sc", "3", "5"), ("conf-vote", "3", "5")]
     result = CliRunner().invoke(app, [*args, "--json", "--conf-keep", "0.4", "--conf-score", "window"])
     data = json.loads(result.stdout)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from child_env import ROOT
+from child_env import run_marco as marco
 from rich.console import Console
-from test_treefile import SETTINGS, searched
+from test_treefile import save_searched
 from typer.testing import CliRunner
 
 from marco_cli.chat.conversation import load_conversation
@@ -24,38 +24,18 @@ from marco_cli.core.untrusted import MAX_NESTING, UntrustedDataError, load_json,
 from marco_cli.evaluation.datasets import DatasetError, load_dataset
 from marco_cli.evaluation.results import ResultsError, read_rows
 from marco_cli.translate.glossary import load_glossary
-from marco_cli.treefile.io import load_tree, options_dict, save_tree
+from marco_cli.treefile.io import load_tree
 from marco_cli.ui.replay import MAX_PAUSE, pause, play
 
-ROOT = Path(__file__).resolve().parent.parent
 DEEP_JSON = "[" * 100_000
 DEEP_TOML = "x = " + "[" * 100_000
 
 
 @pytest.fixture(scope="module")
 def tree_file(tmp_path_factory) -> Path:
-    result, recorder = searched()
     path = tmp_path_factory.mktemp("hostile") / "tree.json"
-    save_tree(
-        path,
-        result,
-        question="add two and three",
-        model="scripted",
-        options=options_dict(SETTINGS, mode="mcts"),
-        recorder=recorder,
-    )
+    save_searched(path)
     return path
-
-
-def marco(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "marco_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-        cwd=cwd or ROOT,
-    )
 
 
 def one_line(proc, code: int, *texts: str) -> str:

@@ -3,42 +3,29 @@ far stays on screen, the exit code is 130, no traceback."""
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
 import pexpect
 import pytest
-from child_env import pythonpath
+from child_env import spawn_marco
 
 pytestmark = pytest.mark.model
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def test_ctrl_c_mid_generation_keeps_partial_answer(tmp_path):
-    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(tmp_path), "TERM": "xterm"}
-    child = pexpect.spawn(
-        sys.executable,
-        [
-            "-m",
-            "marco_cli",
-            "ask",
-            "-m",
-            "tiny",
-            "--mode",
-            "cot",
-            "--max-tokens",
-            "4000",
-            "--temperature",
-            "1.0",
-            "--seed",
-            "1",
-            "Write a very long story about a dragon who learns to count.",
-        ],
-        env=env,
+    child = spawn_marco(
+        "ask",
+        "-m",
+        "tiny",
+        "--mode",
+        "cot",
+        "--max-tokens",
+        "4000",
+        "--temperature",
+        "1.0",
+        "--seed",
+        "1",
+        "Write a very long story about a dragon who learns to count.",
+        home=tmp_path,
         timeout=120,
-        encoding="utf-8",
         dimensions=(40, 120),
     )
     child.expect(r"\w{3,}")  # the answer (or thought) is streaming

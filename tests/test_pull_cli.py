@@ -6,12 +6,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import sys
 from pathlib import Path
 
+import pexpect
 import pytest
-from child_env import pythonpath
+from child_env import spawn_marco
 from fakehub import FILE, REPO, closed_port_endpoint, gguf_bytes, gguf_sha, hub, online, registry_file  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
 
@@ -22,7 +21,6 @@ from marco_cli.reasoner import choose_model
 from marco_cli.ui.pull_progress import PlainPullDisplay
 
 URL_TAIL = f"/{REPO}/resolve/main/{FILE}"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -166,17 +164,8 @@ def test_plain_progress_lines():
 @pytest.mark.model
 def test_ctrl_c_in_a_terminal_then_pull_again_resumes(hub, registry_file, isolated_home, gguf_sha, runner):
     """The real thing: a Rich bar in a pseudo-terminal, Ctrl-C, then `marco pull` again."""
-    pexpect = pytest.importorskip("pexpect")
     hub.pause = 0.02  # about 2 s for the whole file: time to interrupt it
-    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "TERM": "xterm"}
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "marco_cli", "pull", "tiny-hub", "--models", str(registry_file)],
-        env=env,
-        timeout=60,
-        encoding="utf-8",
-        dimensions=(30, 120),
-    )
+    child = spawn_marco("pull", "tiny-hub", "--models", str(registry_file), timeout=60, dimensions=(30, 120))
     child.expect("pulling tiny-hub:Q4_1")
     partial_dir = downloaded(isolated_home).parent
     for _ in range(600):  # bounded: wait until some bytes reached the partial file

@@ -4,13 +4,10 @@ order of the pieces, size and sha256 checks, the cache, bad wheels."""
 from __future__ import annotations
 
 import hashlib
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import qwen_proxy
 from benchmarks.qwen_proxy import ProxyError, Spec, ensure

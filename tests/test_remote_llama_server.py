@@ -5,14 +5,12 @@ started here and stopped at the end. Tiny runs only (2 cores shared)."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+from llama_server import free_port, stop, wait_serving
 from typer.testing import CliRunner
 
 for _module in ("sse_starlette", "starlette_context", "pydantic_settings", "uvicorn", "fastapi"):
@@ -23,19 +21,13 @@ from marco_cli.backends.remote_probe import Dialect  # noqa: E402
 from marco_cli.cli import app  # noqa: E402
 from marco_cli.core.errors import BackendError  # noqa: E402
 from marco_cli.core.settings import GenerationSettings, Mode, SearchSettings  # noqa: E402
-from marco_cli.models.registry import RemoteTarget, parse_registry, resolve  # noqa: E402  # noqa: E402
-from marco_cli.reasoner import Reasoner  # noqa: E402  # noqa: E402
+from marco_cli.models.registry import RemoteTarget, parse_registry, resolve  # noqa: E402
+from marco_cli.reasoner import Reasoner  # noqa: E402
 
 pytestmark = pytest.mark.model
 
 N_CTX = 2048
 START_SECONDS = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -67,26 +59,10 @@ def llama_server(smol_gguf, tmp_path_factory):
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not start within {START_SECONDS} s")
-            time.sleep(0.3)
+        wait_serving(proc, f"{url}/v1/models", log, START_SECONDS)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop(proc)
 
 
 def remote_tiny(url: str):

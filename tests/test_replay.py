@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pexpect
 import pytest
-from child_env import pythonpath
+from child_env import MARCO, marco_env, spawn_marco
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -26,7 +23,6 @@ from marco_cli.ui.replay import play, replay_events
 
 pytestmark = pytest.mark.model
 
-ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "Explain why the sky is blue."
 SMALL = [
     "-m",
@@ -46,19 +42,13 @@ ESC = "\x1b"
 TREE_LINE = re.compile(r"── (?:\x1b\[[0-9;]*m)*(?:» )?(?:▶ )?n=\d+ q=")
 
 
-def _env(home: Path) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(home), "TERM": "xterm"}
-    env.pop("NO_COLOR", None)
-    return env
-
-
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     path = home / "sky.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "marco_cli", "ask", *SMALL, "--confidence", "--save-tree", str(path), QUESTION],
-        env=_env(home),
+        [*MARCO, "ask", *SMALL, "--confidence", "--save-tree", str(path), QUESTION],
+        env=marco_env(home, TERM="xterm"),
         capture_output=True,
         text=True,
         timeout=600,
@@ -134,14 +124,7 @@ def test_animate_off_a_terminal_prints_the_final_tree_only(real_run):
 
 def test_animate_in_a_terminal(real_run, tmp_path):
     _, path = real_run
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "marco_cli", "replay", "--animate", "--speed", "1000", str(path)],
-        env=_env(tmp_path),
-        timeout=120,
-        encoding="utf-8",
-        dimensions=(30, 100),
-    )
+    child = spawn_marco("replay", "--animate", "--speed", "1000", str(path), home=tmp_path, timeout=120)
     child.expect(pexpect.EOF)
     shown = child.before
     child.close()
@@ -154,32 +137,25 @@ def test_ask_in_a_terminal_draws_the_live_tree_and_ctrl_c_keeps_it(tmp_path):
     """The live tree on stderr while searching; Ctrl-C stops it cleanly, the
     partial tree is saved, the best answer so far is printed, exit 130."""
     path = tmp_path / "partial.json"
-    child = pexpect.spawn(
-        sys.executable,
-        [
-            "-m",
-            "marco_cli",
-            "ask",
-            "-m",
-            "tiny",
-            "--mode",
-            "mcts",
-            "--simulations",
-            "50",
-            "--children",
-            "2",
-            "--action",
-            "mini-32",
-            "--max-tokens",
-            "256",
-            "--save-tree",
-            str(path),
-            "Write a long story about a dragon who learns to count.",
-        ],
-        env=_env(tmp_path),
+    child = spawn_marco(
+        "ask",
+        "-m",
+        "tiny",
+        "--mode",
+        "mcts",
+        "--simulations",
+        "50",
+        "--children",
+        "2",
+        "--action",
+        "mini-32",
+        "--max-tokens",
+        "256",
+        "--save-tree",
+        str(path),
+        "Write a long story about a dragon who learns to count.",
+        home=tmp_path,
         timeout=300,
-        encoding="utf-8",
-        dimensions=(30, 100),
     )
     child.expect(r"MCTS (?:\x1b\[[0-9;]*m)*simulation \d+/50")  # the header
     child.expect(TREE_LINE)  # a child node drawn under the root

@@ -5,81 +5,42 @@ Ctrl-C (SIGINT). Tiny generations only."""
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
-from child_env import pythonpath
+from child_env import run_marco
+from serve_process import marco_env, start
 
 pytestmark = pytest.mark.model
-
-ROOT = Path(__file__).resolve().parent.parent
-START_SECONDS = 120
-READY = re.compile(r"on (http://127\.0\.0\.1:\d+/v1)")
-
-
-def marco(*args: str, home: Path, stderr) -> subprocess.Popen:
-    env = dict(os.environ, MARCO_HOME=str(home), PYTHONPATH=pythonpath(ROOT), NO_COLOR="1")
-    for var in ("MARCO_MODEL", "MARCO_MODELS", "MARCO_BACKEND", "MARCO_DEBUG"):
-        env.pop(var, None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "marco_cli", *args],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-    )
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("serve_home")
-    log = home / "stderr.log"
-    with log.open("wb") as err:
-        proc = marco(
-            "serve",
-            "-m",
-            "tiny",
-            "--port",
-            "0",
-            "--threads",
-            "1",
-            "--ctx",
-            "2048",
-            "--max-tokens",
-            "16",
-            "--simulations",
-            "2",
-            "--children",
-            "2",
-            home=home,
-            stderr=err,
-        )
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while not (match := READY.search(log.read_text())):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"marco serve did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield match.group(1), proc, log
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    served = start(
+        tmp_path_factory.mktemp("serve_home"),
+        "-m",
+        "tiny",
+        "--threads",
+        "1",
+        "--ctx",
+        "2048",
+        "--max-tokens",
+        "16",
+        "--simulations",
+        "2",
+        "--children",
+        "2",
+    )
+    yield served
+    served.stop()
 
 
 @pytest.fixture(scope="module")
 def client(server):
-    return openai.OpenAI(base_url=server[0], api_key="unused", max_retries=0, timeout=120)
+    return openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=120)
 
 
 def test_models_and_a_plain_answer(client):
@@ -160,7 +121,7 @@ def test_litellm_plain_and_streaming(server, monkeypatch):
 
     base = dict(
         model="openai/tiny",
-        api_base=server[0],
+        api_base=server.url,
         api_key="unused",
         max_tokens=12,
         messages=[{"role": "user", "content": "Name a colour."}],
@@ -180,7 +141,7 @@ def test_litellm_plain_and_streaming(server, monkeypatch):
 
 
 def test_a_page_elsewhere_cannot_use_the_default_server(server):
-    url = server[0]
+    url = server.url
     probe = httpx.post(
         f"{url}/chat/completions",
         timeout=30,
@@ -202,7 +163,7 @@ def test_a_page_elsewhere_cannot_use_the_default_server(server):
 
 
 def test_bad_requests_are_4xx_json_and_the_server_keeps_answering(server, client):
-    url = server[0]
+    url = server.url
     bad = httpx.post(
         f"{url}/chat/completions",
         content=b'{"model": "tiny", "messages": [',
@@ -225,14 +186,12 @@ def test_a_taken_port_is_a_one_line_error(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        proc = marco("serve", "-m", "tiny", "--port", str(port), home=tmp_path, stderr=subprocess.PIPE)
-        _, err = proc.communicate(timeout=120)
+        proc = run_marco("serve", "-m", "tiny", "--port", str(port), env=marco_env(tmp_path))
     assert proc.returncode == 1
-    assert err.decode().strip() == f"marco: error: cannot listen on 127.0.0.1:{port}: the address is already in use"
+    assert proc.stderr.strip() == f"marco: error: cannot listen on 127.0.0.1:{port}: the address is already in use"
 
 
 def test_ctrl_c_stops_the_server(server):
-    _, proc, log = server
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(60) == 130
-    assert "interrupted" in log.read_text()
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(60) == 130
+    assert "interrupted" in server.stderr()

@@ -13,7 +13,8 @@ import subprocess
 import sys
 
 import pytest
-from serve_process import ROOT, marco_env, start
+from child_env import MARCO, ROOT
+from serve_process import marco_env, start
 
 README = (ROOT / "README.md").read_text()
 
@@ -52,7 +53,7 @@ def test_the_readme_serve_example_works_on_a_fresh_install(tmp_path):
     args = [a if a != "8000" else "0" for a in args[2:]] + ["--max-tokens", "64", "--children", "2"]
     home = tmp_path / "fresh"
     env = marco_env(home)
-    served = start(home, argv=[sys.executable, "-m", "marco_cli", "serve", *args], env=env)
+    served = start(home, argv=[*MARCO, "serve", *args], env=env)
     try:
         assert "marco-o1:Q4_K_M is not downloaded" in served.stderr()
 

@@ -33,6 +33,15 @@ STOPPED = re.compile(
     r"(?:, (\d+) of (\d+) simulations| of at most (\d+))"
 )
 
+# a chain of thought and a search, each asking for far more than it may finish
+PLAIN_AND_SEARCH = pytest.mark.parametrize(
+    "model, extra",
+    [
+        ("smollm2-135m", {"max_tokens": 4000}),
+        ("smollm2-135m+mcts", {"max_tokens": 4000, "marco": {"simulations": 100000}}),
+    ],
+)
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -77,13 +86,7 @@ def answer_now(served: Served) -> None:
     assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] <= 4
 
 
-@pytest.mark.parametrize(
-    "model, extra",
-    [
-        ("smollm2-135m", {"max_tokens": 4000}),
-        ("smollm2-135m+mcts", {"max_tokens": 4000, "marco": {"simulations": 100000}}),
-    ],
-)
+@PLAIN_AND_SEARCH
 def test_a_plain_request_stops_when_its_client_disconnects(server, model, extra):
     before = len(stops(server))
     sock = raw_request(server, {"model": model, "messages": LONG, **extra})
@@ -100,13 +103,7 @@ def test_a_plain_request_stops_when_its_client_disconnects(server, model, extra)
     answer_now(server)
 
 
-@pytest.mark.parametrize(
-    "model, extra",
-    [
-        ("smollm2-135m", {"max_tokens": 4000}),
-        ("smollm2-135m+mcts", {"max_tokens": 4000, "marco": {"simulations": 100000}}),
-    ],
-)
+@PLAIN_AND_SEARCH
 def test_a_streamed_request_stops_when_its_client_disconnects(server, model, extra):
     before = len(stops(server))
     body = {"model": model, "messages": LONG, "stream": True, **extra}

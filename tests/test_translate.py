@@ -6,20 +6,19 @@ count and order, errors, warnings, output shapes)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pexpect
 import pytest
-from child_env import pythonpath
+from child_env import MARCO, marco_env
 from typer.testing import CliRunner
 
 import marco_cli.search
 from marco_cli.cli import app
 
-ROOT = Path(__file__).resolve().parent.parent
 # 16 tokens are enough to test the contract. One thread: a 135M model gains
 # little from two, and a busy 2-core CI box loses a lot to spinning threads.
 FAST = ["-m", "tiny", "--max-tokens", "16", "--threads", "1"]
@@ -34,14 +33,12 @@ def _invoke(args, stdin=None):
 
 def _marco(args, stdin_path: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     """A real process with real pipes, as a shell pipeline would run it."""
-    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(tmp_path / "home")}
-    env.pop("NO_COLOR", None)
     with stdin_path.open("rb") as stdin:
         return subprocess.run(
-            [sys.executable, "-m", "marco_cli", "translate", *FAST, *args],
+            [*MARCO, "translate", *FAST, *args],
             stdin=stdin,
             capture_output=True,
-            env=env,
+            env=marco_env(tmp_path / "home"),
             timeout=300,
             cwd=tmp_path,
         )
@@ -67,10 +64,9 @@ def test_progress_bar_on_a_terminal_stderr_leaves_stdout_clean(tmp_path):
     """stderr on a terminal, stdout to a file: the bar is drawn on stderr and
     the translations still go to the file (Rich's Progress would redirect
     stdout into its own console unless told not to)."""
-    pexpect = pytest.importorskip("pexpect")
     src, out = tmp_path / "src.txt", tmp_path / "out.txt"
     src.write_text("one\n\ntwo\nthree\n", encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(tmp_path / "home"), "TERM": "xterm"}
+    env = marco_env(tmp_path / "home", TERM="xterm")
     command = f"{sys.executable} -m marco_cli translate {' '.join(FAST)} --to fr < {src} > {out}"
     child = pexpect.spawn("bash", ["-c", command], env=env, cwd=str(tmp_path), encoding="utf-8", timeout=300)
     child.expect(pexpect.EOF)
@@ -96,12 +92,10 @@ def test_progress_bar_on_a_terminal_stderr_leaves_stdout_clean(tmp_path):
 
 
 def test_no_text_on_a_terminal_is_a_usage_error(tmp_path):
-    pexpect = pytest.importorskip("pexpect")
-    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "MARCO_HOME": str(tmp_path / "home")}
     child = pexpect.spawn(
         sys.executable,
         ["-m", "marco_cli", "translate", "--to", "en"],
-        env=env,
+        env=marco_env(tmp_path / "home"),
         cwd=str(tmp_path),
         encoding="utf-8",
         timeout=60,

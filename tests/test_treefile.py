@@ -37,10 +37,9 @@ def searched(settings: SearchSettings = SETTINGS):
     return result, recorder
 
 
-@pytest.fixture(scope="module")
-def saved_doc(tmp_path_factory):
+def save_searched(path):
+    """The scripted search saved at PATH as `marco ask --save-tree` would."""
     result, recorder = searched()
-    path = tmp_path_factory.mktemp("trees") / "tree.json"
     save_tree(
         path,
         result,
@@ -49,7 +48,13 @@ def saved_doc(tmp_path_factory):
         options=options_dict(SETTINGS, mode="mcts"),
         recorder=recorder,
     )
-    return path, result, recorder
+    return result, recorder
+
+
+@pytest.fixture(scope="module")
+def saved_doc(tmp_path_factory):
+    path = tmp_path_factory.mktemp("trees") / "tree.json"
+    return path, *save_searched(path)
 
 
 def write(tmp_path, data, name="t.json") -> str:

@@ -13,9 +13,10 @@ import stat
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
+from child_env import ROOT
+from child_env import run_marco as marco
 from test_treefile import SETTINGS, searched
 from typer.testing import CliRunner
 
@@ -26,21 +27,7 @@ from marco_cli.core.errors import OutputError
 from marco_cli.evaluation.results import JsonlWriter
 from marco_cli.treefile.io import options_dict, save_tree
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = ["-m", "tiny", "--threads", "1", "--max-tokens", "4", "--ctx", "1024"]
-
-
-def marco(*args: str, stdout=subprocess.PIPE, cwd: Path = ROOT, pass_fds=()) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "marco_cli", *args],
-        stdout=stdout,
-        stderr=subprocess.PIPE,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-        cwd=cwd,
-        pass_fds=pass_fds,
-    )
 
 
 def one_line(proc, code: int, *texts: str) -> str:
