@@ -145,6 +145,8 @@ class MarcoGroup(TyperGroup):
 
     # Any: the Context is click's, or typer's private copy of click since typer 0.29
     def invoke(self, ctx: Any) -> Any:
+        global _interrupted_said
+        _interrupted_said = False  # one line per command run (the tests run many in one process)
         try:
             result = super().invoke(ctx)
             _flush_stdout()  # a full or closed stdout fails here, inside the boundary
@@ -157,14 +159,14 @@ class MarcoGroup(TyperGroup):
             if debug_enabled():
                 raise
             if exc.exit_code == ExitCode.INTERRUPTED:
-                sys.stderr.write("\nmarco: interrupted\n")
+                _say_interrupted()
             else:
                 report_error(cli_message(exc))
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             if debug_enabled():
                 raise
-            sys.stderr.write("\nmarco: interrupted\n")
+            _say_interrupted()
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except BrokenPipeError:
             # `marco ask ... | head -1`: the reader left; that is not an error.
@@ -187,6 +189,17 @@ class MarcoGroup(TyperGroup):
                 raise
             report_error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
             raise typer.Exit(int(ExitCode.ERROR)) from None
+
+
+_interrupted_said = False
+
+
+def _say_interrupted() -> None:
+    """The one line every Ctrl-C ends with, written once whichever way it came."""
+    global _interrupted_said
+    if not _interrupted_said:
+        _interrupted_said = True
+        sys.stderr.write("\nmarco: interrupted\n")
 
 
 def _flush_stdout() -> None:
@@ -254,5 +267,12 @@ def main() -> None:
     guard_standard_streams()
     try:
         app()
+    except SystemExit as exc:
+        # typer turns a Ctrl-C that escapes a command (while options are read,
+        # say) into a silent exit 130; the user still gets the line.
+        if exc.code == ExitCode.INTERRUPTED:
+            _say_interrupted()
+        raise
     except KeyboardInterrupt:  # Ctrl-C outside a command (e.g. during import)
+        _say_interrupted()
         sys.exit(int(ExitCode.INTERRUPTED))

@@ -175,6 +175,31 @@ def test_ctrl_c_with_requests_in_flight_is_quick_quiet_and_answers_them(tmp_path
     assert len(err.strip().splitlines()) <= 4, err  # serving, the stopped request, interrupted
 
 
+def test_sigterm_answers_the_running_request_then_ends_by_the_signal(tmp_path):
+    """A service manager's stop: the request in flight gets its JSON 503, the
+    model is closed, and the process ends by SIGTERM as managers expect."""
+    served = start(tmp_path, "-m", "tiny")
+    results: dict[str, httpx.Response] = {}
+
+    def plain() -> None:
+        results["plain"] = httpx.post(
+            f"{served.url}/chat/completions", timeout=120, json={"model": "tiny", "messages": LONG, "max_tokens": 4000}
+        )
+
+    thread = threading.Thread(target=plain)
+    try:
+        thread.start()
+        served.wait_until(running=1)
+        served.proc.send_signal(signal.SIGTERM)
+        assert served.proc.wait(120) == -signal.SIGTERM
+    finally:
+        thread.join(120)
+        served.stop()
+    assert results["plain"].status_code == 503 and results["plain"].json()["error"]["code"] == "shutting_down"
+    err = served.stderr()
+    assert "Traceback" not in err and "(shutting down)" in err and "interrupted" not in err
+
+
 def test_the_time_limit_answers_with_the_work_so_far(tmp_path):
     served = start(tmp_path, "-m", "tiny", "--limit", "seconds=1", "--limit", "simulations=100000")
     try:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
+import signal
 import socket
+import threading
+from collections.abc import Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
@@ -91,6 +95,7 @@ def serve(
     # Bind before anything slow or chatty: a bad or taken port is the first error.
     sock = listen(host, port)
     service = None
+    stopped_by: int | None = None
     try:
         m = flags.model_settings
         registry = load_registry(m.models)
@@ -114,11 +119,18 @@ def serve(
             note=notice,
         )
         service.load()
-        run_server(service, sock, policy, verbose=runtime.verbose)
+        stopped_by = run_server(service, sock, policy, verbose=runtime.verbose)
     finally:
         sock.close()
         if service is not None:
             service.close()
+    if stopped_by == signal.SIGINT:
+        raise KeyboardInterrupt  # the one "marco: interrupted" line and exit 130
+    if stopped_by == signal.SIGTERM:
+        # A service manager asked: end the way it expects, by the signal itself,
+        # now that the running request has its reply and the model is closed.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -141,16 +153,37 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_server(service: ChatService, sock: socket.socket, policy: AccessPolicy, *, verbose: bool) -> None:
+def run_server(service: ChatService, sock: socket.socket, policy: AccessPolicy, *, verbose: bool) -> int | None:
+    """Serve until Ctrl-C or SIGTERM; returns which signal ended it (None if none did)."""
     import uvicorn
 
     from ..server.app import create_app
 
     class Server(uvicorn.Server):
+        stopped_by: int | None = None
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn would raise the caught signal again after its shutdown,
+            # inside asyncio's own SIGINT handling, which let Ctrl-C end the
+            # process now and then without the "interrupted" line. Here the
+            # signal is only recorded, and the command ends once all is closed.
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             # Ctrl-C: the running request stops now and its client gets a JSON
             # error, so uvicorn's graceful wait is short and nothing is cancelled.
             service.begin_shutdown()
+            if self.stopped_by is None:
+                self.stopped_by = sig
             super().handle_exit(sig, frame)
 
     host, port = sock.getsockname()[:2]
@@ -165,7 +198,9 @@ def run_server(service: ChatService, sock: socket.socket, policy: AccessPolicy, 
         lifespan="off",
         timeout_graceful_shutdown=5,
     )
-    Server(config).run(sockets=[sock])
+    server = Server(config)
+    server.run(sockets=[sock])
+    return server.stopped_by
 
 
 def _loopback(host: str) -> bool:
