@@ -18,11 +18,21 @@ connection that breaks while an answer streams in is not either (its tokens
 are half-delivered): the caller gets a ``BackendError`` and an MCTS search
 ends there with its best answer so far. Every failure becomes a
 ``BackendError`` that names the server and says what to do. No llama_cpp here.
+
+A stream that goes quiet is watched: a llama-server told to stop (SIGTERM)
+closes its listening socket at once but holds open connections silent for
+about 30 s before it exits. When no byte has come for ``STALL_PROBE_AFTER``
+seconds, a fresh TCP connection to the server's address tells the two cases
+apart: refused means nobody listens any more, and the stream is ended then;
+any other outcome (accepted, timed out behind a proxy) means keep waiting,
+within the read timeout as before.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +48,8 @@ FIRST_BACKOFF = 0.5  # seconds before the second try; doubles up to MAX_BACKOFF
 MAX_BACKOFF = 8.0  # seconds, between two tries
 MAX_RETRY_AFTER = 30.0  # a server asking for longer gets this much
 RECONNECT_WINDOW = 5.0  # seconds an unreachable server is tried again before it counts as gone
+STALL_PROBE_AFTER = 2.0  # seconds a stream may be silent before the server's port is checked
+STALL_PROBE_EVERY = 1.0  # seconds between two checks while it stays silent
 
 
 class ServerError(BackendError):
@@ -95,6 +107,8 @@ class Http:
         self._sleep = sleep
         self._clock = clock
         self._reached = False  # some request got an HTTP answer
+        self.stall_probe_after = STALL_PROBE_AFTER
+        self.stall_probe_every = STALL_PROBE_EVERY
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(
             base_url=base_url,
@@ -118,11 +132,42 @@ class Http:
             return self._json(response, path)
 
     @contextmanager
-    def stream(self, path: str, body: dict[str, Any]) -> Iterator[httpx.Response]:
+    def stream(self, path: str, body: dict[str, Any]) -> Iterator[Watched]:
         """POST and hold the response open (server-sent events); closing it tells
-        the server to stop generating."""
+        the server to stop generating. Its lines come from ``iter_lines()``,
+        watched for a server that went silent because it is going away."""
         with self._send("POST", path, body, stream=True) as response:
-            yield response
+            watched = Watched(response, self, self._clock)
+            try:
+                yield watched
+            except Exception:
+                if watched.gone:
+                    raise self._gone_error() from None
+                raise
+            finally:
+                watched.stop()
+            if watched.gone:
+                raise self._gone_error()
+
+    def _gone_error(self) -> BackendError:
+        return BackendError(
+            f"{self.base_url}: the server went silent mid-answer and no longer accepts connections",
+            hint="it is shutting down or was stopped",
+        )
+
+    def listening(self) -> bool | None:
+        """Whether anything accepts a connection at the server's address now:
+        False only when the connection is refused; None when it cannot tell."""
+        url = self._client.base_url
+        host = url.host
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            with socket.create_connection((host, port), timeout=min(2.0, self.timeout)):
+                return True
+        except ConnectionRefusedError:
+            return False
+        except OSError as exc:
+            return False if exc.errno == errno.ECONNREFUSED else None
 
     def _json(self, response: httpx.Response, path: str) -> Any:
         try:
@@ -219,6 +264,53 @@ class Http:
             hint = "set the API key: 'api_key_env' in the registry entry, or MARCO_API_KEY with --backend"
         message = f"{self.base_url}{path} answered {status}{after}" + (f": {detail}" if detail else "")
         return ServerError(message, status=response.status_code, detail=detail, hint=hint)
+
+
+class Watched:
+    """A streamed response whose silence is watched by a helper thread.
+
+    The thread wakes every ``stall_probe_every`` seconds; once no line has
+    come for ``stall_probe_after`` seconds it asks ``Http.listening``. A
+    refused connection ends the stream: the socket is shut down under the
+    reader, whose blocked read then returns, and ``gone`` says why."""
+
+    def __init__(self, response: httpx.Response, http: Http, clock: Callable[[], float]) -> None:
+        self.response = response
+        self.gone = False
+        self._http = http
+        self._clock = clock
+        self._last = clock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="marco-stall-watch", daemon=True)
+        self._thread.start()
+
+    def iter_lines(self) -> Iterator[str]:
+        for line in self.response.iter_lines():
+            self._last = self._clock()
+            yield line
+
+    def stop(self) -> None:
+        self._done.set()
+
+    def _watch(self) -> None:
+        every, after = self._http.stall_probe_every, self._http.stall_probe_after
+        while not self._done.wait(every):
+            if self._clock() - self._last < after or self._http.listening() is not False:
+                continue
+            if self._done.is_set():
+                return
+            self.gone = True
+            self._cut()
+            return
+
+    def _cut(self) -> None:
+        stream = self.response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # the reader's recv returns at once
+            except OSError:
+                pass
 
 
 def _retryable(response: httpx.Response) -> bool:
