@@ -112,6 +112,15 @@ def test_info(backend, smol_gguf):
 
 
 @pytest.mark.model
+def test_the_default_threads_follow_the_models_size(backend, smol_gguf):
+    # 135M of weights: one-token decodes on one thread (threads.py); batches governed
+    governor = backend.engine.kv.threads
+    assert governor.single == 1 and len(governor.choices) == len(set(governor.choices))
+    with LlamaBackend.load(smol_gguf, RuntimeSettings(n_ctx=512, n_threads=2), name="smol") as fixed:
+        assert fixed.engine.kv.threads.single == 2 and fixed.engine.kv.threads.choices == [2]
+
+
+@pytest.mark.model
 def test_quantized_kv_cache_generates(smol_gguf, prompt):
     runtime = RuntimeSettings(n_ctx=512, kv_cache=KVCacheType.Q8_0, n_threads=1)
     with LlamaBackend.load(smol_gguf, runtime, name="smol") as b:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from marco_cli.backends.threads import ThreadGovernor, candidates, starting_count
+from marco_cli.backends.threads import ThreadGovernor, candidates, one_token_threads, starting_count
 from marco_cli.core.errors import UsageError
 from marco_cli.core.machine import usable_cpus
 from marco_cli.core.settings import RuntimeSettings
@@ -135,7 +135,7 @@ def test_threads_setting_flag_env_cap_and_errors(monkeypatch):
         RuntimeSettings(n_threads=-1)
 
 
-def test_one_token_decodes_always_use_all_cores():
+def test_one_token_decodes_keep_one_fixed_count():
     # Their attention rounds differently per thread count once the cache is
     # big, so they never change count: a seed gives one answer.
     m = Machine({2: 6.0, 1: 1.0})
@@ -146,3 +146,15 @@ def test_one_token_decodes_always_use_all_cores():
     assert set(used) == {2} and gov.tries == 0
     decode_many(gov, m, 20)  # batches are governed and stay on the fast count
     assert gov.current == 1
+
+
+def test_one_token_count_follows_the_model_size_never_the_clock():
+    gib = 1 << 30
+    assert one_token_threads(8, 4 * gib) == 8  # a 7B: every core helps
+    assert one_token_threads(8, 100 << 20) == 1  # a 135M: barriers cost more than a core gives
+    assert one_token_threads(8, 100 << 20, offloaded=True) == 8
+    small = ThreadGovernor.automatic(2, weights_bytes=400 << 20)
+    big = ThreadGovernor.automatic(2, weights_bytes=5 * gib)
+    assert (small.single, big.single) == (1, 2)
+    assert small.choices == big.choices == [2, 1]  # batches are governed either way
+    assert ThreadGovernor.fixed(3).single == 3  # --threads fixes both

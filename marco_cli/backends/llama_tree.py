@@ -77,7 +77,11 @@ class TreeEngine:
         params.n_batch = params.n_ubatch = BATCH_TOKENS
         params.n_seq_max = n_seq
         # None: marco chooses while it runs (threads.py)
-        governor = ThreadGovernor.automatic() if n_threads is None else ThreadGovernor.fixed(n_threads)
+        if n_threads is None:
+            weights = int(lib.llama_model_size(model))
+            governor = ThreadGovernor.automatic(weights_bytes=weights, offloaded=info.gpu_layers > 0)
+        else:
+            governor = ThreadGovernor.fixed(n_threads)
         params.n_threads = params.n_threads_batch = governor.threads
         # One cache for all branches; flash attention keeps a decode from
         # attending over other branches' cells (docs/engine.md, point 3).

@@ -22,9 +22,15 @@ element is computed by one thread, so the count changes nothing, and only
 those decodes are governed. A decode of ONE token (a single stream, or a
 wave thinned to one row) is different: once the cache holds 512 cells,
 ggml's flash attention splits the cells among the threads and merges the
-parts, so its rounding depends on the count. Those decodes always run with
-``single`` threads (all physical cores), fixed for the whole run; libgomp's
-passive waiting is what keeps them from collapsing. Tests check both.
+parts, so its rounding depends on the count. Those decodes run with
+``single`` threads, fixed for the whole run by the model's size (never a
+clock, so a seed keeps giving one answer): all physical cores for weights of
+``ALL_CORES_FROM_BYTES`` or more, one thread below. A small model's token is
+so little work per operation that the barrier waits cost more than a second
+core gives: on two idle cores, one greedy stream took 2.1x the time of one
+thread on SmolLM2-135M and 1.07x on Qwen2.5-0.5B (BENCHMARKS.md, "Speed").
+libgomp's passive waiting keeps the all-core case from collapsing. Tests
+check both.
 
 OpenMP: llama.cpp built with OpenMP (the default with GCC) waits at its
 barriers in libgomp, which spins up to ~300,000 rounds before it sleeps;
@@ -65,6 +71,15 @@ MAX_TRY_DECODES = 3
 """Decodes a try may take to meet one whose size has a reference time."""
 
 OMP_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
+ALL_CORES_FROM_BYTES = 1 << 30
+"""Weights from which one-token decodes use all physical cores (module docstring)."""
+
+
+def one_token_threads(cores: int, weights_bytes: int, *, offloaded: bool = False) -> int:
+    """The fixed count of one-token decodes: all cores for a model big enough
+    (or offloaded, where the CPU only feeds the GPU), one for a small one."""
+    return cores if offloaded or weights_bytes >= ALL_CORES_FROM_BYTES else 1
 
 
 def configure_openmp() -> None:
@@ -115,10 +130,17 @@ class ThreadGovernor:
     batch) says which earlier decodes are comparable. ``attach`` tells it how
     to set the count on the context."""
 
-    def __init__(self, choices: Sequence[int], start: int, *, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        choices: Sequence[int],
+        start: int,
+        *,
+        single: int | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self._set_threads: Callable[[int], None] = lambda n: None
         self.choices = list(choices)
-        self.single = max(self.choices)  # one-token decodes (see above)
+        self.single = max(self.choices) if single is None else single  # one-token decodes (see above)
         self.current = start
         self._clock = clock
         self._applied: int | None = None
@@ -137,13 +159,16 @@ class ThreadGovernor:
         return cls([threads], threads)
 
     @classmethod
-    def automatic(cls, cores: int | None = None) -> ThreadGovernor:
+    def automatic(
+        cls, cores: int | None = None, *, weights_bytes: int = ALL_CORES_FROM_BYTES, offloaded: bool = False
+    ) -> ThreadGovernor:
         """Choose among ``candidates(cores)`` (physical cores by default),
-        starting with what the CPUs idle at this moment can hold."""
+        starting with what the CPUs idle at this moment can hold; one-token
+        decodes get ``one_token_threads`` for a model of ``weights_bytes``."""
         cores = physical_cores() if cores is None else cores
         choices = candidates(cores)
         start = starting_count(choices, idle_cpus() if len(choices) > 1 else None)
-        return cls(choices, start)
+        return cls(choices, start, single=one_token_threads(cores, weights_bytes, offloaded=offloaded))
 
     def attach(self, set_threads: Callable[[int], None], applied: int) -> None:
         """Drive a context created with ``applied`` threads."""
