@@ -13,6 +13,15 @@ and only re-checks it.
     python benchmarks/qwen_proxy.py                 # prints the .gguf path
     marco eval DATA --model "$(python benchmarks/qwen_proxy.py)" ...
 
+As a stand-in for Marco-o1 it must be run the way Marco-o1 is: with
+Marco-o1's reasoning format (``<Thought>``/``<Output>``: the search's steps,
+reflection and value span follow it) and a system prompt that asks for it,
+since its own template's default does not:
+
+    R=$(python benchmarks/qwen_proxy.py --registry)    # a models file: qwen-proxy
+    marco eval DATA --models "$R" -m qwen-proxy \
+        --system "$(python benchmarks/qwen_proxy.py --system)" ...
+
 Benchmarks only: nothing in marco depends on this file or on these wheels.
 """
 
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -36,6 +46,13 @@ SIZE = 491_400_064
 SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 FILE_NAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 CHUNK = 1 << 20
+REGISTRY_NAME = "qwen-proxy.toml"
+STAND_IN_SYSTEM = (
+    "You are a helpful assistant.\n\n"
+    "Think step by step inside <Thought> and </Thought>, then give only the final answer inside <Output> and </Output>."
+)
+"""The system prompt the proxy runs with as a Marco-o1 stand-in (the round-1
+measurements and the issue's own used it)."""
 
 
 class ProxyError(Exception):
@@ -173,16 +190,42 @@ def ensure(
     return target
 
 
+def write_registry(model: Path, cache: Path) -> Path:
+    """A models file beside the model with one entry, ``qwen-proxy``, in
+    Marco-o1's reasoning format; rewritten each time (the path may move)."""
+    target = cache / REGISTRY_NAME
+    text = (
+        "# Written by benchmarks/qwen_proxy.py --registry: the Qwen2 proxy as a Marco-o1 stand-in.\n"
+        'default = "qwen-proxy"\n\n'
+        "[models.qwen-proxy]\n"
+        'description = "Qwen2.5-Coder-0.5B-Instruct Q4_K_M, a stand-in for Marco-o1 (benchmarks only)"\n'
+        f"path = {json.dumps(str(model.resolve()))}\n"
+        'reasoning = "marco"\n'
+    )
+    target.write_text(text, encoding="utf-8")
+    return target
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--cache", type=Path, default=None, help="cache directory [default: $MARCO_BENCH_CACHE or ~/.cache/marco-bench]"
     )
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--registry", action="store_true", help="print the path of a models file with the stand-in entry 'qwen-proxy'"
+    )
+    shown.add_argument("--system", action="store_true", help="print the stand-in's system prompt (nothing is fetched)")
     args = parser.parse_args(argv)
+    if args.system:
+        print(STAND_IN_SYSTEM)
+        return 0
     cache = args.cache or default_cache()
     try:
         cache.mkdir(parents=True, exist_ok=True)
         path = ensure(cache, log=lambda msg: print(f"qwen_proxy: {msg}", file=sys.stderr))
+        if args.registry:
+            path = write_registry(path, cache)
     except (ProxyError, OSError) as exc:
         print(f"qwen_proxy: error: {exc}", file=sys.stderr)
         return 1

