@@ -104,3 +104,22 @@ def test_listening_tells_refused_from_open():
     http = Http(f"http://127.0.0.1:{port}")
     assert http.listening() is False
     http.close()
+
+
+def test_a_cancelled_batch_does_not_wait_for_a_silent_stream():
+    """Ctrl-C (or a failed sibling request) sets ``cancelled``: a stream held
+    silent by a live server ends too, instead of at the server's pleasure."""
+    server = SilentServer(stop_listening=False)
+    http = client(server.port)
+    timer = threading.Timer(0.5, http.cancelled.set)
+    timer.start()
+    try:
+        with pytest.raises(BackendError) as info, http.stream("/v1/completions", {"prompt": "x"}) as response:
+            for _ in response.iter_lines():
+                pass
+    finally:
+        timer.cancel()
+        server.release.set()
+        server.thread.join(10)
+        http.close()
+    assert "no longer accepts" not in str(info.value)  # cut for the caller, not taken for a dead server

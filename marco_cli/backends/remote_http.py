@@ -272,7 +272,8 @@ class Watched:
     The thread wakes every ``stall_probe_every`` seconds; once no line has
     come for ``stall_probe_after`` seconds it asks ``Http.listening``. A
     refused connection ends the stream: the socket is shut down under the
-    reader, whose blocked read then returns, and ``gone`` says why."""
+    reader, whose blocked read then returns, and ``gone`` says why. A set
+    ``Http.cancelled`` ends it the same way (without ``gone``)."""
 
     def __init__(self, response: httpx.Response, http: Http, clock: Callable[[], float]) -> None:
         self.response = response
@@ -295,6 +296,11 @@ class Watched:
     def _watch(self) -> None:
         every, after = self._http.stall_probe_every, self._http.stall_probe_after
         while not self._done.wait(every):
+            if self._http.cancelled.is_set():
+                # Ctrl-C, or another request of the batch failed: a silent
+                # stream must not hold the caller until the server speaks.
+                self._cut()
+                return
             if self._clock() - self._last < after or self._http.listening() is not False:
                 continue
             if self._done.is_set():
