@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from marco_cli.evaluation.stats import Outcome, summarize
+from marco_cli.evaluation.evaluate import row_outcomes
+from marco_cli.evaluation.stats import summarize
 
 VOTING = ("sc", "conf-vote")
 
@@ -47,18 +48,7 @@ def complete(rows: list[dict], modes: list[str]) -> list[dict]:
 
 
 def table(rows: list[dict], modes: list[str], samples: int) -> list[str]:
-    outcomes = [
-        Outcome(
-            r["question_id"],
-            r["mode"],
-            r["sample"],
-            bool(r["correct"]),
-            int(r["tokens"]),
-            float(r["seconds"]),
-            r.get("any_correct"),
-        )
-        for r in rows
-    ]
+    outcomes = row_outcomes(rows)
     ks = {m: samples if m in VOTING else 1 for m in modes}
     lines = [
         "| mode | n | k | acc % | 95% CI | test@k % | tokens/q | s/q | acc/1k tok | Δ vs " + modes[0] + " |",

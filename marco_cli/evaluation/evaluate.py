@@ -154,6 +154,22 @@ def sample_seed(base: int, question_id: str, sample: int) -> int:
     return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
 
 
+def row_outcomes(rows: Sequence[dict[str, Any]]) -> list[Outcome]:
+    """What the summary needs of each results row (``--out`` JSON lines)."""
+    return [
+        Outcome(
+            r["question_id"],
+            r["mode"],
+            r["sample"],
+            bool(r["correct"]),
+            int(r["tokens"]),
+            float(r["seconds"]),
+            r.get("any_correct"),
+        )
+        for r in rows
+    ]
+
+
 @dataclass
 class EvalReport:
     plan: EvalPlan
@@ -163,21 +179,9 @@ class EvalReport:
 
     @property
     def summaries(self) -> list[ModeSummary]:
-        outcomes = [
-            Outcome(
-                r["question_id"],
-                r["mode"],
-                r["sample"],
-                bool(r["correct"]),
-                int(r["tokens"]),
-                float(r["seconds"]),
-                r.get("any_correct"),
-            )
-            for r in self.rows
-        ]
         plan = self.plan
         return summarize(
-            outcomes,
+            row_outcomes(self.rows),
             [m.name for m in plan.modes],
             {m.name: plan.samples if m.votes else plan.answers(m) for m in plan.modes},
         )
