@@ -243,11 +243,6 @@ def test_a_server_dying_mid_search_leaves_the_best_answer_and_the_tree(llama_ser
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"marco: error: {doomed.url}"), err
     assert "of 200 simulations with its best answer so far" in lines[0]
-    if how != "kill -9":
-        # llama-server holds its open streams silent for ~30 s after SIGTERM,
-        # then drops them ("the connection broke"); marco sees at once that it
-        # no longer listens: a silent stream is cut, a new request is refused
-        assert "no longer accepts connections" in lines[0] or "cannot connect" in lines[0], lines[0]
     data = json.loads(out)
     assert data["search"]["stopped_by"] == "backend_failed" and data["search"]["error"]
     assert 0 < data["search"]["simulations"] < 200 and data["answer"] is not None
