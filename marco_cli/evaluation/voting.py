@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from ..search.scoring import mean_confidence as eq2_mean
+
 TAIL_TOKENS = 32
 WINDOW_TOKENS = 16
 
@@ -42,7 +44,8 @@ class ConfScore(str, Enum):
 
 
 def mean_confidence(confidences: Sequence[float]) -> float:
-    return sum(confidences) / len(confidences) if confidences else 0.0
+    """Eq. 2, as the search scores a path (0.0 for an empty trace)."""
+    return eq2_mean(confidences) or 0.0
 
 
 def tail_confidence(confidences: Sequence[float], tail: int = TAIL_TOKENS) -> float:
