@@ -20,10 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from marco_cli.evaluation.evaluate import row_outcomes
+from marco_cli.core.errors import UsageError
+from marco_cli.evaluation.evaluate import parse_modes, row_outcomes
 from marco_cli.evaluation.stats import summarize
-
-VOTING = ("sc", "conf-vote")
 
 
 def read_rows(paths: list[Path]) -> list[dict]:
@@ -48,8 +47,9 @@ def complete(rows: list[dict], modes: list[str]) -> list[dict]:
 
 
 def table(rows: list[dict], modes: list[str], samples: int) -> list[str]:
+    voting = {m.name for m in parse_modes(",".join(modes)) if m.votes}
     outcomes = row_outcomes(rows)
-    ks = {m: samples if m in VOTING else 1 for m in modes}
+    ks = {m: samples if m in voting else 1 for m in modes}
     lines = [
         "| mode | n | k | acc % | 95% CI | test@k % | tokens/q | s/q | acc/1k tok | Δ vs " + modes[0] + " |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -85,12 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", required=True, help="comma-separated, the baseline first (as marco eval --modes)")
     ap.add_argument("--samples", type=int, default=1, help="k of sc and conf-vote")
     args = ap.parse_args(argv)
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     try:
-        rows = complete(read_rows(args.files), modes)
-    except OSError as exc:
+        modes = [m.name for m in parse_modes(args.modes)]  # marco eval's own check and wording
+        every = read_rows(args.files)
+    except (UsageError, OSError) as exc:
         print(f"eval_summary: {exc}", file=sys.stderr)
         return 1
+    rows = complete(every, modes)
     if not rows:
         print("eval_summary: no question has been answered by every mode yet", file=sys.stderr)
         return 1
