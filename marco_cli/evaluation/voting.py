@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ..search.scoring import mean_confidence as eq2_mean
-
 TAIL_TOKENS = 32
 WINDOW_TOKENS = 16
 
@@ -45,6 +43,10 @@ class ConfScore(str, Enum):
 
 def mean_confidence(confidences: Sequence[float]) -> float:
     """Eq. 2, as the search scores a path (0.0 for an empty trace)."""
+    # Imported here: `marco --help` reads ConfScore from this module and must
+    # not load numpy and the search (test_help_loads_no_engine_search_or_server).
+    from ..search.scoring import mean_confidence as eq2_mean
+
     return eq2_mean(confidences) or 0.0
 
 
