@@ -24,6 +24,7 @@ from ..backends.remote_target import RemoteTarget
 from ..core.errors import BackendError
 from ..formats.reasoning import Reasoning
 from .registry import ModelEntry, Registry, ResolvedModel
+from .registry_match import match_entry, name_keys
 
 PROBE_TIMEOUT = 10.0  # seconds; the real connection later uses the entry's timeout
 _CHATML_ENDS = ("<|im_end|>", "<|endoftext|>")
@@ -67,39 +68,8 @@ def served_model(base_url: str, *, timeout: float = PROBE_TIMEOUT, **http_option
         http.close()
 
 
-def _keys(text: str) -> set[str]:
-    """Ways one name can be written: as given, without directories and
-    ``.gguf``, without a ``-GGUF`` repo suffix; lower case."""
-    text = text.strip().lower()
-    base = text.rsplit("/", 1)[-1]
-    stem = base[:-5] if base.endswith(".gguf") else base
-    keys = {text, base, stem}
-    if stem.endswith("-gguf"):
-        keys.add(stem[:-5])
-    return {k for k in keys if k}
-
-
-def match_entry(registry: Registry, model_id: str) -> tuple[ModelEntry, str | None] | None:
-    """The registry entry (and quant, when a file name says it) for a served id."""
-    wanted = _keys(model_id)
-    for entry in registry.models.values():
-        for quant in entry.quants.values():
-            if _keys(quant.file) & wanted:
-                return entry, quant.quant
-        if entry.file and _keys(entry.file) & wanted:
-            return entry, entry.quant
-        names = {entry.name, *entry.aliases}
-        if entry.repo:
-            names.add(entry.repo)
-        if entry.model:
-            names.add(entry.model)
-        if any(_keys(n) & wanted for n in names):
-            return entry, None
-    return None
-
-
 def _generic_name(model_id: str) -> str:
-    stem = sorted(_keys(model_id), key=len)[0]
+    stem = sorted(name_keys(model_id), key=len)[0]
     name = re.sub(r"[^a-z0-9._-]+", "-", stem).strip("-.")
     return name or "served-model"
 
