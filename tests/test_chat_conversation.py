@@ -56,8 +56,8 @@ def test_bad_values_are_one_line_usage_errors(key, value, message):
 def test_mode_and_describe():
     s = ChatSettings().with_mode("MCTS")
     assert s.mode is Mode.MCTS and s.max_tokens == s.search.max_tokens
-    assert ("simulations", "16") in s.describe()
-    assert ("simulations", "16") not in s.with_mode(Mode.COT).describe()
+    assert ("simulations", "4") in s.describe() and ("pick", "vote") in s.describe()
+    assert ("simulations", "4") not in s.with_mode(Mode.COT).describe()
     with pytest.raises(UsageError, match="unknown mode 'fast'"):
         s.with_mode("fast")
     assert set(KEYS) >= {

@@ -210,18 +210,19 @@ MCTS = [
 
 
 @pytest.mark.model
-def test_mcts_is_the_default_and_reports_the_search(runner):
-    result = runner.invoke(app, ["ask", *MCTS, "--json", "--seed", "3", "What is 6*7?"])
+def test_mcts_reports_the_search(runner):
+    # --early-stop 0: all 3 simulations run (at seed 3 the rollouts agree early)
+    result = runner.invoke(app, ["ask", *MCTS, "--early-stop", "0", "--json", "--seed", "3", "What is 6*7?"])
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["mode"] == "mcts"
     search = data["search"]
     assert search["simulations"] == 3 and search["nodes"] >= 3 and search["stopped_by"] == "completed"
-    assert search["tokens_generated"] >= 32 and search["tokens_evaluated"] >= search["tokens_generated"]
+    assert search["tokens_generated"] > 0 and search["tokens_evaluated"] >= search["tokens_generated"]
     assert search["path"] and all(0.0 <= step["mean_value"] <= 1.0 for step in search["path"])
     assert all(0.0 <= step["confidence"] <= 1.0 for step in search["path"] if step["confidence"] is not None)
     assert data["answer"].strip()
-    again = runner.invoke(app, ["ask", *MCTS, "--json", "--seed", "3", "What is 6*7?"])
+    again = runner.invoke(app, ["ask", *MCTS, "--early-stop", "0", "--json", "--seed", "3", "What is 6*7?"])
     assert json.loads(again.stdout)["answer"] == data["answer"], "same seed, same answer"
 
 

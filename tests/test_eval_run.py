@@ -246,7 +246,7 @@ def test_sc_and_conf_vote_share_one_batch_of_samples(dataset, tmp_path):
     # one sampling call per question, k=5, at the search's temperature; cot once, greedy
     samples = [c for c in answerer.calls if c[1] == "sample"]
     assert [(c[0], c[2], c[3], c[4]) for c in samples] == [
-        (q, sample_seed(2, f"math:{i}", 0), 5, 0.8) for i, (q, _) in enumerate(QUESTIONS[:2], 1)
+        (q, sample_seed(2, f"math:{i}", 0), 5, 0.6) for i, (q, _) in enumerate(QUESTIONS[:2], 1)
     ]
     assert [(r["question_id"], r["mode"], r["sample"]) for r in report.rows] == [
         (f"math:{i}", m, 0) for i in (1, 2) for m in ("cot", "sc", "conf-vote")

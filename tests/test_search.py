@@ -142,7 +142,7 @@ def test_depth_limit_makes_rollout_only_leaves():
 
 def test_context_end_is_terminal_and_never_crashes():
     backend = ScriptedBackend(n_ctx=len(ScriptedBackend().tokenize(PROMPT)) + 24)
-    result, _ = search(SearchSettings(simulations=6, max_tokens=500), backend)
+    result, _ = search(SearchSettings(simulations=6, children=3, max_tokens=500), backend)
     stops = [v.stop for v in nodes(result.root)] + [r.stop for r in result.rollouts]
     assert StopReason.CONTEXT in stops
     for view in nodes(result.root):

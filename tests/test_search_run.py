@@ -143,7 +143,7 @@ def test_interrupt_at_first_call_gives_empty_result():
 
 
 def test_interrupt_while_finishing_greedily():
-    settings = SearchSettings(simulations=2, max_tokens=200)
+    settings = SearchSettings(simulations=2, max_tokens=200, pick=Pick.MOST_VISITED)
     reference = search(settings)[1]
     assert reference.requests[-1].sampling.temperature == 0.0  # the last call is the greedy finish
     calls = len(reference.extend_calls)
@@ -163,7 +163,7 @@ def test_best_value_pick_returns_the_highest_rollout():
 
 
 def test_most_visited_pick_follows_visits_and_finishes_greedily():
-    settings = SearchSettings(simulations=8, max_tokens=200)
+    settings = SearchSettings(simulations=8, max_tokens=200, pick=Pick.MOST_VISITED)
     result, backend = search(settings)
     view = result.root
     for chosen in result.path:

@@ -115,7 +115,7 @@ def test_most_visited_is_an_estimate_only_when_it_would_have_generated():
 
 # -- early stop ----------------------------------------------------------------------------
 
-EARLY = SearchSettings(simulations=16, seed=4, pick=Pick.VOTE, early_stop=0.75, early_stop_min=3)
+EARLY = SearchSettings(simulations=16, children=3, seed=4, pick=Pick.VOTE, early_stop=0.75, early_stop_min=3)
 
 
 def test_early_stop_fires_when_the_rollouts_agree_and_saves_tokens():

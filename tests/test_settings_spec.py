@@ -73,8 +73,8 @@ def test_chat_keys_and_request_fields_are_the_spec():
 
 def test_one_rule_for_the_default_temperature():
     assert default_temperature(Mode.COT) == GenerationSettings().temperature == 0.0
-    assert default_temperature(Mode.MCTS) == SearchSettings().temperature == 0.8
-    assert default_temperature(Mode.COT, samples=4) == 0.8
+    assert default_temperature(Mode.MCTS) == SearchSettings().temperature == 0.6
+    assert default_temperature(Mode.COT, samples=4) == 0.6
 
 
 @pytest.mark.parametrize("setting", FLOATS, ids=lambda s: s.name)
@@ -210,5 +210,5 @@ def test_flags_know_what_was_given(monkeypatch):
     assert resumed.search.budget is None and resumed.generation.temperature == resumed.search.temperature == 0.3
     assert CliRunner().invoke(probe, ["run"]).exit_code == 0
     plain = seen["flags"]
-    assert plain.generation().temperature == 0.0 and plain.search().temperature == 0.8
-    assert plain.generation(samples=3).temperature == 0.8
+    assert plain.generation().temperature == 0.0 and plain.search().temperature == 0.6
+    assert plain.generation(samples=3).temperature == 0.6
