@@ -3,7 +3,10 @@ confidence score x kept share of conf-vote, and plain majority, on the same
 samples, without generating anything. This is how ``--conf-score`` and
 ``--conf-keep`` are chosen on a tuning slice before a held-out run.
 
-    python benchmarks/rescore_votes.py results.jsonl [--mode sc]
+    python benchmarks/rescore_votes.py results.jsonl [more.jsonl ...] [--mode sc]
+
+Several files (a run split over processes) are read as one; a question
+found in more than one counts once, from the last file that has it.
 
 Reads the ``traces`` of each question's rows of that mode (``sc`` or
 ``conf-vote``; the samples are the same) and prints a Markdown table. Given an
@@ -30,20 +33,23 @@ KEEPS = (1.0, 0.9, 0.75, 0.5, 0.34, 0.25)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("results", type=Path)
+    parser.add_argument("results", type=Path, nargs="+")
     parser.add_argument("--mode", default="sc", help="rows whose traces to re-score [sc]")
     args = parser.parse_args(argv)
+    try:
+        rows = read_rows(args.results, args.mode)
+    except (OSError, ValueError) as exc:
+        print(f"rescore_votes: error: {exc}", file=sys.stderr)
+        return 1
+    where = ", ".join(map(str, args.results))
     if args.mode.startswith("mcts"):
-        return picks(args.results, args.mode)
+        return picks(rows, args.mode, where)
     questions: dict[str, tuple[str | None, list[Trace]]] = {}
-    for line in args.results.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        if row.get("mode") == args.mode and row.get("traces"):
+    for row in rows:
+        if row.get("traces"):
             questions[row["question_id"]] = (row["reference"], [Trace.from_json(t) for t in row["traces"]])
     if not questions:
-        print(f"rescore_votes: error: no {args.mode} rows with traces in {args.results}", file=sys.stderr)
+        print(f"rescore_votes: error: no {args.mode} rows with traces in {where}", file=sys.stderr)
         return 1
     n = len(questions)
     ks = sorted({len(traces) for _, traces in questions.values()})
@@ -60,11 +66,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def picks(path: Path, mode: str) -> int:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("mode") == mode and "rollouts" in r]
+def read_rows(paths: list[Path], mode: str) -> list[dict]:
+    """``mode``'s rows of every file, one per question (the last file's wins)."""
+    rows: dict[str, dict] = {}
+    for path in paths:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                raise ValueError(f"{path}:{number}: not a JSON line") from None
+            if row.get("mode") == mode:
+                rows[row["question_id"]] = row
+    return list(rows.values())
+
+
+def picks(rows: list[dict], mode: str, where: str) -> int:
+    rows = [r for r in rows if "rollouts" in r]
     if not rows:
-        print(f"rescore_votes: error: no {mode} rows with rollouts in {path}", file=sys.stderr)
+        print(f"rescore_votes: error: no {mode} rows with rollouts in {where}", file=sys.stderr)
         return 1
     n = len(rows)
     count = {"as run (--pick)": 0, "best-value": 0, "vote (value-weighted)": 0}

@@ -50,3 +50,29 @@ def test_nothing_complete_or_a_broken_line_is_one_line(tmp_path, capsys):
     path.write_text(json.dumps(row(1, "cot", True, 10)) + "\n")
     assert eval_summary.main([str(path), "--modes", "cot,sc"]) == 1
     assert capsys.readouterr().err == "eval_summary: no question has been answered by every mode yet\n"
+
+
+def test_rescore_votes_reads_a_split_run_once_per_question(tmp_path, capsys):
+    from benchmarks import rescore_votes
+
+    def traces(*answers):  # (prediction, mean confidence)
+        return [{"prediction": p, "tokens": 10, "mean": m, "tail": m, "window": m} for p, m in answers]
+
+    a = row(1, "sc", False, 60, reference="5", traces=traces(("4", 0.5), ("4", 0.5), ("5", 0.99)))
+    b = row(2, "sc", True, 60, reference="7", traces=traces(("7", 0.9), ("7", 0.9), ("8", 0.2)))
+    again = row(2, "sc", True, 60, reference="7", traces=traces(("7", 0.9), ("7", 0.9), ("8", 0.2)))
+    paths = []
+    for name, rows in (("a.jsonl", [a, row(1, "cot", False, 20)]), ("b.jsonl", [b]), ("c.jsonl", [again])):
+        path = tmp_path / name
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        paths.append(str(path))
+    assert rescore_votes.main(paths) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("2 questions, k = 3\n")
+    assert "| majority | 1 | 50.0 |" in out  # 4 beats 5 two to one on question 1
+    assert "| mean | 0.34 | 100.0 |" in out  # only the most confident votes: 5, and 7
+    assert "any sample right (test@k): 2/2" in out
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("{not json\n")
+    assert rescore_votes.main([str(broken)]) == 1
+    assert capsys.readouterr().err == f"rescore_votes: error: {broken}:1: not a JSON line\n"
