@@ -120,6 +120,10 @@ class ModelInfo:
     chat_template: str | None  # from GGUF metadata, when present
     gpu_layers: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
+    # llama.cpp's llama_model_size: the bytes of weights a decode reads. The
+    # one size both size rules use (search/batching.py, backends/threads.py);
+    # 0 where marco cannot know it (a remote server).
+    weights_bytes: int = 0
 
 
 @dataclass

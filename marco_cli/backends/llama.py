@@ -196,6 +196,7 @@ class LlamaBackend:
                 chat_template=metadata.get("tokenizer.chat_template"),
                 gpu_layers=gpu_layers,
                 metadata=metadata,
+                weights_bytes=int(lib.llama_model_size(model)),
             )
             from .llama_tree import TreeEngine
 

@@ -78,8 +78,7 @@ class TreeEngine:
         params.n_seq_max = n_seq
         # None: marco chooses while it runs (threads.py)
         if n_threads is None:
-            weights = int(lib.llama_model_size(model))
-            governor = ThreadGovernor.automatic(weights_bytes=weights, offloaded=info.gpu_layers > 0)
+            governor = ThreadGovernor.automatic(weights_bytes=info.weights_bytes, offloaded=info.gpu_layers > 0)
         else:
             governor = ThreadGovernor.fixed(n_threads)
         params.n_threads = params.n_threads_batch = governor.threads
