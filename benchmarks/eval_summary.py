@@ -4,7 +4,8 @@ For a run that is split over processes (one ``--offset``/``--limit`` slice
 each) or not finished yet: the rows of all FILES are read together, only the
 questions that every mode answered count (so each mode is compared on the
 same questions), and the table is made by the same summary code as
-``marco eval``'s own. Below it: how often each of the search's picks was
+``marco eval``'s own. Below it: every pair of modes, question by
+question (an exact McNemar test), how often each of the search's picks was
 right on the same trees, and how the searches stopped.
 
     python benchmarks/eval_summary.py a.jsonl b.jsonl --modes cot,sc,conf-vote,mcts-step --samples 6
@@ -22,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from marco_cli.core.errors import UsageError
 from marco_cli.evaluation.evaluate import parse_modes, row_outcomes
-from marco_cli.evaluation.stats import summarize
+from marco_cli.evaluation.stats import mcnemar_p, paired_counts, summarize
 
 
 def read_rows(paths: list[Path]) -> list[dict]:
@@ -64,6 +65,20 @@ def table(rows: list[dict], modes: list[str], samples: int) -> list[str]:
     return lines
 
 
+def paired(rows: list[dict], modes: list[str]) -> list[str]:
+    """Every later mode against every earlier one, on the same questions (exact McNemar)."""
+    outcomes = row_outcomes(rows)
+    lines = []
+    for j, mode in enumerate(modes):
+        for other in modes[:j]:
+            wins, losses = paired_counts(outcomes, mode, other)
+            lines.append(
+                f"- {mode} vs {other}: right where {other} was wrong {wins}, "
+                f"the reverse {losses} (exact McNemar p = {mcnemar_p(wins, losses):.2f})"
+            )
+    return lines
+
+
 def searches(rows: list[dict]) -> list[str]:
     picks: dict[str, list[bool]] = {}
     stops: Counter[str] = Counter()
@@ -98,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     questions = sorted({r["question_id"] for r in rows}, key=lambda q: (q.rsplit(":", 1)[0], int(q.rsplit(":", 1)[1])))
     print(f"{len(questions)} questions: {', '.join(questions)}\n")
     print("\n".join(table(rows, modes, args.samples)))
-    extra = searches(rows)
+    extra = paired(rows, modes) + searches(rows)
     if extra:
         print()
         print("\n".join(extra))

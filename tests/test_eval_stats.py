@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from marco_cli.evaluation.stats import Outcome, summarize, wilson_interval
+from marco_cli.evaluation.stats import Outcome, mcnemar_p, paired_counts, summarize, wilson_interval
 
 
 def test_wilson_known_values():
@@ -68,3 +68,31 @@ def test_summary_of_a_mode_without_answers():
         "mean_seconds",
         "diff",
     }
+
+
+def test_mcnemar_exact_p_values():
+    assert mcnemar_p(0, 0) == 1.0  # no discordant question: nothing to tell
+    assert mcnemar_p(3, 3) == 1.0
+    assert mcnemar_p(5, 0) == pytest.approx(2 / 32)  # 5 heads in 5 fair tosses, two-sided
+    assert mcnemar_p(14, 7) == mcnemar_p(7, 14) == pytest.approx(0.1892, abs=1e-4)
+    assert mcnemar_p(16, 6) == pytest.approx(0.0525, abs=1e-4)
+
+
+def test_paired_counts_only_the_questions_both_modes_answered():
+    def o(q, mode, correct, sample=0):
+        return Outcome(f"q{q}", mode, sample, correct, 10, 1.0)
+
+    outcomes = [
+        o(1, "cot", False),
+        o(1, "mcts", True),  # a win
+        o(2, "cot", True),
+        o(2, "mcts", False),  # a loss
+        o(3, "cot", True),
+        o(3, "mcts", True),  # a tie tells nothing
+        o(4, "cot", False),  # mcts never answered it
+        o(5, "cot", False),
+        o(5, "cot", True, 1),
+        o(5, "mcts", True),  # shares: 1/2 against 1
+    ]
+    assert paired_counts(outcomes, "mcts", "cot") == (2, 1)
+    assert paired_counts(outcomes, "cot", "mcts") == (1, 2)

@@ -43,6 +43,7 @@ def test_split_files_make_one_table_of_the_questions_every_mode_answered(tmp_pat
     assert "| 2 | 1 | 50.0 |" in lines["cot"] and "| 200 |" in lines["cot"]
     assert "| 50.0 |" in lines["mcts-step"] and "| 800 |" in lines["mcts-step"]
     assert "- pick vote: 2 of 2 right" in out and "- stopped_by: completed 1, early_stop 1" in out
+    assert "- mcts-step vs cot: right where cot was wrong 1, the reverse 1 (exact McNemar p = 1.00)" in out
 
 
 def test_nothing_complete_or_a_broken_line_is_one_line(tmp_path, capsys):

@@ -128,3 +128,33 @@ def summarize(outcomes: Sequence[Outcome], modes: Sequence[str], k: int | Mappin
             )
         )
     return summaries
+
+
+def paired_counts(outcomes: Sequence[Outcome], mode: str, baseline: str) -> tuple[int, int]:
+    """(questions ``mode`` got more right than ``baseline``, the other way),
+    over the questions both answered. With one answer per question: right
+    where the baseline was wrong, and the reverse; the ties tell nothing."""
+    grouped = _by_question(outcomes)
+    wins = losses = 0
+    for group in grouped.values():
+        a = [o.correct for o in group if o.mode == mode]
+        b = [o.correct for o in group if o.mode == baseline]
+        if not a or not b:
+            continue
+        share_a, share_b = sum(a) / len(a), sum(b) / len(b)
+        wins += share_a > share_b
+        losses += share_b > share_a
+    return wins, losses
+
+
+def mcnemar_p(wins: int, losses: int) -> float:
+    """Exact two-sided McNemar p-value: how likely a split of the discordant
+    questions at least this uneven is when both modes are equally good (each
+    discordant question a fair coin). Why paired: both modes answered the same
+    questions, so the questions' own difficulty cancels out, and a 7-point gap
+    whose Wilson intervals overlap can still be told from chance, or not."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail: float = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2**n
+    return min(1.0, 2 * tail)
