@@ -9,13 +9,15 @@ One process, three parts, ratios printed as Markdown tables (stdout):
    loop this script starts and stops itself (a child process that also ends
    on its own after ``--busy-limit`` seconds).
 2. Search vs plain decode: tokens/s of a default MCTS search (all its
-   batching) against a plain single-stream decode of the same model.
+   batching) against a plain single-stream decode of the same model, and the
+   rows its llama.cpp decodes held on average (how full its batches were).
 3. Default ``marco ask`` (MCTS) wall time against ``--mode cot`` for the same
    question, with the model load and the time to the first live-tree event.
 
 Parts 2 and 3 run on the embedded SmolLM2-135M and on the Qwen2 0.5B proxy
 (``benchmarks/qwen_proxy.py`` assembles it; ``--proxy PATH`` or skip it with
-``--proxy none``).
+``--proxy none``), the proxy as the MGSM runs use it: a Marco-o1 stand-in,
+in Marco-o1's reasoning format with the stand-in system prompt.
 
     python benchmarks/bench_speed.py
     python benchmarks/bench_speed.py --quick     # shorter decodes, 4 simulations
@@ -37,12 +39,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.qwen_proxy import FILE_NAME, default_cache
+from benchmarks.qwen_proxy import FILE_NAME, STAND_IN_SYSTEM, default_cache, write_registry
 from marco_cli.backends.base import Request, Sampling
 from marco_cli.backends.llama import LlamaBackend
 from marco_cli.core.machine import physical_cores, usable_cpus
 from marco_cli.core.settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
-from marco_cli.models.registry import load_registry, resolve
+from marco_cli.models.registry import ResolvedModel, load_registry, resolve
 from marco_cli.reasoner import Reasoner
 from marco_cli.search.batching import auto_leaves
 from marco_cli.search.events import NodeCreated
@@ -173,8 +175,9 @@ class FirstEvents:
                 self.child = now
 
 
-def model_part(name: str, path: Path, tokens: int, simulations: int | None) -> None:
-    model = resolve(load_registry(None), str(path))
+def model_part(
+    name: str, model: ResolvedModel, tokens: int, simulations: int | None, system: str | None = None
+) -> None:
     started = time.perf_counter()
     reasoner = Reasoner(model, RuntimeSettings())
     backend = reasoner.backend
@@ -185,18 +188,24 @@ def model_part(name: str, path: Path, tokens: int, simulations: int | None) -> N
 
     search = SearchSettings() if simulations is None else SearchSettings(simulations=simulations)
     cot_t0 = time.perf_counter()
-    cot = reasoner.ask(QUESTION, mode=Mode.COT, generation=GenerationSettings())
+    generation = GenerationSettings(system=system)
+    cot = reasoner.ask(QUESTION, mode=Mode.COT, generation=generation)
     cot_s = time.perf_counter() - cot_t0
     first = FirstEvents(time.perf_counter())
-    mcts = reasoner.ask(QUESTION, mode=Mode.MCTS, generation=GenerationSettings(), search=search, observer=first)
+    counters = backend.stats
+    evaluated, decodes = counters.evaluated_tokens, counters.decode_calls
+    mcts = reasoner.ask(QUESTION, mode=Mode.MCTS, generation=generation, search=search, observer=first)
     mcts_s = time.perf_counter() - first.t0
+    # Rows per llama_decode in the search: how full its batches were.
+    rows = (counters.evaluated_tokens - evaluated) / max(1, counters.decode_calls - decodes)
     stats = mcts.search.stats
     search_tps = stats.tokens_generated / stats.seconds
     leaves = search.leaves_per_iteration or auto_leaves(backend.info)
     print(
         f"| {name} | {load_s:.2f} | {plain_tps:.1f} | {search_tps:.1f} | **{search_tps / plain_tps:.2f}x** | "
         f"{cot_s:.1f} ({cot.generated_tokens} tok) | {mcts_s:.1f} ({stats.tokens_generated} tok, {stats.rollouts} rollouts) | "
-        f"**{mcts_s / cot_s:.1f}x** | {first.root:.2f} / {first.child:.2f} | {leaves} | {gov.current} | {os.getloadavg()[0]:.1f} |",
+        f"**{mcts_s / cot_s:.1f}x** | {first.root:.2f} / {first.child:.2f} | {leaves} | {rows:.2f} | {gov.current} | "
+        f"{os.getloadavg()[0]:.1f} |",
         flush=True,
     )
     reasoner.close()
@@ -223,14 +232,18 @@ def main() -> int:
         f"\n### Search vs plain decode, MCTS vs CoT wall (question: {QUESTION!r}, {sims} simulations, default threads)\n"
     )
     print(
-        "| model | load s | plain tok/s | search tok/s | search / plain | CoT wall s | MCTS wall s | MCTS / CoT | first event: root / first child s | leaves | threads at end | load |"
+        "| model | load s | plain tok/s | search tok/s | search / plain | CoT wall s | MCTS wall s | MCTS / CoT | first event: root / first child s | leaves | rows per decode | threads at end | load |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    model_part("SmolLM2-135M Q4_1 (embedded)", smol, args.tokens, args.simulations)
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    model_part(
+        "SmolLM2-135M Q4_1 (embedded)", resolve(load_registry(None), "smollm2-135m"), args.tokens, args.simulations
+    )
     proxy = proxy_path(args.proxy)
     if proxy is not None:
         if proxy.is_file():
-            model_part("Qwen2.5-0.5B Q4_K_M (proxy)", proxy, args.tokens, args.simulations)
+            # As the MGSM runs use it: a Marco-o1 stand-in (its reasoning format and system prompt).
+            stand_in = resolve(load_registry(write_registry(proxy, proxy.parent)), "qwen-proxy")
+            model_part("Qwen2.5-0.5B Q4_K_M (proxy)", stand_in, args.tokens, args.simulations, STAND_IN_SYSTEM)
         else:
             print(f"\n(proxy not found at {proxy}: run benchmarks/qwen_proxy.py or pass --proxy)")
     print(f"\n{load()} at the end")
