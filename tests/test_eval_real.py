@@ -85,7 +85,10 @@ def test_one_json_line_per_answer(runs):
     # every pick's answer from the same tree, and each finished rollout's answer and value
     assert set(rows[1]["picks"]) == {"most-visited", "best-value", "vote"}
     assert all(isinstance(p["correct"], bool) for p in rows[1]["picks"].values())
-    assert all({"prediction", "value", "stop", "tokens"} <= set(r) for r in rows[1]["rollouts"])
+    assert all(
+        {"prediction", "key", "value", "stop", "tokens", "iteration", "simulations", "searched_tokens"} <= set(r)
+        for r in rows[1]["rollouts"]
+    )
 
 
 def test_resume_runs_only_the_new_question(runs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
@@ -253,3 +254,19 @@ def test_dynamic_reflection_adds_a_rethink_child_below_threshold():
 def test_no_dynamic_reflection_above_threshold():
     result, _ = search(SearchSettings(simulations=8, reflect_below=0.01))
     assert not any(v.reflection for v in nodes(result.root))
+
+
+def test_each_rollout_says_when_it_was_scored():
+    """Iteration, simulations and tokens so far: what a smaller or early-stopped
+    search would have seen (benchmarks/tune_search.py replays them)."""
+    result, _ = search(SearchSettings(simulations=8, children=2, max_tokens=200, early_stop=None))
+    rollouts = result.rollouts
+    assert [r.iteration for r in rollouts] == sorted(r.iteration for r in rollouts)
+    assert rollouts[0].iteration == 1 and rollouts[-1].iteration == result.stats.iterations
+    assert [r.simulations for r in rollouts] == sorted(r.simulations for r in rollouts)
+    assert rollouts[-1].simulations == result.stats.simulations == 8
+    tokens = [r.searched_tokens for r in rollouts]
+    assert tokens == sorted(tokens) and tokens[0] > 0 and tokens[-1] <= result.stats.tokens_generated
+    for earlier, later in itertools.pairwise(rollouts):
+        if later.iteration > earlier.iteration:  # a new iteration generated more first
+            assert later.searched_tokens > earlier.searched_tokens

@@ -370,9 +370,13 @@ def _answer_one(
             row["rollouts"] = [
                 {
                     "prediction": extract_answer(detokenize(r.tokens)),
+                    "key": r.answer_key,  # what the search's vote groups by
                     "value": round(r.value, 6),
                     "stop": r.stop.value,
                     "tokens": len(r.tokens),
+                    "iteration": r.iteration,
+                    "simulations": r.simulations,
+                    "searched_tokens": r.searched_tokens,
                 }
                 for r in answer.search.rollouts
             ]

@@ -200,7 +200,18 @@ class MCTS:
         n_new = len(ending.tokens) if ending else 0
         text = self.backend.detokenize(tokens)
         self.rollouts.append(
-            Rollout(node.id, tokens, confidences, value, stop, n_new, answer_key(text, stop, self.reasoning))
+            Rollout(
+                node.id,
+                tokens,
+                confidences,
+                value,
+                stop,
+                n_new,
+                answer_key(text, stop, self.reasoning),
+                iteration=self.iterations + 1,  # run.py counts an iteration once it is done
+                simulations=self.simulations,
+                searched_tokens=self.tokens_generated,
+            )
         )
         self.emit(RolloutScored(node.id, value, n_new, text, stop))
         return value
