@@ -14,28 +14,16 @@ right on the same trees, and how the searches stopped.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.results_files import read_all
 from marco_cli.core.errors import UsageError
 from marco_cli.evaluation.evaluate import parse_modes, row_outcomes
 from marco_cli.evaluation.stats import mcnemar_p, paired_counts, summarize
-
-
-def read_rows(paths: list[Path]) -> list[dict]:
-    rows = []
-    for path in paths:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:
-                    raise SystemExit(f"eval_summary: {path}:{number}: not a JSON line") from None
-    return rows
 
 
 def complete(rows: list[dict], modes: list[str]) -> list[dict]:
@@ -102,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         modes = [m.name for m in parse_modes(args.modes)]  # marco eval's own check and wording
-        every = read_rows(args.files)
-    except (UsageError, OSError) as exc:
+        every = read_all(args.files)
+    except UsageError as exc:  # ResultsError among them
         print(f"eval_summary: {exc}", file=sys.stderr)
         return 1
     rows = complete(every, modes)

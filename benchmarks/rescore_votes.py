@@ -19,12 +19,12 @@ answers.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.results_files import ResultsError, last_per_question, read_all
 from marco_cli.evaluation.stats import wilson_interval
 from marco_cli.evaluation.voting import ConfScore, Trace, vote
 
@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", default="sc", help="rows whose traces to re-score [sc]")
     args = parser.parse_args(argv)
     try:
-        rows = read_rows(args.results, args.mode)
-    except (OSError, ValueError) as exc:
+        rows = last_per_question(read_all(args.results), args.mode)
+    except ResultsError as exc:
         print(f"rescore_votes: error: {exc}", file=sys.stderr)
         return 1
     where = ", ".join(map(str, args.results))
@@ -64,22 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     oracle = sum(any(t.prediction == ref for t in traces) for ref, traces in questions.values())
     print(f"\nany sample right (test@k): {oracle}/{n}")
     return 0
-
-
-def read_rows(paths: list[Path], mode: str) -> list[dict]:
-    """``mode``'s rows of every file, one per question (the last file's wins)."""
-    rows: dict[str, dict] = {}
-    for path in paths:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                raise ValueError(f"{path}:{number}: not a JSON line") from None
-            if row.get("mode") == mode:
-                rows[row["question_id"]] = row
-    return list(rows.values())
 
 
 def picks(rows: list[dict], mode: str, where: str) -> int:

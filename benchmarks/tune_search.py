@@ -27,7 +27,6 @@ the next iteration. Both make the replayed tokens a slight underestimate.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.results_files import ResultsError, last_per_question, read_all
 from marco_cli.backends.base import StopReason
 from marco_cli.evaluation.answers import is_correct
 from marco_cli.evaluation.stats import wilson_interval
@@ -73,19 +73,13 @@ class Outcome:
 
 def read_records(paths: Sequence[Path], mode: str) -> list[Recorded]:
     """``mode``'s rows of every file, one per question (the last file's wins)."""
-    rows: dict[str, dict] = {}
-    for path in paths:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                raise TuneError(f"{path}:{number}: not a JSON line") from None
-            if row.get("mode") == mode:
-                rows[row["question_id"]] = row
+    try:
+        rows = last_per_question(read_all(paths), mode)
+    except ResultsError as exc:
+        raise TuneError(str(exc)) from None
     records = []
-    for qid, row in rows.items():
+    for row in rows:
+        qid = row["question_id"]
         if row.get("error"):
             continue  # overflowed: no search to replay
         stopped = row.get("stopped_by")

@@ -12,9 +12,11 @@ def row(q: int, mode: str, correct: bool, tokens: int, **extra) -> dict:
         "question_id": f"mgsm_en:{q}",
         "mode": mode,
         "sample": 0,
+        "question": f"question {q}",
         "correct": correct,
         "tokens": tokens,
         "seconds": 1.0,
+        "settings": "abc",
         **extra,
     }
 
@@ -76,4 +78,6 @@ def test_rescore_votes_reads_a_split_run_once_per_question(tmp_path, capsys):
     broken = tmp_path / "broken.jsonl"
     broken.write_text("{not json\n")
     assert rescore_votes.main([str(broken)]) == 1
-    assert capsys.readouterr().err == f"rescore_votes: error: {broken}:1: not a JSON line\n"
+    assert capsys.readouterr().err == (
+        f"rescore_votes: error: {broken}:1: not a JSON line; is this a marco eval results file?\n"
+    )

@@ -24,6 +24,12 @@ def rollout(iteration, simulations, tokens, key, value, stop="eos"):
 def row(q, reference, rollouts, stopped_by="completed"):
     return {
         "question_id": f"math:{q}",
+        "question": f"question {q}",
+        "sample": 0,
+        "correct": False,
+        "tokens": 1,
+        "seconds": 1.0,
+        "settings": "abc",
         "mode": "mcts-step",
         "reference": reference,
         "stopped_by": stopped_by,
