@@ -116,7 +116,8 @@ def test_a_search_through_the_server_saves_its_tree(server, tmp_path):
     assert data["search"]["simulations"] == 3 and data["search"]["stopped_by"] == "completed"
     assert 0.0 < data["search"]["value"] <= 1.0
     saved = load_tree(tree)
-    assert saved.data["stopped_by"] == "completed" and len(list(saved.root.walk())) >= 3
+    # the saved tree is the searched one (identical siblings merge, so at 0.6 a tree may be small)
+    assert saved.data["stopped_by"] == "completed" and len(list(saved.root.walk())) == data["search"]["nodes"] >= 2
     assert saved.model.startswith("smollm2-135m")
 
 
