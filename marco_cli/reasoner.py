@@ -1,4 +1,4 @@
-"""Use cases without terminal I/O: pick a model, ask a question (CoT or MCTS).
+"""Use cases without terminal I/O: pick a model, ask a question (CoT, MCTS or a vote).
 
 The CLI, the chat REPL and the server all go through here; nothing in this
 module prints. Streaming text and search events reach the caller through
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .backends.base import Backend, Continuation, Request, Sampling, Stop, StopReason
+from .backends.base import Backend, Continuation, Handle, Request, Sampling, Stop, StopReason
 from .backends.utf8 import whole_character_text
 from .core.errors import ContextOverflowError, ExitCode, MarcoError, ModelNotFoundError, UsageError
 from .core.settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
@@ -69,6 +69,8 @@ class Answer:
             data["interrupted"] = True
         if self.search is not None:
             data["search"] = search_summary(self.search)
+        if "vote" in self.extra:
+            data["vote"] = self.extra["vote"]
         return data
 
 
@@ -327,6 +329,8 @@ class Reasoner:
         tokens, opened = self._prompt(question, generation.system, history)
         if mode is Mode.MCTS:
             return self._ask_mcts(question, tokens, search or SearchSettings(), observer, started, should_stop, opened)
+        if mode is Mode.VOTE:
+            return self._ask_vote(question, tokens, search or SearchSettings(), observer, started, opened)
         if opened and on_text is not None:
             on_text(opened)
         return self._ask_cot(question, tokens, generation, on_text, started, opened)
@@ -379,19 +383,8 @@ class Reasoner:
         tokens, opened = self._prompt(question, generation.system)  # as in ask()
         backend = self.backend
         root = backend.root(tokens)
-        requests = [
-            Request(
-                root,
-                max_tokens=generation.max_tokens,
-                stops=self._stops(),
-                sampling=Sampling(
-                    temperature=generation.temperature, top_p=generation.top_p, seed=(generation.seed + i) & 0x7FFFFFFF
-                ),
-                keep=False,
-                loop_guard=generation.loop_guard,
-            )
-            for i in range(k)
-        ]
+        sampling = Sampling(temperature=generation.temperature, top_p=generation.top_p)
+        requests = self._chains(root, k, sampling, generation.seed, generation.max_tokens, generation.loop_guard)
         try:
             conts = backend.extend(requests)
         except KeyboardInterrupt:
@@ -400,6 +393,89 @@ class Reasoner:
             backend.release(root)
         seconds = time.perf_counter() - started
         return [replace(self._generated(question, c, len(tokens), started, opened), seconds=seconds) for c in conts]
+
+    def _ask_vote(
+        self,
+        question: str,
+        tokens: list[int],
+        settings: SearchSettings,
+        observer: Observer | None,
+        started: float,
+        opened: str,
+    ) -> Answer:
+        """``--mode vote``: ``settings.samples`` chains of thought sampled in one
+        batch (sample ``i`` seeded by ``seed + i``), grouped by final answer and
+        weighted by their eq. 2 value, as ``--pick vote`` weighs a search's
+        rollouts and ``marco eval``'s conf-vote weighs its samples; the answer is
+        the best chain of the heaviest group. A looped chain is worth 0 and does
+        not vote. There is no partial vote: Ctrl-C ends it with nothing."""
+        from .search.events import token_progress
+        from .search.final import best_rollout
+        from .search.result import Rollout
+        from .search.scoring import path_value
+        from .search.vote import answer_key, tally
+
+        backend = self.backend
+        root = backend.root(tokens)
+        sampling = Sampling(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
+        requests = self._chains(
+            root, settings.samples, sampling, settings.seed, settings.max_tokens, settings.loop_guard
+        )
+        try:
+            conts = backend.extend(requests, token_progress(observer))
+        except KeyboardInterrupt:
+            raise Interrupted(self._answer(question, "", len(tokens), 0, started, interrupted=True)) from None
+        finally:
+            backend.release(root)
+        chains = [self._generated(question, c, len(tokens), started, opened) for c in conts]
+        scored = []
+        for cont, chain in zip(conts, chains):
+            value = (
+                0.0
+                if cont.stop is StopReason.LOOP
+                else path_value(cont.tokens, cont.confidences, settings.value_span, backend.detokenize, self.reasoning)
+            )
+            key = answer_key(chain.text, cont.stop, self.reasoning)
+            scored.append(Rollout(0, cont.tokens, cont.confidences, value, cont.stop, len(cont.tokens), key))
+        votes = tally(scored)
+        leader = votes.leader
+        best = best_rollout([scored[i] for i in leader.indices] if leader else scored)
+        assert best is not None  # samples >= 1
+        index = next(i for i, r in enumerate(scored) if r is best)
+        vote = {
+            "samples": len(chains),
+            "answer": leader.key if leader else None,
+            "share": round(votes.share, 6),
+            "voters": votes.voters,
+            "answers": len(votes.groups),
+            "chosen": index,
+            "values": [round(r.value, 6) for r in scored],
+            "keys": [r.answer_key for r in scored],
+        }
+        return replace(
+            chains[index],
+            mode=Mode.VOTE,
+            generated_tokens=sum(c.n_sampled for c in conts),
+            seconds=time.perf_counter() - started,
+            extra={"vote": vote},
+        )
+
+    def _chains(
+        self, root: Handle, k: int, sampling: Sampling, seed: int, max_tokens: int, loop_guard: bool
+    ) -> list[Request]:
+        """``k`` sampled chains of thought from ``root``, chain ``i`` seeded by
+        ``seed + i``: a chain does not depend on ``k`` or on its batch."""
+        return [
+            Request(
+                root,
+                max_tokens=max_tokens,
+                stops=self._stops(),
+                sampling=replace(sampling, seed=(seed + i) & 0x7FFFFFFF),
+                keep=False,
+                loop_guard=loop_guard,
+            )
+            for i in range(k)
+        ]
 
     def _generated(self, question: str, cont: Continuation, n_prompt: int, started: float, opened: str) -> Answer:
         """The answer one finished chain of thought gives (``ask`` and ``sample``)."""

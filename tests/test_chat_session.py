@@ -110,7 +110,7 @@ def test_parse():
 def test_each_command(tmp_path):
     session, _ = fake_session()
     assert "/mode cot|mcts" in dispatch(session, "/help") and "simulations" in dispatch(session, "/help")
-    assert dispatch(session, "/set simulations 4") == "simulations: 4 (used in mcts mode)"
+    assert dispatch(session, "/set simulations 4") == "simulations: 4 (not used in cot mode)"
     assert dispatch(session, "/set system Answer in French.") == "system: Answer in French."
     session.ask("bonjour")
     assert dispatch(session, "/mode mcts") == "mode: mcts"

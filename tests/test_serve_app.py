@@ -31,7 +31,14 @@ REGISTRY = (
 )
 QUESTION = [{"role": "user", "content": "What is 2+3?"}]
 FAST_SEARCH = SearchSettings(simulations=3, children=2, max_tokens=80)
-IDS = ["scripted", "scripted+mcts", "scripted+mcts-quick", "scripted+mcts-mini64", "scripted+mcts-mini32"]
+IDS = [
+    "scripted",
+    "scripted+mcts",
+    "scripted+mcts-quick",
+    "scripted+mcts-mini64",
+    "scripted+mcts-mini32",
+    "scripted+vote",
+]
 
 
 def make_client(backend=None, policy=None, **service_options) -> tuple[TestClient, ChatService]:
@@ -183,6 +190,25 @@ def test_mcts_takes_search_options_and_reports_the_search(client):
     deltas = [c["choices"][0]["delta"] for c in streamed[1:-1] if c["choices"]]
     assert "".join(d.get("content") or "" for d in deltas) == data["choices"][0]["message"]["content"]
     assert streamed[-1] == "[DONE]"
+
+
+def test_vote_answers_with_the_chosen_chain_and_counts_the_others_as_reasoning(client):
+    body = {"model": "scripted+vote", "messages": QUESTION, "marco": {"samples": 4}}
+    data = client.post("/v1/chat/completions", json=body).json()
+    usage = data["usage"]
+    vote = usage["marco"]["vote"]
+    assert data["model"] == "scripted+vote" and usage["marco"]["mode"] == "vote"
+    assert vote["samples"] == 4 and len(vote["keys"]) == 4 and 0 <= vote["chosen"] < 4
+    assert usage["completion_tokens_details"]["reasoning_tokens"] > 0  # the 3 chains not returned
+    message = data["choices"][0]["message"]
+    assert message["content"] and data["choices"][0]["finish_reason"] in ("stop", "length")
+    again = client.post("/v1/chat/completions", json=body).json()
+    assert again["choices"][0]["message"] == message, "same seed, same vote"
+    streamed = events(client.post("/v1/chat/completions", json={**body, "stream": True}))
+    text = "".join(e["choices"][0]["delta"].get("content") or "" for e in streamed[:-1] if e["choices"])
+    assert text == message["content"]  # the chosen chain comes whole at the end, split like the plain reply
+    bad = client.post("/v1/chat/completions", json={**body, "marco": {"samples": 0}})
+    assert bad.status_code == 400 and "samples" in bad.json()["error"]["message"]
 
 
 def test_messages_become_system_history_and_question():

@@ -50,6 +50,7 @@ def test_models_and_a_plain_answer(client):
         "smollm2-135m+mcts-quick",
         "smollm2-135m+mcts-mini64",
         "smollm2-135m+mcts-mini32",
+        "smollm2-135m+vote",
     ]
     reply = client.chat.completions.create(
         model="smollm2-135m",
@@ -60,6 +61,20 @@ def test_models_and_a_plain_answer(client):
     assert message.content and message.role == "assistant"
     assert isinstance(message.model_extra["reasoning_content"], str)
     assert 0 < reply.usage.completion_tokens <= 12 and reply.usage.model_extra["marco"]["mode"] == "cot"
+
+
+def test_a_vote_through_the_real_server(client):
+    reply = client.chat.completions.create(
+        model="smollm2-135m+vote",
+        messages=[{"role": "user", "content": "What is 2+2?"}],
+        max_tokens=16,
+        extra_body={"marco": {"samples": 3}},
+    )
+    marco = reply.usage.model_extra["marco"]
+    assert reply.choices[0].message.content and marco["mode"] == "vote"
+    assert marco["vote"]["samples"] == 3 and len(marco["vote"]["keys"]) == 3
+    # the chosen chain is the completion; the two others were generated besides
+    assert 0 < reply.usage.completion_tokens <= 16 and reply.usage.completion_tokens_details.reasoning_tokens > 0
 
 
 def test_streaming_gives_the_same_answer(client):

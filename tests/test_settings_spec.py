@@ -137,7 +137,7 @@ def test_errors_are_worded_by_each_surface(service):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["ask", "--mode", "fast", "hi"], "marco: error: --mode must be cot or mcts, got 'fast'"),
+        (["ask", "--mode", "fast", "hi"], "marco: error: --mode must be cot, mcts or vote, got 'fast'"),
         (["ask", "--simulations", "many", "hi"], "marco: error: --simulations must be a whole number, got 'many'"),
         (["serve", "--port", "abc"], "marco: error: invalid value for --port"),
         (["ask", "--no-such-flag", "hi"], "marco: error: no such option: --no-such-flag"),

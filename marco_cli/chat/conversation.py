@@ -105,7 +105,7 @@ class Conversation:
         try:
             mode = Mode(data.get("mode", Mode.COT.value))
         except ValueError:
-            raise ValueError(f"'mode' must be cot or mcts, got {data.get('mode')!r}") from None
+            raise ValueError(f"'mode' must be cot, mcts or vote, got {data.get('mode')!r}") from None
         settings = ChatSettings.from_json(data.get("settings", {}), mode=mode, system=system)
         turns = data.get("turns", [])
         if not isinstance(turns, list):

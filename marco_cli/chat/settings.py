@@ -1,7 +1,8 @@
 """The settings a chat runs with, changeable by name (``/set KEY VALUE``).
 
 A chat keeps both the CoT and the MCTS settings, so ``/mode`` can switch back
-and forth without losing either. Keys shared by both modes (temperature,
+and forth without losing either. ``--mode vote`` samples with the search's
+settings (the ones a chain of thought has, plus ``samples``). Keys shared by both modes (temperature,
 max-tokens, seed, top-p) set both, as ``marco ask``'s flags do. The keys, how
 their text is read and checked, and their help all come from the settings
 spec (``core/spec.py``); this module maps them onto the two modes.
@@ -49,6 +50,10 @@ def _keys() -> dict[str, Key]:
 
 KEYS: dict[str, Key] = _keys()
 
+# What --mode vote reads of the search's settings (reasoner._ask_vote); the
+# tree's own keys mean nothing there, and ``samples`` nothing to the tree.
+VOTE_KEYS = frozenset({"temperature", "top-p", "top-k", "max-tokens", "seed", "loop-guard", "value-span", "samples"})
+
 
 @dataclass(frozen=True)
 class ChatSettings:
@@ -63,7 +68,7 @@ class ChatSettings:
     @property
     def max_tokens(self) -> int:
         """Tokens the current mode may generate per answer (room kept in the context)."""
-        return self.generation.max_tokens if self.mode is Mode.COT else self.search.max_tokens
+        return self.generation.max_tokens if self.mode is Mode.COT else self.search.max_tokens  # vote: per chain
 
     def with_mode(self, mode: Mode | str) -> ChatSettings:
         if isinstance(mode, Mode):
@@ -71,7 +76,7 @@ class ChatSettings:
         try:
             return replace(self, mode=Mode(mode.strip().lower()))
         except ValueError:
-            raise UsageError(f"unknown mode '{mode}' (cot or mcts)") from None
+            raise UsageError(f"unknown mode '{mode}' (cot, mcts or vote)") from None
 
     def with_text(self, key: str, raw: str) -> ChatSettings:
         """``/set KEY VALUE``: parse ``raw`` for ``key``, then validate."""
@@ -99,16 +104,26 @@ class ChatSettings:
             return spec.setting.show(getattr(self.generation, spec.cot))
         return spec.setting.show(getattr(self.search, spec.mcts))  # type: ignore[arg-type]
 
+    def used(self, key: str) -> bool:
+        """Whether ``key`` matters to the current mode's answers."""
+        spec = _key(key)
+        name = spec.setting.name
+        if self.mode is Mode.COT:
+            return spec.cot is not None
+        if self.mode is Mode.VOTE:
+            return name in VOTE_KEYS
+        return spec.mcts is not None and name != "samples"
+
     def describe(self) -> list[tuple[str, str]]:
         """(key, value) pairs for ``/show``: the keys that matter in this mode."""
         rows = []
         for name, spec in KEYS.items():
-            if name == "system":
+            if name == "system" or not self.used(name):
                 continue
-            if self.mode is Mode.COT and spec.cot:
-                rows.append((name, spec.setting.show(getattr(self.generation, spec.cot))))
-            elif self.mode is Mode.MCTS and spec.mcts:
-                rows.append((name, spec.setting.show(getattr(self.search, spec.mcts))))
+            if self.mode is Mode.COT:
+                rows.append((name, spec.setting.show(getattr(self.generation, spec.cot))))  # type: ignore[arg-type]
+            else:
+                rows.append((name, spec.setting.show(getattr(self.search, spec.mcts))))  # type: ignore[arg-type]
         return rows
 
     # -- the conversation file -------------------------------------------

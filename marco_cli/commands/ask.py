@@ -110,6 +110,7 @@ def _finish(
 ) -> None:
     """Save the tree, then print the answer; a failed save is reported after it."""
     save_error = display.save(answer)
+    display.summarize(answer)
     if stream is not None:
         stream.close()
     if out.show_thoughts and answer.thought and (stream is None or stream.thought_console is None):

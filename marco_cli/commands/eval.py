@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..evaluation.evaluate import EvalPlan, EvalReport
 
 
-@o.settings_flags(without=("action",))  # the modes name the action (mcts-step, mcts-mini64, ...)
+@o.settings_flags(without=("action", "samples"))  # the modes name the action; --samples is its own (below)
 def eval_command(
     dataset: Annotated[
         Path,

@@ -42,6 +42,7 @@ REFLECTION_PHRASE = "Wait! Maybe I made some mistakes! I need to rethink from sc
 class Mode(str, Enum):
     COT = "cot"
     MCTS = "mcts"
+    VOTE = "vote"  # sampled chains of thought, a confidence-weighted vote (reasoner.py)
 
 
 class Action(str, Enum):
@@ -92,7 +93,7 @@ def default_temperature(mode: Mode, *, samples: int = 1) -> float:
     0.6 is what the held-out MGSM table (BENCHMARKS.md, issue 12) measured
     for the search, sc and conf-vote alike; 0.8 sampled Python code and
     invented outputs on the Qwen2 proxy's pilot."""
-    return 0.0 if mode is Mode.COT and samples == 1 else 0.6
+    return 0.0 if mode is Mode.COT and samples == 1 else 0.6  # VOTE samples, as MCTS does
 
 
 MODE = Setting(
@@ -472,6 +473,19 @@ class SearchSettings:
         rules=(above(0),),
     )
     loop_guard: bool = declared(LOOP_GUARD, LOOP_GUARD.default)
+    # --mode vote (reasoner.py) samples its chains with the settings above that
+    # a chain of thought has (temperature, top-p, top-k, max-tokens per chain,
+    # seed, loop guard) and weighs them by eq. 2 over --value-span. 6: the k
+    # of the held-out MGSM table, where this vote (marco eval's conf-vote) was
+    # the most accurate method at equal tokens (BENCHMARKS.md, issue 12).
+    samples: int = setting(
+        "samples",
+        6,
+        "Chains of thought --mode vote samples (in one batch) and votes over.",
+        Group.VOTE,
+        metavar="K",
+        rules=(above(0), at_most(64, "must be between 1 and 64")),
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -34,6 +34,7 @@ class Group(str, Enum):
     MODEL = "Model"
     GENERATION = "Generation"
     SEARCH = "MCTS search"
+    VOTE = "Voting (--mode vote)"
     RUNTIME = "Model runtime"
 
 
@@ -199,7 +200,7 @@ class Setting:
         try:
             return self.kind(text.lower())  # type: ignore[no-any-return]
         except ValueError:
-            raise ValueError("must be " + " or ".join(self.choices or [])) from None
+            raise ValueError("must be " + _one_of(self.choices or [])) from None
 
     def check(self, value: Any) -> Any:
         """The value, checked against the kind and the rules (ints become
@@ -214,7 +215,7 @@ class Setting:
                 try:
                     value = self.kind(value)
                 except ValueError:
-                    raise SettingError(self.name, "must be " + " or ".join(self.choices or []), repr(value)) from None
+                    raise SettingError(self.name, "must be " + _one_of(self.choices or []), repr(value)) from None
         elif self.kind is bool:
             if not isinstance(value, bool):
                 raise SettingError(self.name, "must be on or off", repr(value))
@@ -255,6 +256,11 @@ class Setting:
 # -- declaring settings as dataclass fields ----------------------------------
 
 _META = "marco_setting"
+
+
+def _one_of(choices: list[str]) -> str:
+    """'a or b', 'a, b or c'."""
+    return " or ".join(choices) if len(choices) < 3 else ", ".join(choices[:-1]) + " or " + choices[-1]
 
 
 def setting(name: str, default: Any, help: str, group: Group, *, kind: type | None = None, **more: Any) -> Any:

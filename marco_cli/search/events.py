@@ -10,6 +10,7 @@ Observers are called on the search thread: keep them quick.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -82,6 +83,23 @@ class TokensGenerated:
 
 PROGRESS_EVERY = 8
 """Pieces between two ``TokensGenerated`` events (keeps observers cheap)."""
+
+
+def token_progress(observer: Observer | None) -> Callable[[int, str], None] | None:
+    """A backend token callback that reports ``TokensGenerated`` to ``observer``
+    every ``PROGRESS_EVERY`` pieces; None when nobody watches, so a piped run
+    pays nothing."""
+    if observer is None or isinstance(observer, NullObserver):
+        return None
+    count = 0
+
+    def on_token(_index: int, _piece: str) -> None:
+        nonlocal count
+        count += 1
+        if count % PROGRESS_EVERY == 0:
+            observer.on_event(TokensGenerated(count))
+
+    return on_token
 
 
 @dataclass(frozen=True)

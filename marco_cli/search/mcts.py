@@ -36,16 +36,14 @@ from ..formats.reasoning import MARCO, ReasoningFormat
 from . import reflection, uct
 from .actions import Actions
 from .events import (
-    PROGRESS_EVERY,
     Backpropagated,
     Event,
     NodeCreated,
     NodeExpanded,
-    NullObserver,
     Observer,
     ReflectionInserted,
     RolloutScored,
-    TokensGenerated,
+    token_progress,
 )
 from .node import Node
 from .result import Rollout, StoppedBy
@@ -120,24 +118,9 @@ class MCTS:
     def extend(self, requests: Sequence[Request]) -> list[Continuation]:
         if not requests:
             return []
-        results = self.backend.extend(list(requests), self._progress())
+        results = self.backend.extend(list(requests), token_progress(self.observer))
         self.tokens_generated += sum(c.n_sampled for c in results)
         return results
-
-    def _progress(self) -> Callable[[int, str], None] | None:
-        """A token callback that reports ``TokensGenerated`` (none when nobody
-        watches, so piped runs pay nothing)."""
-        if isinstance(self.observer, NullObserver):
-            return None
-        count = 0
-
-        def on_token(_index: int, _piece: str) -> None:
-            nonlocal count
-            count += 1
-            if count % PROGRESS_EVERY == 0:
-                self.emit(TokensGenerated(count))
-
-        return on_token
 
     def release(self, handle: Handle | None) -> None:
         if handle is not None:

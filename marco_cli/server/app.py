@@ -201,7 +201,7 @@ async def _events(
                 yield "data: [DONE]\n\n"
                 return
             reply: Reply = item.result()
-            if call.mode is Mode.MCTS:
+            if call.mode is not Mode.COT:  # a search or a vote: the chosen text comes whole at the end
                 thought, answer = message_parts(reply)
                 parts = [(REASONING, thought), (CONTENT, answer)]
             else:

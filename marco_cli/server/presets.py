@@ -1,6 +1,6 @@
 """Model ids that pick a method: ``NAME`` thinks once (chain of thought),
 ``NAME+mcts`` searches with the server's settings, ``NAME+mcts-quick`` and the
-others search with a preset. Clients that cannot send the ``marco`` body
+others search with a preset, ``NAME+vote`` votes over sampled chains. Clients that cannot send the ``marco`` body
 (``llm``, most chat UIs) steer the search this way; ``marco`` options in a
 body still override a preset.
 """
@@ -40,6 +40,7 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset("mcts-mini64", Mode.MCTS, "tree search over 64-token mini-steps", (("action", Action.MINI_64),)),
     Preset("mcts-mini32", Mode.MCTS, "tree search over 32-token mini-steps", (("action", Action.MINI_32),)),
+    Preset("vote", Mode.VOTE, "sampled chains of thought, a vote weighted by their confidence"),
 )
 
 

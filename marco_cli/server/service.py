@@ -249,6 +249,8 @@ def finish_reason(call: ChatCall, reply: Reply) -> str:
         return "length"
     if answer.search is not None:
         return "stop" if answer.search.complete else "length"
+    if "vote" in answer.extra:  # the chosen chain's own end (the tokens counted are all chains')
+        return "length" if answer.truncated else "stop"
     return "length" if answer.generated_tokens >= call.generation.max_tokens else "stop"
 
 
@@ -265,6 +267,10 @@ def usage(reply: Reply) -> dict[str, Any]:
         completion = sum(1 for c in answer.confidences if c is not None)  # sampled, not forced
         searched = max(0, answer.search.stats.tokens_generated - completion)
         marco["search"] = search_summary(answer.search)
+    elif "vote" in answer.extra:  # the chosen chain is the message; the other chains were generated besides
+        completion = sum(1 for c in answer.confidences if c is not None)
+        searched = max(0, answer.generated_tokens - completion)
+        marco["vote"] = answer.extra["vote"]
     else:
         completion, searched = answer.generated_tokens, 0
     return {

@@ -26,6 +26,7 @@ from .live import LiveSearchView
 from .safe_text import for_terminal
 from .slash import QUIT, SlashContext, dispatch
 from .stream import AnswerStream, print_thought
+from .vote_view import VoteProgress, vote_summary
 
 CANCELLED = "(cancelled)"
 QUIT_HINT = "(use /exit or Ctrl-D to quit)"
@@ -134,6 +135,9 @@ class Repl:
             return
         if self.show_thoughts and answer.thought and (stream is None or stream.thought_console is None):
             print_thought(answer.thought)  # not streamed to a terminal: whole, before the answer
+        vote = answer.extra.get("vote")
+        if vote is not None and self.live and self.interactive and is_tty(sys.stderr):
+            self._err.print(vote_summary(vote, answer.generated_tokens, answer.seconds), style="dim", markup=False)
         if self.confidence and is_tty(sys.stdout):
             self._show_heatmap(answer, stream)
         else:
@@ -177,12 +181,16 @@ class Repl:
         self._say(f"marco: {no_format_notice(model)}")
 
     @contextlib.contextmanager
-    def _search_status(self) -> Iterator[LiveSearchView | None]:
+    def _search_status(self) -> Iterator[LiveSearchView | VoteProgress | None]:
         """The live search tree on a stderr terminal, cleared when the turn
-        ends (``/tree`` draws it again)."""
+        ends (``/tree`` draws it again); for a vote, its progress line."""
         settings = self.session.settings
-        if not (self.live and self.interactive and settings.mode is Mode.MCTS and is_tty(sys.stderr)):
+        if not (self.live and self.interactive and settings.mode is not Mode.COT and is_tty(sys.stderr)):
             yield None
+            return
+        if settings.mode is Mode.VOTE:
+            with VoteProgress(self._err, samples=settings.search.samples) as progress:
+                yield progress
             return
         with LiveSearchView(self._err, simulations=settings.search.simulations, final=False) as view:
             yield view

@@ -16,7 +16,6 @@ from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from ..chat.session import ChatSession, Loading
 from ..chat.settings import KEYS
 from ..core.errors import UsageError
-from ..core.settings import Mode
 from .summary import render_summary
 from .tree_view import render_tree, snippet_width_at
 
@@ -86,7 +85,7 @@ def _help(session: ChatSession, arg: str, _ctx: SlashContext) -> Reply:
 
 def _mode(session: ChatSession, arg: str, _ctx: SlashContext) -> Reply:
     if not arg:
-        return f"mode: {session.settings.mode.value} (/mode cot or /mode mcts)"
+        return f"mode: {session.settings.mode.value} (/mode cot, /mode mcts or /mode vote)"
     session.set_mode(arg)
     return f"mode: {session.settings.mode.value}"
 
@@ -97,8 +96,8 @@ def _set(session: ChatSession, arg: str, _ctx: SlashContext) -> Reply:
     key, value = [*arg.split(None, 1), ""][:2]
     session.set(key, value)
     key = key.lower()
-    mcts_only = KEYS[key].cot is None
-    note = " (used in mcts mode)" if mcts_only and session.settings.mode is Mode.COT else ""
+    mode = session.settings.mode
+    note = "" if session.settings.used(key) else f" (not used in {mode.value} mode)"
     return f"{key}: {session.settings.shown(key)}{note}"
 
 
@@ -170,7 +169,9 @@ def _exit(session: ChatSession, arg: str, _ctx: SlashContext) -> Reply:
 _EXIT = Command("/exit, /bye", "leave (Ctrl-D too)", _exit)
 COMMANDS: dict[str, Command] = {
     "help": Command("/help", "this help", _help),
-    "mode": Command("/mode cot|mcts", "answer by chain of thought or by tree search", _mode),
+    "mode": Command(
+        "/mode cot|mcts|vote", "answer by chain of thought, by tree search, or by a vote of sampled chains", _mode
+    ),
     "set": Command("/set KEY VALUE", "change a setting (list below)", _set),
     "show": Command("/show", "model, settings and context used", _show),
     "tree": Command("/tree", "draw the last search tree again", _tree),
