@@ -260,3 +260,5 @@ def test_save_tree_needs_mcts():
     result = CliRunner().invoke(app, ["ask", "-m", "tiny", "--mode", "cot", "--save-tree", "x.json", "hi"])
     assert result.exit_code == 2
     assert result.stderr.strip() == "marco: error: --save-tree needs --mode mcts (a chain of thought has no tree)"
+    result = CliRunner().invoke(app, ["ask", "-m", "tiny", "--mode", "vote", "--save-tree", "x.json", "hi"])
+    assert result.exit_code == 2 and result.stderr.strip().endswith("(a vote has no tree)")

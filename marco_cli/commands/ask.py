@@ -47,7 +47,9 @@ def ask(
     mode = flags.mode
     runtime, generation, search = flags.runtime(), flags.generation(), flags.search()
     if save_tree is not None and mode is not Mode.MCTS:
-        raise UsageError("--save-tree needs --mode mcts (a chain of thought has no tree)")
+        raise UsageError(
+            f"--save-tree needs --mode mcts (a {'vote' if mode is Mode.VOTE else 'chain of thought'} has no tree)"
+        )
     text = read_input(question)
     choice = o.choose(flags)
     if choice.notice:
