@@ -152,7 +152,21 @@ def test_marco_ask_on_a_renamed_copy_of_the_embedded_model_says_what_it_runs(tmp
     copy = tmp_path / "downloaded.gguf"
     shutil.copyfile(smol_gguf, copy)
     proc = subprocess.run(
-        [sys.executable, "-m", "marco_cli", "ask", "-m", str(copy), "--max-tokens", "4", "--threads", "1", "Hi"],
+        [
+            sys.executable,
+            "-m",
+            "marco_cli",
+            "ask",
+            "-m",
+            str(copy),
+            "--mode",
+            "cot",
+            "--max-tokens",
+            "4",
+            "--threads",
+            "1",
+            "Hi",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -161,7 +161,7 @@ def test_help_shows_metavars_and_whole_summaries(commands):
     assert "-m, --model NAME[:QUANT]|FILE" in ask and "--backend URL" in ask and "--save-tree FILE" in ask
     assert "<str>" not in ask and "<path>" not in ask
     assert "MCTS search:" in ask and "Model runtime:" in ask
-    assert "[default: cot]" in ask and "[default: cot]" in CliRunner().invoke(app, ["chat", "--help"]).stdout
+    assert "[default: mcts]" in ask and "[default: cot]" in CliRunner().invoke(app, ["chat", "--help"]).stdout
     replay = CliRunner().invoke(app, ["replay", "--help"]).stdout
     assert "FILE" in replay and "<path>" not in replay
     dpo = CliRunner().invoke(app, ["export-dpo", "--help"]).stdout

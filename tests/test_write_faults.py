@@ -27,7 +27,7 @@ from marco_cli.core.errors import OutputError
 from marco_cli.evaluation.results import JsonlWriter
 from marco_cli.treefile.io import options_dict, save_tree
 
-TINY = ["-m", "tiny", "--threads", "1", "--max-tokens", "4", "--ctx", "1024"]
+TINY = ["-m", "tiny", "--mode", "cot", "--threads", "1", "--max-tokens", "4", "--ctx", "1024"]
 
 
 def one_line(proc, code: int, *texts: str) -> str:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ._display import SearchDisplay
 
 
-@o.settings_flags(mode=Mode.COT)
+@o.settings_flags(mode=Mode.MCTS)
 def ask(
     question: Annotated[
         str | None,
