@@ -27,7 +27,7 @@ from marco_cli.core.errors import OutputError
 from marco_cli.evaluation.results import JsonlWriter
 from marco_cli.treefile.io import options_dict, save_tree
 
-TINY = ["-m", "tiny", "--mode", "cot", "--threads", "1", "--max-tokens", "4", "--ctx", "1024"]
+TINY = ["-m", "tiny", "--threads", "1", "--max-tokens", "4", "--ctx", "1024"]
 
 
 def one_line(proc, code: int, *texts: str) -> str:
@@ -154,7 +154,7 @@ def test_results_file_keeps_whole_rows_when_the_disk_fills(full_disk):
 def test_stdout_on_a_full_device_is_one_line(tmp_path):
     with open("/dev/full", "w") as full:
         one_line(marco("models", "--json", stdout=full), 1, "stdout", "no space left")
-        one_line(marco("ask", *TINY, "hi", stdout=full), 1, "stdout", "no space left")
+        one_line(marco("ask", *TINY, "--mode", "cot", "hi", stdout=full), 1, "stdout", "no space left")
         one_line(marco("translate", *TINY, "--to", "en", "hola", stdout=full), 1, "stdout", "no space left")
 
 
@@ -171,7 +171,7 @@ def test_closed_stdout_is_one_line():
         )
 
     one_line(closed("models", "--json"), 1, "stdout is closed")
-    one_line(closed("ask", *TINY, "hi", "--json"), 1, "stdout is closed")
+    one_line(closed("ask", *TINY, "--mode", "cot", "hi", "--json"), 1, "stdout is closed")
 
 
 def test_files_are_written_only_through_the_two_safe_writers():
