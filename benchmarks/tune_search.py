@@ -38,7 +38,7 @@ from benchmarks.results_files import ResultsError, last_per_question, read_all
 from marco_cli.backends.base import StopReason
 from marco_cli.evaluation.answers import is_correct
 from marco_cli.evaluation.stats import wilson_interval
-from marco_cli.search.final import best_rollout
+from marco_cli.search.final import best_rollout, voted_rollout
 from marco_cli.search.result import Rollout
 from marco_cli.search.vote import agreed, tally
 
@@ -127,8 +127,7 @@ def replay(record: Recorded, budget: int, share: float | None, minimum: int) -> 
     seen = list(record.rollouts[:end])
     if not seen:  # the budget ends before any rollout was scored
         return Outcome(False, False, 0, stopped)
-    leader = tally(seen).leader
-    chosen_vote = best_rollout([seen[i] for i in leader.indices]) if leader else best_rollout(seen)
+    chosen_vote = voted_rollout(seen)
     chosen_best = best_rollout(seen)
 
     def right(chosen: Rollout | None) -> bool:

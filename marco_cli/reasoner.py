@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .backends.base import Backend, Continuation, Handle, Request, Sampling, Stop, StopReason
+from .backends.base import Backend, Continuation, Request, Sampling, Stop, StopReason, TokenCallback
 from .backends.utf8 import whole_character_text
 from .core.errors import ContextOverflowError, ExitCode, MarcoError, ModelNotFoundError, UsageError
 from .core.settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
@@ -381,18 +381,20 @@ class Reasoner:
         question = check_question(question)
         started = time.perf_counter()
         tokens, opened = self._prompt(question, generation.system)  # as in ask()
-        backend = self.backend
-        root = backend.root(tokens)
         sampling = Sampling(temperature=generation.temperature, top_p=generation.top_p)
-        requests = self._chains(root, k, sampling, generation.seed, generation.max_tokens, generation.loop_guard)
-        try:
-            conts = backend.extend(requests)
-        except KeyboardInterrupt:
-            raise Interrupted(self._answer(question, "", len(tokens), 0, started, interrupted=True)) from None
-        finally:
-            backend.release(root)
+        _, chains = self._chains(
+            question,
+            tokens,
+            opened,
+            started,
+            k,
+            sampling,
+            generation.seed,
+            generation.max_tokens,
+            generation.loop_guard,
+        )
         seconds = time.perf_counter() - started
-        return [replace(self._generated(question, c, len(tokens), started, opened), seconds=seconds) for c in conts]
+        return [replace(chain, seconds=seconds) for chain in chains]
 
     def _ask_vote(
         self,
@@ -410,36 +412,42 @@ class Reasoner:
         the best chain of the heaviest group. A looped chain is worth 0 and does
         not vote. There is no partial vote: Ctrl-C ends it with nothing."""
         from .search.events import token_progress
-        from .search.final import best_rollout
+        from .search.final import voted_rollout
         from .search.result import Rollout
-        from .search.scoring import path_value
+        from .search.scoring import finished_value
         from .search.vote import answer_key, tally
 
-        backend = self.backend
-        root = backend.root(tokens)
         sampling = Sampling(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
-        requests = self._chains(
-            root, settings.samples, sampling, settings.seed, settings.max_tokens, settings.loop_guard
+        conts, chains = self._chains(
+            question,
+            tokens,
+            opened,
+            started,
+            settings.samples,
+            sampling,
+            settings.seed,
+            settings.max_tokens,
+            settings.loop_guard,
+            token_progress(observer),
         )
-        try:
-            conts = backend.extend(requests, token_progress(observer))
-        except KeyboardInterrupt:
-            raise Interrupted(self._answer(question, "", len(tokens), 0, started, interrupted=True)) from None
-        finally:
-            backend.release(root)
-        chains = [self._generated(question, c, len(tokens), started, opened) for c in conts]
-        scored = []
-        for cont, chain in zip(conts, chains):
-            value = (
-                0.0
-                if cont.stop is StopReason.LOOP
-                else path_value(cont.tokens, cont.confidences, settings.value_span, backend.detokenize, self.reasoning)
+        detokenize = self.backend.detokenize
+        scored = [
+            Rollout(
+                0,
+                cont.tokens,
+                cont.confidences,
+                finished_value(
+                    cont.tokens, cont.confidences, cont.stop, settings.value_span, detokenize, self.reasoning
+                ),
+                cont.stop,
+                len(cont.tokens),
+                answer_key(chain.text, cont.stop, self.reasoning),
             )
-            key = answer_key(chain.text, cont.stop, self.reasoning)
-            scored.append(Rollout(0, cont.tokens, cont.confidences, value, cont.stop, len(cont.tokens), key))
+            for cont, chain in zip(conts, chains)
+        ]
         votes = tally(scored)
         leader = votes.leader
-        best = best_rollout([scored[i] for i in leader.indices] if leader else scored)
+        best = voted_rollout(scored)
         assert best is not None  # samples >= 1
         index = next(i for i, r in enumerate(scored) if r is best)
         vote = {
@@ -461,11 +469,24 @@ class Reasoner:
         )
 
     def _chains(
-        self, root: Handle, k: int, sampling: Sampling, seed: int, max_tokens: int, loop_guard: bool
-    ) -> list[Request]:
-        """``k`` sampled chains of thought from ``root``, chain ``i`` seeded by
-        ``seed + i``: a chain does not depend on ``k`` or on its batch."""
-        return [
+        self,
+        question: str,
+        tokens: list[int],
+        opened: str,
+        started: float,
+        k: int,
+        sampling: Sampling,
+        seed: int,
+        max_tokens: int,
+        loop_guard: bool,
+        on_token: TokenCallback | None = None,
+    ) -> tuple[list[Continuation], list[Answer]]:
+        """``k`` chains of thought sampled from one evaluated prompt in one batch
+        (``sample`` and ``--mode vote``); chain ``i`` is seeded by ``seed + i``,
+        so it does not depend on ``k`` or on its batch. Ctrl-C: nothing."""
+        backend = self.backend
+        root = backend.root(tokens)
+        requests = [
             Request(
                 root,
                 max_tokens=max_tokens,
@@ -476,6 +497,13 @@ class Reasoner:
             )
             for i in range(k)
         ]
+        try:
+            conts = backend.extend(requests, on_token)
+        except KeyboardInterrupt:
+            raise Interrupted(self._answer(question, "", len(tokens), 0, started, interrupted=True)) from None
+        finally:
+            backend.release(root)
+        return conts, [self._generated(question, c, len(tokens), started, opened) for c in conts]
 
     def _generated(self, question: str, cont: Continuation, n_prompt: int, started: float, opened: str) -> Answer:
         """The answer one finished chain of thought gives (``ask`` and ``sample``)."""

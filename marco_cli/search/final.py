@@ -75,6 +75,14 @@ def best_rollout(rollouts: list[Rollout]) -> Rollout | None:
     return best
 
 
+def voted_rollout(rollouts: list[Rollout]) -> Rollout | None:
+    """``--pick vote``'s choice: the best rollout of the heaviest answer group,
+    or the best rollout of all when none gave an answer. ``--mode vote`` and
+    ``benchmarks/tune_search.py`` choose the same way."""
+    leader = tally(rollouts).leader
+    return best_rollout([rollouts[i] for i in leader.indices] if leader else rollouts)
+
+
 def from_rollout(search: MCTS, rollout: Rollout) -> Answer:
     return Answer(
         search.nodes[rollout.node_id], rollout.tokens, rollout.confidences, rollout.value, True, stop=rollout.stop
@@ -108,10 +116,9 @@ def _best_value(search: MCTS) -> Answer:
 
 
 def _vote(search: MCTS) -> Answer:
-    leader = tally(search.rollouts).leader
-    if leader is None:
-        return _best_value(search)
-    best = best_rollout([search.rollouts[i] for i in leader.indices])
+    if tally(search.rollouts).leader is None:
+        return _best_value(search)  # may be a partial path: no rollout finished
+    best = voted_rollout(search.rollouts)
     assert best is not None
     return from_rollout(search, best)
 

@@ -47,7 +47,7 @@ from .events import (
 )
 from .node import Node
 from .result import Rollout, StoppedBy
-from .scoring import path_value, token_confidences
+from .scoring import finished_value, token_confidences
 from .vote import agreed, answer_key, tally
 
 _SEED_LIMIT = 2**31 - 1
@@ -170,9 +170,9 @@ class MCTS:
 
     def value(self, tokens: Sequence[int], confidences: Sequence[float | None], stop: StopReason | None) -> float:
         """Eq. 2 value of a path; 0 when it looped (below any path that ended normally)."""
-        if stop is StopReason.LOOP:
-            return 0.0
-        return path_value(tokens, confidences, self.settings.value_span, self.backend.detokenize, self.reasoning)
+        return finished_value(
+            tokens, confidences, stop, self.settings.value_span, self.backend.detokenize, self.reasoning
+        )
 
     def score(self, node: Node, ending: Ending | None) -> float:
         """Record a finished path through ``node`` and return its value."""

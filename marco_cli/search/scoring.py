@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..backends.base import StopReason
 from ..core.settings import ValueSpan
 from ..formats.reasoning import MARCO, ReasoningFormat
 
@@ -63,6 +64,21 @@ def output_span(
     # The token holding the first character of the closing tag is not content.
     end = _first_prefix(n, lambda k: len(detokenize(tokens[:k])) > close_at) - 1
     return start, max(start, end)
+
+
+def finished_value(
+    tokens: Sequence[int],
+    confidences: Sequence[float | None],
+    stop: StopReason | None,
+    span: ValueSpan,
+    detokenize: Callable[[Sequence[int]], str],
+    reasoning: ReasoningFormat = MARCO,
+) -> float:
+    """Eq. 2 value of a finished path; 0 when it looped (below any path that
+    ended normally). A search's rollouts and ``--mode vote``'s chains alike."""
+    if stop is StopReason.LOOP:
+        return 0.0
+    return path_value(tokens, confidences, span, detokenize, reasoning)
 
 
 def path_value(
