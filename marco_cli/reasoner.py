@@ -18,7 +18,7 @@ from .core.errors import ContextOverflowError, ExitCode, MarcoError, ModelNotFou
 from .core.settings import GenerationSettings, Mode, RuntimeSettings, SearchSettings
 from .formats.prompts import Message, PromptPart, build_messages, render_chat_parts
 from .formats.reasoning import MARCO, ReasoningFormat
-from .models.registry import Registry, ResolvedModel, backend_target, is_bare_file, resolve, with_backend
+from .models.registry import Registry, ResolvedModel, backend_target, resolve, with_backend
 
 if TYPE_CHECKING:
     from .search import Observer, SearchResult
@@ -171,7 +171,7 @@ def choose_model(registry: Registry, spec: str | None, *, backend: str | None = 
     if spec:
         model = resolve(registry, spec)
         _require_on_disk(model)
-        if is_bare_file(model):
+        if model.by_path:
             from .models.file_identity import identify_file
 
             known = identify_file(registry, model)

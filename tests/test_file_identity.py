@@ -15,7 +15,7 @@ import pytest
 from marco_cli.formats.reasoning import Reasoning
 from marco_cli.models.file_identity import identify_file
 from marco_cli.models.gguf_header import read_strings
-from marco_cli.models.registry import is_bare_file, parse_registry, resolve
+from marco_cli.models.registry import parse_registry, resolve
 from marco_cli.reasoner import choose_model
 
 REGISTRY = """
@@ -91,7 +91,7 @@ def test_a_file_named_as_a_registry_quant_runs_in_that_entrys_formats(tmp_path):
     path = tmp_path / "Marco-o1-Q4_K_M.gguf"
     path.write_bytes(b"not read: the name is enough")
     model = resolve(registry(), str(path))
-    assert is_bare_file(model) and model.entry.reasoning is Reasoning.NONE
+    assert model.by_path and model.entry.reasoning is Reasoning.NONE
     found = identify_file(registry(), model)
     assert found.model.path == path and found.model.label == "Marco-o1-Q4_K_M.gguf"
     assert found.model.entry.reasoning is Reasoning.MARCO

@@ -148,6 +148,9 @@ class ResolvedModel:
     entry: ModelEntry
     quant_file: QuantFile | None = None
     remote: RemoteTarget | None = None  # set: runs on that server, ``path`` means nothing
+    # A bare path ``resolve`` knew nothing more about; models/file_identity.py
+    # finds its formats from what the file says it is.
+    by_path: bool = False
 
     @property
     def label(self) -> str:
@@ -447,14 +450,6 @@ def with_backend(model: ResolvedModel, base_url: str) -> ResolvedModel:
     return replace(model, remote=target, path=Path("remote") / model.name)
 
 
-BARE_FILE = "local file"  # the description of a model given by path, before models/file_identity.py
-
-
-def is_bare_file(model: ResolvedModel) -> bool:
-    """A path ``resolve`` knew nothing more about: no registry entry's formats yet."""
-    return model.remote is None and model.entry.description == BARE_FILE and model.entry.path == str(model.path)
-
-
 def _looks_like_path(spec: str) -> bool:
     return spec.lower().endswith(".gguf") or os.sep in spec or spec.startswith(".")
 
@@ -466,7 +461,7 @@ def resolve(registry: Registry, spec: str) -> ResolvedModel:
         raise UsageError("the model name is empty")
     if _looks_like_path(spec) and spec.lower() not in registry.models:
         path = Path(spec).expanduser()
-        entry = ModelEntry(name=path.stem, path=str(path), description=BARE_FILE)
-        return ResolvedModel(path.name, None, path, entry)
+        entry = ModelEntry(name=path.stem, path=str(path), description="local file")
+        return ResolvedModel(path.name, None, path, entry, by_path=True)
     name, _, quant = spec.partition(":")
     return resolve_entry(registry.lookup(name), quant or None)
